@@ -1,0 +1,232 @@
+"""The ``cvgrade`` command line: grading, practice, validation.
+
+Exit codes: 0 passed, 1 graded but not passed, 2 bad input or challenge,
+3 not gradable because something of ours failed. Each ``CvgradeError`` knows
+its code (``grader.errors``); this module only maps them to the process exit.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from grader.challenge import Challenge, list_challenge_ids, load_challenge
+from grader.errors import CvgradeError
+from grader.grading import GradeOptions, grade_submission, run_public_checks
+from grader.practice import practice_challenge_id, practice_submission, start_practice
+from grader.report import print_result, print_summary
+from grader.results import GradeResult
+from grader.validate import validate_challenge
+
+app = typer.Typer(
+    name="cvgrade",
+    help="Grade computer-vision coding challenges against hidden checks, in a sandbox.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+BackendOption = Annotated[str, typer.Option("--backend", help="Sandbox backend: local.")]
+IsolationOption = Annotated[
+    str,
+    typer.Option(
+        "--isolation",
+        help="Local sandbox isolation: auto (bubblewrap if installed), bwrap, or process (practice only).",
+    ),
+]
+ChallengesDirOption = Annotated[
+    Path | None,
+    typer.Option("--challenges-dir", help="Folder of challenges (default: $CVGRADE_CHALLENGES_DIR or ./challenges)."),
+]
+
+
+def _options(backend: str, isolation: str) -> GradeOptions:
+    if isolation not in ("auto", "bwrap", "process"):
+        raise typer.BadParameter("--isolation must be auto, bwrap or process")
+    return GradeOptions(backend=backend, isolation=isolation)  # type: ignore[arg-type]
+
+
+def _fail(err: CvgradeError) -> None:
+    errors.print(f"[bold red]error:[/bold red] {err}", highlight=False)
+    raise typer.Exit(err.exit_code)
+
+
+def _worst_exit(codes: list[int]) -> int:
+    """3 beats 2 beats 1 beats 0: the exit code says the worst thing that happened."""
+    return max(codes, default=0)
+
+
+@app.command()
+def grade(
+    submissions: Annotated[list[Path], typer.Argument(help="A .py file, a .ipynb, a folder or a .zip; several allowed.")],
+    challenge: Annotated[str, typer.Option("--challenge", "-c", help="Challenge id or folder.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per submission.")] = False,
+    backend: BackendOption = "local",
+    isolation: IsolationOption = "auto",
+    challenges_dir: ChallengesDirOption = None,
+) -> None:
+    """Grade submissions against a challenge's hidden checks."""
+    options = _options(backend, isolation)
+    try:
+        loaded = load_challenge(challenge, challenges_dir)
+    except CvgradeError as err:
+        _fail(err)
+        return
+    codes: list[int] = []
+    rows: list[tuple[str, GradeResult | str]] = []
+    for submission in submissions:
+        try:
+            result = grade_submission(submission, loaded, options)
+        except CvgradeError as err:
+            errors.print(f"[bold red]error:[/bold red] {submission}: {err}", highlight=False)
+            codes.append(err.exit_code)
+            rows.append((str(submission), str(err)))
+            continue
+        codes.append(result.exit_code)
+        rows.append((str(submission), result))
+        if as_json:
+            sys.stdout.write(result.model_dump_json() + "\n")
+        else:
+            print_result(console, result)
+    if len(submissions) > 1 and not as_json:
+        print_summary(console, rows)
+    raise typer.Exit(_worst_exit(codes))
+
+
+@app.command()
+def challenges(challenges_dir: ChallengesDirOption = None) -> None:
+    """List the challenges."""
+    table = Table(title="Challenges", title_justify="left")
+    for column in ("id", "level", "version", "title", "checks", "pass mark"):
+        table.add_column(column)
+    for challenge_id in list_challenge_ids(challenges_dir):
+        try:
+            loaded = load_challenge(challenge_id, challenges_dir)
+        except CvgradeError as err:
+            table.add_row(challenge_id, "", "", f"[red]invalid: {err}[/red]", "", "")
+            continue
+        info = loaded.spec.challenge
+        table.add_row(info.id, info.level, info.version, info.title,
+                      str(len(loaded.spec.checks)), f"{info.pass_mark:.0%}")
+    console.print(table)
+
+
+@app.command()
+def start(
+    challenge: Annotated[str, typer.Argument(help="Challenge id.")],
+    folder: Annotated[Path, typer.Argument(help="Where to put the statement, starter and public tests.")],
+    force: Annotated[bool, typer.Option("--force", help="Write into a folder that is not empty.")] = False,
+    challenges_dir: ChallengesDirOption = None,
+) -> None:
+    """Start practising: copy the statement, the starter and the public tests to FOLDER."""
+    try:
+        loaded = load_challenge(challenge, challenges_dir)
+        written = start_practice(loaded, folder, force=force)
+    except CvgradeError as err:
+        _fail(err)
+        return
+    for path in written:
+        console.print(f"  wrote {path}", highlight=False)
+    console.print(
+        f"Read {folder / 'README.md'}, edit {folder / 'solution.py'}, then run: cvgrade test {folder}",
+        highlight=False,
+    )
+
+
+@app.command()
+def test(
+    folder: Annotated[Path, typer.Argument(help="A folder made by `cvgrade start`.")],
+    challenge: Annotated[str | None, typer.Option("--challenge", "-c")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    backend: BackendOption = "local",
+    isolation: IsolationOption = "auto",
+    challenges_dir: ChallengesDirOption = None,
+) -> None:
+    """Run the public checks on your solution, through the same judge and sandbox as grading."""
+    try:
+        challenge_id = challenge or practice_challenge_id(folder)
+        if challenge_id is None:
+            raise typer.BadParameter(f"{folder} was not made by `cvgrade start`; pass --challenge")
+        loaded = load_challenge(challenge_id, challenges_dir)
+        result = run_public_checks(practice_submission(folder), loaded, _options(backend, isolation))
+    except CvgradeError as err:
+        _fail(err)
+        return
+    if as_json:
+        sys.stdout.write(result.model_dump_json() + "\n")
+    else:
+        print_result(console, result)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def validate(
+    challenge_ids: Annotated[list[str] | None, typer.Argument(help="Challenge ids (default: all).")] = None,
+    backend: BackendOption = "local",
+    isolation: IsolationOption = "auto",
+    challenges_dir: ChallengesDirOption = None,
+) -> None:
+    """Check that challenges tell right from wrong: reference, starter and known-bad solutions."""
+    ids = challenge_ids or list_challenge_ids(challenges_dir)
+    ok = True
+    for challenge_id in ids:
+        try:
+            loaded = load_challenge(challenge_id, challenges_dir)
+        except CvgradeError as err:
+            _fail(err)
+            return
+        console.print(f"[bold]validating {loaded.id} v{loaded.version}[/bold]")
+        report = validate_challenge(loaded, _options(backend, isolation),
+                                    progress=lambda line: console.print(f"  {line}", highlight=False))
+        ok = ok and report.ok
+        console.print("[green]  valid[/green]" if report.ok else f"[red]  {len(report.problems)} problem(s)[/red]")
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def demo(
+    backend: BackendOption = "local",
+    isolation: IsolationOption = "auto",
+    challenges_dir: ChallengesDirOption = None,
+) -> None:
+    """Grade each challenge's sample submissions (reference, starter .py and .ipynb) and print verdicts."""
+    options = _options(backend, isolation)
+    rows: list[tuple[str, GradeResult | str]] = []
+    for challenge_id in list_challenge_ids(challenges_dir):
+        loaded = load_challenge(challenge_id, challenges_dir)
+        for sample in _samples(loaded):
+            label = f"{loaded.id}: {sample.relative_to(loaded.root)}"
+            console.print(f"grading {label} ...", highlight=False)
+            try:
+                rows.append((label, grade_submission(sample, loaded, options)))
+            except CvgradeError as err:
+                rows.append((label, str(err)))
+    print_summary(console, rows)
+    errors_seen = [r for _, r in rows if isinstance(r, str) or r.status == "error"]
+    raise typer.Exit(3 if errors_seen else 0)
+
+
+def _samples(challenge: Challenge) -> list[Path]:
+    candidates = [
+        challenge.reference_dir / "solution.py",
+        challenge.starter_dir / "solution.py",
+        challenge.starter_dir / "solution.ipynb",
+    ]
+    candidates += sorted((challenge.root / "samples").glob("*")) if (challenge.root / "samples").is_dir() else []
+    return [path for path in candidates if path.exists()]
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The judge: a trusted pytest process that runs checks against a sandboxed solution."""

@@ -1,0 +1,199 @@
+"""The judge's pytest plugin: fixtures, per-check deadlines and the judge's own record.
+
+The verdict comes only from what this plugin writes to the records file, which
+lives where the candidate cannot reach. A check counts as passed only when its
+setup and call both passed here; skipped, xfailed, crashed and missing checks
+are failures. Messages for hidden checks carry the check's own assertion
+message, never pytest's introspection of hidden expressions and values.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grader.judge.proxy import CheckClock, Recorder, RemoteSolution
+from harness.sandbox import SandboxUnavailable
+from harness.session import CallFailure, WorkerSession
+
+MAX_MESSAGE_CHARS = 2000
+
+
+class JudgePlugin:
+    """Registered by ``grader.judge.runner``; one instance per judge run."""
+
+    def __init__(
+        self,
+        *,
+        records_path: Path,
+        timeouts_s: dict[str, float],
+        default_timeout_s: float,
+        run_deadline: float,
+        hidden: bool,
+        candidate: WorkerSession,
+        reference: WorkerSession | None,
+    ) -> None:
+        self._records = records_path.open("a", encoding="utf-8")
+        self._timeouts_s = timeouts_s
+        self._default_timeout_s = default_timeout_s
+        self._run_deadline = run_deadline
+        self._hidden = hidden
+        self._candidate = candidate
+        self._reference = reference
+        self._clock = CheckClock()
+        self._recorder = Recorder()
+        self._phases: dict[str, dict[str, Any]] = {}
+        self._prestart = threading.Thread(target=self._warm_up, daemon=True)
+
+    # ------------------------------------------------------------------ worker start-up
+
+    def _warm_up(self) -> None:
+        # Importing the submission overlaps with pytest importing the checks.
+        try:
+            self._candidate.start()
+        except (CallFailure, SandboxUnavailable):
+            pass  # reported by the first check that calls the candidate
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self._prestart.start()
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self._prestart.join(timeout=1)
+        self._write({
+            "kind": "session",
+            "candidate_versions": self._candidate.hello.versions if self._candidate.hello else {},
+            "worker_starts": self._candidate.stats.starts,
+            "failures": dict(self._candidate.stats.failures),
+        })
+        self._candidate.close()
+        if self._reference is not None:
+            self._reference.close()
+        self._records.close()
+
+    # ------------------------------------------------------------------ fixtures
+
+    @pytest.fixture
+    def candidate(self) -> RemoteSolution:
+        self._prestart.join()
+        return RemoteSolution(self._candidate, self._clock, "candidate")
+
+    @pytest.fixture
+    def reference(self) -> RemoteSolution:
+        if self._reference is None:
+            raise RuntimeError("the reference solution is not available to public tests")
+        return RemoteSolution(self._reference, self._clock, "reference")
+
+    @pytest.fixture
+    def record(self) -> Recorder:
+        return self._recorder
+
+    # ------------------------------------------------------------------ running checks
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+        if time.monotonic() > self._run_deadline:
+            self._write({
+                "kind": "check", "nodeid": _short_id(item), "passed": False,
+                "outcome": "timed_out", "duration_s": 0.0, "metrics": {},
+                "message": "not run: the whole run's time limit was reached", "detail": "",
+                "infrastructure": False,
+            })
+            return True
+        timeout = self._timeouts_s.get(_short_id(item), self._default_timeout_s)
+        self._clock.timeout_s = timeout
+        self._clock.deadline = time.monotonic() + timeout
+        self._recorder.metrics = {}
+        self._phases[item.nodeid] = {"started": time.monotonic()}
+        return None
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, Any, None]:
+        outcome = yield
+        report: pytest.TestReport = outcome.get_result()
+        state = self._phases.setdefault(item.nodeid, {"started": time.monotonic()})
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            state["passed"] = report.passed and not hasattr(report, "wasxfail")
+            state.update(self._explain(report, call))
+        if report.when == "teardown":
+            self._finish(item, state)
+
+    def _explain(self, report: pytest.TestReport, call: pytest.CallInfo[None]) -> dict[str, Any]:
+        if report.passed and not hasattr(report, "wasxfail"):
+            return {"message": "", "detail": "", "outcome": "ok", "infrastructure": False}
+        if report.skipped or hasattr(report, "wasxfail"):
+            return {"message": "the check was skipped; skipped checks count as failed",
+                    "detail": "", "outcome": "skipped", "infrastructure": False}
+        error = call.excinfo.value if call.excinfo is not None else None
+        if isinstance(error, CallFailure):
+            detail = "\n".join(part for part in (error.detail, _output_block(error.output)) if part)
+            return {"message": error.message, "detail": detail[-MAX_MESSAGE_CHARS:],
+                    "outcome": str(error.outcome), "infrastructure": False}
+        if isinstance(error, SandboxUnavailable):
+            return {"message": f"the sandbox failed: {error}", "detail": "",
+                    "outcome": "error", "infrastructure": True}
+        if not self._hidden:
+            return {"message": _first_line(str(error)) if error else "check failed",
+                    "detail": report.longreprtext[-MAX_MESSAGE_CHARS:], "outcome": "failed",
+                    "infrastructure": False}
+        if isinstance(error, AssertionError):
+            message = str(error).strip() or "the check's condition did not hold"
+            return {"message": message[:MAX_MESSAGE_CHARS], "detail": "", "outcome": "failed",
+                    "infrastructure": False}
+        # Any other exception in a hidden check: name it, but do not print hidden values.
+        name = type(error).__name__ if error is not None else "an error"
+        return {"message": f"the check could not use the solution's result ({name})",
+                "detail": "", "outcome": "failed", "infrastructure": False}
+
+    def _finish(self, item: pytest.Item, state: dict[str, Any]) -> None:
+        self._clock.deadline = None
+        self._write({
+            "kind": "check",
+            "nodeid": _short_id(item),
+            "passed": bool(state.get("passed", False)),
+            "outcome": state.get("outcome", "failed"),
+            "message": state.get("message", "the check did not report"),
+            "detail": state.get("detail", ""),
+            "infrastructure": bool(state.get("infrastructure", False)),
+            "duration_s": round(time.monotonic() - state["started"], 4),
+            "metrics": dict(self._recorder.metrics),
+        })
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self._records.write(json.dumps(record) + "\n")
+        self._records.flush()
+
+
+def _short_id(item: pytest.Item) -> str:
+    """``test_file.py::test_name`` relative to the checks folder."""
+    path = Path(str(item.path)).name
+    return f"{path}::{item.name}"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:MAX_MESSAGE_CHARS] if text.strip() else "check failed"
+
+
+def _output_block(output: str) -> str:
+    return f"--- output of the solution (last lines) ---\n{output}" if output.strip() else ""
+
+
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Read the records a judge wrote (trusted JSON lines; a torn last line is ignored)."""
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                yield record

@@ -1,0 +1,102 @@
+"""The ``candidate`` and ``reference`` fixtures: remote proxies for a submission.
+
+``candidate.box_iou(a, b)`` sends the call to the sandboxed worker through a
+``WorkerSession`` and returns plain data. Each call is limited by what is left
+of the current check's time, so a check that times out fails alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from harness.sandbox import Outcome
+from harness.session import CallFailure, WorkerSession
+
+
+class CheckClock:
+    """The deadline of the check that is running now, on the judge's monotonic clock."""
+
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+        self.timeout_s: float = 0.0
+
+    def remaining_s(self) -> float:
+        if self.deadline is None:
+            return 3600.0
+        return self.deadline - time.monotonic()
+
+
+class RemoteSolution:
+    """Calls into one sandboxed solution. Attribute access returns a remote function."""
+
+    def __init__(self, session: WorkerSession, clock: CheckClock, label: str) -> None:
+        self._session = session
+        self._clock = clock
+        self._label = label
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def remote(*args: Any, **kwargs: Any) -> Any:
+            return self.call(name, *args, **kwargs)
+
+        remote.__name__ = name
+        return remote
+
+    def _timeout(self, requested_s: float | None) -> float:
+        remaining = self._clock.remaining_s()
+        if remaining <= 0:
+            raise CallFailure(
+                Outcome.TIMED_OUT, f"the check's time limit of {self._clock.timeout_s:g} s was used up"
+            )
+        return remaining if requested_s is None else min(requested_s, remaining)
+
+    def _precheck(self, function: str) -> None:
+        hello = self._session.start()
+        problem = hello.problems.get(function, "")
+        if problem:
+            raise CallFailure(Outcome.RAISED, problem)
+
+    def call(self, function: str, *args: Any, timeout_s: float | None = None, **kwargs: Any) -> Any:
+        """Call ``function`` remotely and return its value."""
+        self._precheck(function)
+        return self._session.call(function, list(args), kwargs, self._timeout(timeout_s)).value
+
+    def timed(
+        self, function: str, *args: Any, timeout_s: float | None = None, **kwargs: Any
+    ) -> tuple[Any, float]:
+        """Call ``function`` remotely; return its value and the round trip in seconds (judge's clock)."""
+        self._precheck(function)
+        reply = self._session.call(function, list(args), kwargs, self._timeout(timeout_s))
+        return reply.value, reply.seconds
+
+    def call_with_inputs(
+        self, function: str, *args: Any, timeout_s: float | None = None, **kwargs: Any
+    ) -> tuple[Any, list[Any]]:
+        """Call ``function``; return its value and its positional arguments as left after the call."""
+        self._precheck(function)
+        reply = self._session.call(
+            function, list(args), kwargs, self._timeout(timeout_s), echo_args=True
+        )
+        assert reply.args_after is not None
+        return reply.value, reply.args_after
+
+    def ping(self) -> float:
+        """An empty round trip in seconds."""
+        return self._session.ping(self._timeout(None))
+
+    def __repr__(self) -> str:
+        return f"<remote {self._label} solution>"
+
+
+class Recorder:
+    """The ``record`` fixture: metrics a check adds to the result."""
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, float | str] = {}
+
+    def metric(self, name: str, value: float | str) -> None:
+        self.metrics[name] = value

@@ -1,0 +1,93 @@
+"""Entry point of the judge process: ``python -m grader.judge.runner SPEC.json``.
+
+The grader starts this process with a spec it wrote to a private folder. The
+judge starts the candidate's worker (and the reference's, when checks ask for
+it) through the harness, runs pytest over the checks with ``JudgePlugin``, and
+writes its record of each check to ``records_path``. Its exit code only says
+whether the judge itself worked; verdicts live in the records.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from grader.judge.plugin import JudgePlugin
+from harness.backends import make_sandbox
+from harness.sandbox import Limits, WorkerSpec
+from harness.session import WorkerSession
+
+EXIT_OK = 0
+EXIT_JUDGE_FAILED = 3
+
+
+def worker_spec(data: dict[str, Any], label: str) -> WorkerSpec:
+    return WorkerSpec(
+        workspace=Path(data["workspace"]),
+        entry=data.get("entry"),
+        cells=data.get("cells"),
+        functions=data["functions"],
+        limits=Limits(**data["limits"]),
+        label=label,
+    )
+
+
+def run(spec: dict[str, Any]) -> int:
+    started = time.monotonic()
+    sandbox = make_sandbox(spec["sandbox"])
+    candidate = WorkerSession(sandbox, worker_spec(spec["candidate"], "candidate"))
+    reference = (
+        WorkerSession(sandbox, worker_spec(spec["reference"], "reference"))
+        if spec.get("reference") else None
+    )
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        candidate.close()
+        if reference is not None:
+            reference.close()
+        raise SystemExit(EXIT_JUDGE_FAILED)
+
+    signal.signal(signal.SIGTERM, stop)
+    plugin = JudgePlugin(
+        records_path=Path(spec["records_path"]),
+        timeouts_s=spec["timeouts_s"],
+        default_timeout_s=spec["default_timeout_s"],
+        run_deadline=started + spec["run_timeout_s"],
+        hidden=spec["hidden"],
+        candidate=candidate,
+        reference=reference,
+    )
+    tests_dir = Path(spec["tests_dir"])
+    ini = Path(spec["records_path"]).parent / "judge-pytest.ini"
+    ini.write_text("[pytest]\n")
+    args = [
+        "-c", str(ini), "--rootdir", str(tests_dir), "-p", "no:cacheprovider",
+        "--import-mode=importlib", "-q", "--no-header", "-rN",
+        "--assert=plain" if spec["hidden"] else "--assert=rewrite",
+    ]
+    selection = spec.get("selection")
+    args += [str(tests_dir / node) for node in selection] if selection else [str(tests_dir)]
+    try:
+        code = pytest.main(args, plugins=[plugin])
+    finally:
+        candidate.close()
+        if reference is not None:
+            reference.close()
+    # pytest's own codes: 0 all passed, 1 some failed, 5 none collected; others are our problem.
+    return EXIT_OK if code in (0, 1) else EXIT_JUDGE_FAILED
+
+
+def main() -> None:
+    spec = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    sys.exit(run(spec))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""The result of grading one submission, as a person and a machine read it.
+
+Field names follow Gradescope's ``results.json`` (``score``, ``max_score``,
+``tests`` with ``name``, ``score``, ``max_score``, ``status``, ``output``,
+``visibility``) so that platform can consume it; the rest is ours.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from grader.scoring import Verdict
+
+SCHEMA_VERSION = 1
+
+
+class TestResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    number: str
+    score: float
+    max_score: float
+    status: Literal["passed", "failed"]
+    output: str
+    visibility: str
+    gate: bool
+    outcome: str
+    description: str
+    duration_s: float
+
+
+class GradeResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    score: float | None
+    max_score: float
+    passed: bool
+    status: Literal["graded", "error"]
+    error: str | None = None
+    output: str
+    failed_gates: list[str]
+    tests: list[TestResult]
+    metrics: dict[str, Any]
+    limits: dict[str, Any]
+    environment: dict[str, Any]
+    challenge: dict[str, str]
+    submission: dict[str, Any]
+    feedback: list[str]
+    duration_s: float
+
+    @property
+    def exit_code(self) -> int:
+        """0 passed, 1 graded but not passed, 3 not gradable (our failure)."""
+        if self.status == "error":
+            return 3
+        return 0 if self.passed else 1
+
+
+def build_result(
+    verdict: Verdict,
+    *,
+    metrics: dict[str, Any],
+    limits: dict[str, Any],
+    environment: dict[str, Any],
+    challenge: dict[str, str],
+    submission: dict[str, Any],
+    feedback: list[str],
+    duration_s: float,
+) -> GradeResult:
+    tests = []
+    for number, item in enumerate(verdict.checks, start=1):
+        output = item.message if not item.detail else f"{item.message}\n{item.detail}"
+        tests.append(TestResult(
+            name=item.check.name,
+            number=str(number),
+            score=item.score,
+            max_score=item.check.points,
+            status="passed" if item.passed else "failed",
+            output="" if item.passed else output,
+            visibility=item.check.visibility,
+            gate=item.check.gate,
+            outcome=item.outcome,
+            description=item.check.description,
+            duration_s=item.duration_s,
+        ))
+    return GradeResult(
+        score=verdict.score,
+        max_score=verdict.max_score,
+        passed=verdict.passed,
+        status="graded" if verdict.status == "graded" else "error",
+        error=verdict.error,
+        output=_summary(verdict),
+        failed_gates=verdict.failed_gates,
+        tests=tests,
+        metrics=metrics,
+        limits=limits,
+        environment=environment,
+        challenge=challenge,
+        submission=submission,
+        feedback=feedback,
+        duration_s=round(duration_s, 3),
+    )
+
+
+def _summary(verdict: Verdict) -> str:
+    if verdict.status == "error":
+        return f"Not gradable: {verdict.error}. This is our failure, not the submission's."
+    passed = sum(1 for item in verdict.checks if item.passed)
+    line = f"{passed} of {len(verdict.checks)} checks passed, score {verdict.score:g} / {verdict.max_score:g}."
+    if verdict.failed_gates:
+        line += f" Failed gate(s): {', '.join(verdict.failed_gates)}."
+    return line + (" PASSED" if verdict.passed else " NOT PASSED")

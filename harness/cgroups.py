@@ -1,0 +1,134 @@
+"""Memory and process-count limits through Linux control groups (v2, else v1).
+
+A ``Cgroup`` holds one worker and everything it starts. Its limits are enforced
+by the kernel, so a fork storm or a memory bomb stays inside; killing the group
+kills every process in it, including daemons that left the process group.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from contextlib import suppress
+from pathlib import Path
+
+V2_ROOT = Path("/sys/fs/cgroup")
+V1_MEMORY = Path("/sys/fs/cgroup/memory")
+V1_PIDS = Path("/sys/fs/cgroup/pids")
+PARENT_NAME = "cvgrade"
+
+
+class CgroupUnavailable(Exception):
+    """No writable cgroup hierarchy with memory and pids controllers here."""
+
+
+def _v2_usable() -> bool:
+    controllers = V2_ROOT / "cgroup.controllers"
+    if not controllers.exists():
+        return False
+    available = controllers.read_text().split()
+    return "memory" in available and "pids" in available and os.access(V2_ROOT, os.W_OK)
+
+
+def _v1_usable() -> bool:
+    return all(
+        (root / "cgroup.procs").exists() and os.access(root, os.W_OK) for root in (V1_MEMORY, V1_PIDS)
+    )
+
+
+def detect() -> str | None:
+    """'v2', 'v1', or None when this process cannot create limited cgroups."""
+    if _v2_usable():
+        return "v2"
+    if _v1_usable():
+        return "v1"
+    return None
+
+
+class Cgroup:
+    """A fresh control group with a memory cap (swap included) and a pids cap."""
+
+    def __init__(self, memory_mb: int, max_processes: int, version: str | None = None) -> None:
+        self.version = version or detect()
+        if self.version is None:
+            raise CgroupUnavailable("no writable cgroup hierarchy with memory and pids controllers")
+        name = f"run-{uuid.uuid4().hex[:12]}"
+        memory_bytes = str(memory_mb * 1024 * 1024)
+        if self.version == "v2":
+            parent = V2_ROOT / PARENT_NAME
+            parent.mkdir(exist_ok=True)
+            with suppress(OSError):
+                (parent / "cgroup.subtree_control").write_text("+memory +pids")
+            self.dirs = [parent / name]
+            self.dirs[0].mkdir()
+            self._write(self.dirs[0] / "memory.max", memory_bytes)
+            self._write(self.dirs[0] / "memory.swap.max", "0", optional=True)
+            self._write(self.dirs[0] / "pids.max", str(max_processes))
+        else:
+            memory_dir = V1_MEMORY / PARENT_NAME / name
+            pids_dir = V1_PIDS / PARENT_NAME / name
+            memory_dir.mkdir(parents=True)
+            pids_dir.mkdir(parents=True)
+            self.dirs = [memory_dir, pids_dir]
+            self._write(memory_dir / "memory.limit_in_bytes", memory_bytes)
+            self._write(memory_dir / "memory.memsw.limit_in_bytes", memory_bytes, optional=True)
+            self._write(pids_dir / "pids.max", str(max_processes))
+
+    @staticmethod
+    def _write(path: Path, value: str, *, optional: bool = False) -> None:
+        try:
+            path.write_text(value)
+        except OSError:
+            if not optional:
+                raise
+
+    @property
+    def procs_files(self) -> list[Path]:
+        """The files a process writes its pid to, to join this group."""
+        return [d / "cgroup.procs" for d in self.dirs]
+
+    def pids(self) -> set[int]:
+        found: set[int] = set()
+        for procs in self.procs_files:
+            with suppress(OSError):
+                found.update(int(line) for line in procs.read_text().split())
+        return found
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed a process here for exceeding the memory cap."""
+        events = self.dirs[0] / ("memory.events" if self.version == "v2" else "memory.oom_control")
+        with suppress(OSError):
+            for line in events.read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill" and int(value) > 0:
+                    return True
+        return False
+
+    def kill_all(self, timeout_s: float = 5.0) -> None:
+        """SIGKILL every process in the group until it is empty."""
+        if self.version == "v2":
+            with suppress(OSError):
+                (self.dirs[0] / "cgroup.kill").write_text("1")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            pids = self.pids()
+            if not pids or time.monotonic() > deadline:
+                return
+            for pid in pids:
+                with suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.01)
+
+    def remove(self) -> None:
+        self.kill_all()
+        for directory in self.dirs:
+            for _ in range(50):
+                try:
+                    directory.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)

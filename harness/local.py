@@ -1,0 +1,379 @@
+"""The local sandbox backend: a worker process on this machine, fenced in.
+
+Isolation, best first:
+
+- ``bwrap``: bubblewrap namespaces (pid, net, ipc, uts, cgroup), a file system
+  view that holds only the runtime (Python and its packages, read-only), the
+  worker's own control folder and the workspace (read-only) and a size-capped
+  ``/tmp``; an unprivileged user with no capabilities and ``no_new_privs``.
+  Killing the sandbox's first process tears the pid namespace down, so nothing
+  the candidate started survives.
+- ``process``: a plain subprocess in its own session, for machines without
+  bubblewrap (a candidate's laptop). The submission can see this machine's
+  files: fine for practice, not for hiring decisions, and the result says so.
+
+Limits: memory and process count through a cgroup where one can be created,
+else through rlimits set by the worker before it imports the submission; open
+files, file size and core dumps always through rlimits; wall-clock limits are
+kept by the session, from outside; output through a capped pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+from harness import cgroups
+from harness.output import CappedOutput
+from harness.sandbox import ExitInfo, SandboxUnavailable, WorkerSpec
+
+Isolation = Literal["auto", "bwrap", "process"]
+
+_HARNESS_DIR = Path(__file__).resolve().parent
+RUNTIME_FILES = (_HARNESS_DIR / "wire.py", _HARNESS_DIR / "worker" / "candidate_worker.py")
+SANDBOX_UID = 65534  # nobody
+_LIVE_WORKER_PIDS: set[int] = set()
+CONTROL_MOUNT = "/cvgrade"
+WORKSPACE_MOUNT = "/workspace"
+_F_SETPIPE_SZ = 1031
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap")
+
+
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (double-forked daemons) so they can be killed. Linux only."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def _children_of(pid: int) -> list[int]:
+    children: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and int(fields[1]) == pid:
+            children.append(int(entry.name))
+    return children
+
+
+class LocalWorker:
+    """One running worker under the local backend."""
+
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        request_fd: int,
+        reply_fd: int,
+        output: CappedOutput,
+        control_dir: Path,
+        cgroup: cgroups.Cgroup | None,
+        isolation: str,
+    ) -> None:
+        self._popen = popen
+        self.request_fd = request_fd
+        self.reply_fd = reply_fd
+        self._output = output
+        self._control_dir = control_dir
+        self._cgroup = cgroup
+        self._isolation = isolation
+        self._exit: ExitInfo | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    def alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def output(self) -> str:
+        return self._output.text()
+
+    def output_exceeded(self) -> bool:
+        return self._output.exceeded
+
+    def _signal_all(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._popen.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            self._popen.kill()
+        if self._cgroup is not None:
+            self._cgroup.kill_all()
+
+    def kill(self, grace_s: float = 0.0) -> ExitInfo:
+        """Kill the worker and everything it started; idempotent.
+
+        ``grace_s``: how long to wait for a worker that is on its way out to
+        exit by itself, so that its exit status can be reported.
+        """
+        with self._lock:
+            if self._exit is not None:
+                return self._exit
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._popen.wait(timeout=grace_s)
+            already_exited = self._popen.poll() is not None
+            self._signal_all()
+            self._popen.wait()
+            _LIVE_WORKER_PIDS.discard(self._popen.pid)
+            if self._isolation == "process":
+                _kill_adopted_orphans()
+            returncode = self._popen.returncode
+            # A worker that died on its own tells us how; one we killed just now does not.
+            died_by = -returncode if returncode is not None and returncode < 0 else None
+            if returncode is not None and returncode > 128 and self._isolation == "bwrap":
+                died_by = returncode - 128  # bwrap reports the child's signal as 128 + n
+            self._exit = ExitInfo(
+                returncode=returncode if already_exited else None,
+                signal=died_by if already_exited else None,
+                out_of_memory=self._cgroup.oom_killed() if self._cgroup is not None else False,
+                output_limit=self._output.exceeded,
+            )
+            for fd in (self.request_fd, self.reply_fd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._output.join(2.0)
+            if self._cgroup is not None:
+                self._cgroup.remove()
+            shutil.rmtree(self._control_dir, ignore_errors=True)
+            return self._exit
+
+
+def _kill_adopted_orphans() -> None:
+    """Kill processes that were re-parented to us after their parent died (we are a subreaper)."""
+    for pid in _children_of(os.getpid()):
+        if pid in _LIVE_WORKER_PIDS:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+
+class LocalSandbox:
+    """Starts candidate workers on this machine under the best isolation it has."""
+
+    name = "local"
+
+    def __init__(self, isolation: Isolation = "auto", use_cgroups: bool = True) -> None:
+        bwrap = bwrap_path()
+        if isolation == "bwrap" and bwrap is None:
+            raise SandboxUnavailable(
+                "bubblewrap is not installed: install it (Debian: apt-get install bubblewrap) "
+                "or choose --isolation process for practice runs"
+            )
+        self.isolation: str = "bwrap" if isolation in ("auto", "bwrap") and bwrap else "process"
+        self._bwrap = bwrap
+        self._cgroup_version = cgroups.detect() if use_cgroups else None
+        if self.isolation == "process":
+            become_subreaper()
+
+    def describe(self) -> dict[str, Any]:
+        isolated = self.isolation == "bwrap"
+        return {
+            "backend": self.name,
+            "isolation": "bubblewrap namespaces" if isolated else "plain subprocess (no isolation)",
+            "limits_enforced_by": (
+                f"cgroup {self._cgroup_version}" if self._cgroup_version else "rlimits"
+            ),
+            "suitable_for_hiring": isolated,
+            "note": "" if isolated else (
+                "bubblewrap is not available: the submission could read this machine's files. "
+                "Use this for practice only."
+            ),
+        }
+
+    def start(self, spec: WorkerSpec) -> LocalWorker:
+        control_dir = Path(tempfile.mkdtemp(prefix="cvgrade-worker-"))
+        control_dir.chmod(0o755)
+        for source in RUNTIME_FILES:
+            target = control_dir / source.name
+            shutil.copyfile(source, target)
+            target.chmod(0o644)
+        cgroup = self._make_cgroup(spec)
+        in_sandbox = self.isolation == "bwrap"
+        workspace_seen = WORKSPACE_MOUNT if in_sandbox else str(spec.workspace)
+        control_seen = CONTROL_MOUNT if in_sandbox else str(control_dir)
+        worker_spec = {
+            "workspace": workspace_seen,
+            "entry": spec.entry,
+            "cells": spec.cells,
+            "functions": spec.functions,
+            "threads": spec.limits.cpu_threads,
+            "rlimits": self._rlimits(spec, cgroup is not None),
+        }
+        spec_path = control_dir / "spec.json"
+        spec_path.write_text(json.dumps(worker_spec))
+        spec_path.chmod(0o644)
+
+        request_read, request_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        output_read, output_write = os.pipe()
+        for fd in (request_write, reply_write):
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, _F_SETPIPE_SZ, 1 << 20)
+        worker_cmd = [
+            sys.executable, "-I", "-X", "frozen_modules=on",
+            f"{control_seen}/candidate_worker.py", f"{control_seen}/spec.json",
+            str(request_read), str(reply_write),
+        ]
+        env = self._environment(spec)
+        if in_sandbox:
+            cmd = self._bwrap_command(spec, control_dir, env) + worker_cmd
+            popen_env: dict[str, str] = {}
+        else:
+            cmd = worker_cmd
+            popen_env = env
+        if cgroup is not None:
+            joins = " && ".join(f"echo $$ > {shlex.quote(str(p))}" for p in cgroup.procs_files)
+            cmd = ["/bin/sh", "-c", f'{joins} && exec "$@"', "sh", *cmd]
+        try:
+            popen = subprocess.Popen(  # noqa: S603 - argv built from our own paths
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=output_write,
+                stderr=output_write,
+                pass_fds=(request_read, reply_write),
+                env=popen_env,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as err:
+            for fd in (request_read, request_write, reply_read, reply_write, output_read, output_write):
+                os.close(fd)
+            if cgroup is not None:
+                cgroup.remove()
+            shutil.rmtree(control_dir, ignore_errors=True)
+            raise SandboxUnavailable(f"could not start the worker: {err}") from err
+        for fd in (request_read, reply_write, output_write):
+            os.close(fd)
+        _LIVE_WORKER_PIDS.add(popen.pid)
+        worker: LocalWorker | None = None
+
+        def on_output_exceeded() -> None:
+            if worker is not None:
+                worker._signal_all()
+
+        output = CappedOutput(output_read, spec.limits.max_output_bytes, on_output_exceeded)
+        worker = LocalWorker(
+            popen, request_write, reply_read, output, control_dir, cgroup, self.isolation
+        )
+        return worker
+
+    def _make_cgroup(self, spec: WorkerSpec) -> cgroups.Cgroup | None:
+        if self._cgroup_version is None:
+            return None
+        try:
+            return cgroups.Cgroup(spec.limits.memory_mb, spec.limits.max_processes, self._cgroup_version)
+        except OSError:
+            return None
+
+    @staticmethod
+    def _rlimits(spec: WorkerSpec, has_cgroup: bool) -> dict[str, int]:
+        limits = spec.limits
+        rlimits = {
+            "RLIMIT_NOFILE": limits.max_open_files,
+            "RLIMIT_FSIZE": limits.max_file_mb * 1024 * 1024,
+            "RLIMIT_CORE": 0,
+        }
+        if not has_cgroup:
+            rlimits["RLIMIT_DATA"] = limits.memory_mb * 1024 * 1024
+            if os.geteuid() != 0:
+                rlimits["RLIMIT_NPROC"] = limits.max_processes
+        return rlimits
+
+    @staticmethod
+    def _environment(spec: WorkerSpec) -> dict[str, str]:
+        threads = str(spec.limits.cpu_threads)
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": "/tmp",
+            "TMPDIR": "/tmp",
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+            "OMP_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
+            "OPENBLAS_NUM_THREADS": threads,
+        }
+        env.update(spec.env)
+        return env
+
+    def _bwrap_command(self, spec: WorkerSpec, control_dir: Path, env: dict[str, str]) -> list[str]:
+        assert self._bwrap is not None
+        cmd = [
+            self._bwrap,
+            "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--die-with-parent", "--new-session",
+            "--ro-bind", "/usr", "/usr",
+            "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+            "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
+            "--proc", "/proc", "--dev", "/dev",
+            "--perms", "1777", "--size", str(spec.limits.scratch_mb * 1024 * 1024), "--tmpfs", "/tmp",
+            "--perms", "1777", "--size", str(16 * 1024 * 1024), "--tmpfs", "/dev/shm",
+        ]
+        made: set[str] = {"/", "/usr", "/tmp", "/proc", "/dev"}
+        for root in _python_roots():
+            cmd += _parent_dirs(root, made)
+            cmd += ["--ro-bind", root, root]
+        cmd += ["--ro-bind", str(control_dir), CONTROL_MOUNT]
+        cmd += ["--ro-bind", str(spec.workspace), WORKSPACE_MOUNT]
+        cmd += ["--clearenv"]
+        for key, value in env.items():
+            cmd += ["--setenv", key, value]
+        cmd += ["--chdir", WORKSPACE_MOUNT]
+        if os.geteuid() == 0:
+            cmd += [
+                "/usr/bin/setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}",
+                "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
+            ]
+        return cmd
+
+
+def _python_roots() -> list[str]:
+    """The folders the worker's Python needs: the environment and its base installation."""
+    roots: list[str] = []
+    for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
+        resolved = str(Path(prefix).resolve())
+        if resolved == "/usr" or resolved.startswith("/usr/"):
+            continue  # already in the view
+        if resolved not in roots:
+            roots.append(resolved)
+    return roots
+
+
+def _parent_dirs(path: str, made: set[str]) -> list[str]:
+    """bwrap arguments that create each missing parent of ``path`` world-traversable."""
+    args: list[str] = []
+    parts = Path(path).parts
+    for depth in range(2, len(parts)):
+        parent = str(Path(*parts[:depth]))
+        if parent in made or parent.startswith("/usr/"):
+            continue
+        made.add(parent)
+        args += ["--perms", "0755", "--dir", parent]
+    return args

@@ -1,0 +1,113 @@
+"""What every sandbox backend offers: start a worker, hand back its channel, clean up.
+
+The harness runs things somewhere and reports what happened. It knows nothing
+of challenges, scores or HTTP. A backend turns a ``WorkerSpec`` into a running
+``WorkerProcess``: a candidate worker inside the sandbox, with two pipes to
+talk to it and a captured, capped output stream. ``harness.session`` speaks
+the protocol over those pipes; backends only start, watch and kill.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class Outcome(enum.StrEnum):
+    """How a call into the candidate ended. Candidate failures are data, not exceptions."""
+
+    OK = "ok"
+    RAISED = "raised"  # the candidate's code raised an exception
+    TIMED_OUT = "timed_out"
+    OUT_OF_MEMORY = "out_of_memory"
+    OUTPUT_LIMIT = "output_limit"
+    CRASHED = "crashed"  # the worker died: a signal, an exit, a broken channel
+    IMPORT_FAILED = "import_failed"
+    BAD_VALUE = "bad_value"  # the reply was not plain data of a supported type
+
+
+OUTCOME_SENTENCES: dict[Outcome, str] = {
+    Outcome.TIMED_OUT: "time limit exceeded",
+    Outcome.OUT_OF_MEMORY: "memory limit exceeded",
+    Outcome.OUTPUT_LIMIT: "output limit exceeded",
+    Outcome.CRASHED: "the solution's process crashed",
+    Outcome.IMPORT_FAILED: "the solution could not be imported",
+    Outcome.BAD_VALUE: "the solution returned a value the judge cannot accept",
+    Outcome.RAISED: "the solution raised an exception",
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one worker. Units are in the names."""
+
+    memory_mb: int = 2048
+    max_processes: int = 64
+    max_output_bytes: int = 1_000_000
+    max_open_files: int = 256
+    max_file_mb: int = 256
+    scratch_mb: int = 256
+    cpu_threads: int = 1
+    setup_timeout_s: float = 60.0
+    max_message_bytes: int = 1 << 30
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What to run: a workspace with the submission, what to import, under which limits."""
+
+    workspace: Path
+    entry: str | None  # a .py file inside the workspace, or None for notebook cells
+    cells: list[dict[str, Any]] | None
+    functions: list[dict[str, Any]]
+    limits: Limits
+    label: str = "candidate"
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ExitInfo:
+    """How a worker process ended, as seen from outside it."""
+
+    returncode: int | None
+    signal: int | None
+    out_of_memory: bool
+    output_limit: bool
+
+
+class WorkerProcess(Protocol):
+    """A started worker. The session owns it and must call ``kill`` when done."""
+
+    request_fd: int
+    reply_fd: int
+
+    def alive(self) -> bool: ...
+
+    def kill(self, grace_s: float = 0.0) -> ExitInfo: ...
+
+    def output(self) -> str:
+        """The worker's captured stdout and stderr so far, capped."""
+        ...
+
+    def output_exceeded(self) -> bool: ...
+
+
+class Sandbox(Protocol):
+    """A backend: starts workers under a spec and describes its isolation."""
+
+    name: str
+
+    def start(self, spec: WorkerSpec) -> WorkerProcess: ...
+
+    def describe(self) -> dict[str, Any]:
+        """Backend, isolation and limits enforcement, for the result's environment."""
+        ...
+
+
+class SandboxUnavailable(Exception):
+    """The backend cannot run here (missing tool, no permission). Infrastructure, not the candidate."""

@@ -1,0 +1,249 @@
+"""A conversation with one candidate worker: start it, call it, time it, restart it.
+
+Everything the worker says is untrusted: replies are decoded as plain data, and
+every way a call can end badly becomes a ``CallFailure`` with an ``Outcome``.
+Timings are taken here, on the judge's clock, around the whole round trip: the
+candidate's code cannot reach this clock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness import wire
+from harness.sandbox import ExitInfo, Outcome, Sandbox, WorkerProcess, WorkerSpec
+
+
+class CallFailure(Exception):
+    """A call into the candidate did not return a usable value."""
+
+    def __init__(self, outcome: Outcome, message: str, *, detail: str = "", output: str = "") -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.message = message
+        self.detail = detail  # the candidate's own traceback, safe to show the candidate
+        self.output = output  # the tail of what the worker printed
+
+
+@dataclass
+class Hello:
+    """What the worker reported after importing the submission."""
+
+    problems: dict[str, str]  # function name -> "" when usable, else what is wrong
+    warnings: list[str]
+    versions: dict[str, str]
+
+
+@dataclass
+class CallReply:
+    value: Any
+    seconds: float
+    args_after: list[Any] | None = None
+
+
+@dataclass
+class SessionStats:
+    starts: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+class WorkerSession:
+    """Owns at most one live worker for ``spec``; restarts it after a failure."""
+
+    def __init__(self, sandbox: Sandbox, spec: WorkerSpec) -> None:
+        self._sandbox = sandbox
+        self._spec = spec
+        self._worker: WorkerProcess | None = None
+        self._reader: wire.Reader | None = None
+        self._import_failure: CallFailure | None = None
+        self.hello: Hello | None = None
+        self.stats = SessionStats()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> Hello:
+        """Start a worker if none is running; raise the import failure if the submission cannot load."""
+        if self._import_failure is not None:
+            raise self._import_failure
+        if self._worker is not None and self._worker.alive():
+            assert self.hello is not None
+            return self.hello
+        self._discard()
+        worker = self._sandbox.start(self._spec)
+        self._worker = worker
+        self.stats.starts += 1
+        flags = fcntl.fcntl(worker.request_fd, fcntl.F_GETFL)
+        fcntl.fcntl(worker.request_fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        self._reader = wire.Reader(worker.reply_fd, max_message_bytes=self._spec.limits.max_message_bytes)
+        deadline = time.monotonic() + self._spec.limits.setup_timeout_s
+        try:
+            reply = self._receive(deadline, "importing your solution", self._spec.limits.setup_timeout_s)
+        except CallFailure as failure:
+            if failure.outcome in (Outcome.CRASHED, Outcome.RAISED, Outcome.BAD_VALUE):
+                failure = CallFailure(
+                    Outcome.IMPORT_FAILED,
+                    f"your solution could not be imported: {failure.message}",
+                    detail=failure.detail, output=failure.output,
+                )
+                self._import_failure = failure
+            raise failure from None
+        problems = reply.get("functions")
+        warnings = reply.get("warnings")
+        versions = reply.get("versions")
+        if not isinstance(problems, dict) or not isinstance(warnings, list):
+            raise self._fail(Outcome.BAD_VALUE, "the worker sent a malformed greeting")
+        self.hello = Hello(
+            problems={str(k): str(v) for k, v in problems.items()},
+            warnings=[str(w) for w in warnings],
+            versions={str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {},
+        )
+        return self.hello
+
+    def close(self) -> None:
+        """Kill the worker and everything it started."""
+        self._discard()
+
+    def _discard(self, grace_s: float = 0.0) -> ExitInfo | None:
+        worker, self._worker, self._reader = self._worker, None, None
+        return worker.kill(grace_s) if worker is not None else None
+
+    # ------------------------------------------------------------------ calls
+
+    def call(
+        self,
+        function: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        timeout_s: float,
+        *,
+        echo_args: bool = False,
+    ) -> CallReply:
+        """Call ``function`` in the worker; raise ``CallFailure`` unless it returned a usable value.
+
+        ``echo_args``: also bring back the positional arguments as the worker
+        holds them after the call (to check the candidate left them alone).
+        The reply's ``seconds`` is the round trip, measured on this process's clock.
+        """
+        self.start()
+        request = {"op": "call", "function": function, "args": args, "kwargs": kwargs,
+                   "echo_args": echo_args}
+        reply, elapsed = self._round_trip(request, f"{function}()", timeout_s)
+        args_after = reply.get("args_after") if echo_args else None
+        if echo_args and not isinstance(args_after, list):
+            raise self._fail(Outcome.BAD_VALUE, f"{function}() sent a malformed reply")
+        return CallReply(value=reply.get("value"), seconds=elapsed, args_after=args_after)
+
+    def ping(self, timeout_s: float = 10.0) -> float:
+        """An empty round trip; returns its duration in seconds."""
+        self.start()
+        _, elapsed = self._round_trip({"op": "ping"}, "an empty call", timeout_s)
+        return elapsed
+
+    def _round_trip(
+        self, request: dict[str, Any], what: str, timeout_s: float
+    ) -> tuple[dict[str, Any], float]:
+        assert self._worker is not None
+        deadline = time.monotonic() + timeout_s
+        started = time.perf_counter()
+        try:
+            wire.write_message(self._worker.request_fd, request, deadline)
+        except wire.ChannelTimeout:
+            raise self._fail(Outcome.TIMED_OUT, f"{what} did not accept its input within {timeout_s:g} s") from None
+        except wire.ChannelClosed:
+            raise self._died(what) from None
+        reply = self._receive(deadline, what, timeout_s)
+        elapsed = time.perf_counter() - started
+        if reply.get("ok") is True:
+            return reply, elapsed
+        error = reply.get("error")
+        if not isinstance(error, dict):
+            raise self._fail(Outcome.BAD_VALUE, "the worker sent a malformed reply")
+        kind = str(error.get("type", "Exception"))
+        message = str(error.get("message", ""))
+        detail = str(error.get("traceback", ""))
+        if kind == "UnsupportedValue":
+            raise CallFailure(Outcome.BAD_VALUE, f"{what} returned {message}", output=self._output())
+        if kind == "MemoryError":
+            raise CallFailure(Outcome.OUT_OF_MEMORY, f"{what} ran out of memory (MemoryError)",
+                              detail=detail, output=self._output())
+        location = str(error.get("location", ""))
+        where = f" ({location})" if location else ""
+        raise CallFailure(Outcome.RAISED, f"{what} raised {kind}: {message}{where}",
+                          detail=detail, output=self._output())
+
+    def _receive(self, deadline: float, what: str, timeout_s: float) -> dict[str, Any]:
+        assert self._reader is not None
+        try:
+            reply = self._reader.read(deadline)
+        except wire.ChannelTimeout:
+            raise self._fail(Outcome.TIMED_OUT, f"{what} did not finish within {timeout_s:g} s") from None
+        except wire.ChannelClosed:
+            raise self._died(what) from None
+        except wire.ProtocolError as err:
+            raise self._fail(Outcome.BAD_VALUE, f"{what} sent a reply the judge cannot accept: {err}") from None
+        if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+            raise self._fail(Outcome.BAD_VALUE, f"{what} sent a malformed reply")
+        if reply.get("phase") == "import" and reply["ok"] is False:
+            error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+            assert isinstance(error, dict)
+            location = str(error.get("location", ""))
+            where = f" ({location})" if location else ""
+            failure = CallFailure(
+                Outcome.IMPORT_FAILED,
+                f"your solution could not be imported: {error.get('type')}: {error.get('message')}{where}",
+                detail=str(error.get("traceback", "")), output=self._output(),
+            )
+            self._import_failure = failure
+            self._discard()
+            raise failure
+        return reply
+
+    # ------------------------------------------------------------------ failures
+
+    def _output(self) -> str:
+        return self._worker.output() if self._worker is not None else ""
+
+    def _fail(self, outcome: Outcome, message: str) -> CallFailure:
+        output = self._output()
+        self._discard()
+        self.stats.failures[outcome] = self.stats.failures.get(outcome, 0) + 1
+        return CallFailure(outcome, message, output=output)
+
+    def _died(self, what: str) -> CallFailure:
+        """The worker went away during ``what``: find out why, from outside."""
+        output = self._output()
+        exit_info = self._discard(grace_s=1.0)
+        if exit_info is None:
+            return CallFailure(Outcome.CRASHED, f"the worker was gone during {what}")
+        if exit_info.output_limit:
+            outcome, message = Outcome.OUTPUT_LIMIT, (
+                f"{what} printed more than {self._spec.limits.max_output_bytes} bytes"
+            )
+        elif exit_info.out_of_memory:
+            outcome, message = Outcome.OUT_OF_MEMORY, (
+                f"{what} used more than {self._spec.limits.memory_mb} MB of memory"
+            )
+        elif exit_info.signal:
+            outcome, message = Outcome.CRASHED, (
+                f"the solution's process was killed by {_signal_name(exit_info.signal)} during {what}"
+            )
+        elif exit_info.returncode is not None:
+            outcome, message = Outcome.CRASHED, (
+                f"the solution's process exited with code {exit_info.returncode} during {what}"
+            )
+        else:
+            outcome, message = Outcome.CRASHED, f"the solution's process stopped during {what}"
+        self.stats.failures[outcome] = self.stats.failures.get(outcome, 0) + 1
+        return CallFailure(outcome, message, output=output)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

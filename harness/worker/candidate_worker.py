@@ -1,0 +1,180 @@
+"""The candidate worker: imports a submission and serves calls from the judge.
+
+Runs inside the sandbox, next to the candidate's code, so it trusts nothing it
+sees and is trusted by nobody: the judge treats every reply as untrusted data.
+It depends only on the standard library, numpy, torch and ``wire.py`` (copied
+beside it), never on the host's packages.
+
+Usage: ``python -I candidate_worker.py SPEC_JSON REQUEST_FD REPLY_FD``
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import sys
+import traceback
+import types
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# Import the numeric stack and our wire format before the candidate's folder
+# joins sys.path, so that a `torch.py` beside the solution shadows nothing here.
+import numpy  # noqa: E402, F401
+import torch  # noqa: E402
+import wire  # noqa: E402
+
+MAX_MESSAGE_CHARS = 4000
+
+
+def _describe(exc: BaseException, file_prefix: str) -> dict[str, Any]:
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if frame.filename.startswith(file_prefix) or frame.filename.startswith("<cell")
+    ]
+    lines = traceback.format_list(frames) + traceback.format_exception_only(type(exc), exc)
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc)[:MAX_MESSAGE_CHARS],
+        "traceback": "".join(lines)[-MAX_MESSAGE_CHARS:],
+        "location": _location(frames),
+    }
+
+
+def _location(frames: list[traceback.FrameSummary]) -> str:
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f"{last.filename}, line {last.lineno}"
+
+
+def _load_module(spec: dict[str, Any]) -> tuple[types.ModuleType, list[str]]:
+    workspace = spec["workspace"]
+    sys.path.insert(0, workspace)
+    warnings: list[str] = []
+    module = types.ModuleType("solution")
+    if spec.get("cells") is not None:
+        module.__file__ = os.path.join(workspace, "solution.ipynb")
+        sys.modules["solution"] = module
+        for cell in spec["cells"]:
+            code = compile(cell["source"], f"<cell {cell['number']}>", "exec")
+            try:
+                exec(code, module.__dict__)  # noqa: S102 - running the candidate's code is the job
+            except BaseException as exc:
+                exc.add_note(f"in notebook cell {cell['number']}")
+                raise
+        return module, warnings
+    path = os.path.join(workspace, spec["entry"])
+    module.__file__ = path
+    sys.modules["solution"] = module
+    with open(path, encoding="utf-8") as source:
+        code = compile(source.read(), path, "exec")
+    exec(code, module.__dict__)  # noqa: S102
+    return module, warnings
+
+
+def _check_functions(module: types.ModuleType, wanted: list[dict[str, Any]]) -> dict[str, str]:
+    """Map each wanted function to "" when usable, else to a sentence saying what is wrong."""
+    problems: dict[str, str] = {}
+    for function in wanted:
+        name = function["name"]
+        params = function["parameters"]
+        expected = f"{name}({', '.join(params)})"
+        target = module.__dict__.get(name)
+        if target is None:
+            problems[name] = f"your solution does not define {expected}"
+            continue
+        if not callable(target):
+            problems[name] = f"{name} in your solution is a {type(target).__name__}, not a function"
+            continue
+        try:
+            signature = inspect.signature(target)
+            signature.bind(*params)
+        except TypeError:
+            problems[name] = f"{name}{signature} cannot be called as {expected}"
+        except ValueError:
+            pass  # builtins without a signature: let the call decide
+        else:
+            problems[name] = ""
+    return problems
+
+
+def _reply(fd: int, message: dict[str, Any]) -> None:
+    try:
+        wire.write_message(fd, message)
+    except wire.UnsupportedValue as err:
+        wire.write_message(
+            fd, {"ok": False, "error": {"type": "UnsupportedValue", "message": str(err),
+                                        "traceback": "", "location": ""}}
+        )
+
+
+def _apply_rlimits(rlimits: dict[str, int]) -> None:
+    """Lower soft and hard limits before any of the candidate's code runs."""
+    import resource
+
+    for name, value in rlimits.items():
+        resource.setrlimit(getattr(resource, name), (value, value))
+
+
+def serve(spec: dict[str, Any], request_fd: int, reply_fd: int) -> None:
+    torch.set_num_threads(int(spec.get("threads", 1)))
+    _apply_rlimits(spec.get("rlimits", {}))
+    reader = wire.blocking_reader(request_fd)
+    prefix = spec["workspace"]
+    try:
+        module, warnings = _load_module(spec)
+    except BaseException as exc:  # noqa: BLE001 - any failure to import is reported, not raised
+        _reply(reply_fd, {"ok": False, "phase": "import", "error": _describe(exc, prefix)})
+        return
+    problems = _check_functions(module, spec.get("functions", []))
+    _reply(reply_fd, {"ok": True, "phase": "import", "functions": problems, "warnings": warnings,
+                      "versions": {"python": sys.version.split()[0], "torch": str(torch.__version__),
+                                   "numpy": numpy.__version__}})
+    while True:
+        try:
+            request = reader.read()
+        except wire.ChannelClosed:
+            return
+        op = request.get("op") if type(request) is dict else None
+        if op == "ping":
+            _reply(reply_fd, {"ok": True})
+            continue
+        if op != "call":
+            _reply(reply_fd, {"ok": False, "error": {"type": "ProtocolError",
+                                                     "message": f"unknown op {op!r}",
+                                                     "traceback": "", "location": ""}})
+            continue
+        name = request["function"]
+        target = module.__dict__.get(name)
+        if not callable(target):
+            _reply(reply_fd, {"ok": False, "error": {
+                "type": "MissingFunction", "message": problems.get(name) or f"{name} is not defined",
+                "traceback": "", "location": ""}})
+            continue
+        try:
+            value = target(*request["args"], **request["kwargs"])
+        except BaseException as exc:  # noqa: BLE001 - SystemExit and friends are failures too
+            _reply(reply_fd, {"ok": False, "error": _describe(exc, prefix)})
+            continue
+        if request.get("echo_args"):
+            _reply(reply_fd, {"ok": True, "value": value, "args_after": request["args"]})
+        else:
+            _reply(reply_fd, {"ok": True, "value": value})
+
+
+def main() -> None:
+    spec_path, request_fd, reply_fd = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    with open(spec_path, encoding="utf-8") as handle:
+        spec = json.load(handle)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.chdir(spec["workspace"])
+    serve(spec, request_fd, reply_fd)
+
+
+if __name__ == "__main__":
+    main()

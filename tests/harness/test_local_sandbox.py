@@ -1,0 +1,270 @@
+"""The local sandbox: every limit breach is a distinct outcome, and nothing outlives the session."""
+
+from __future__ import annotations
+
+import os
+import sys
+import statistics
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.local import LocalSandbox
+from harness.sandbox import Limits, Outcome, WorkerSpec
+from harness.session import CallFailure, WorkerSession
+
+SOLUTION = textwrap.dedent(
+    """
+    import os, subprocess, sys, time
+
+    def add(a, b):
+        return a + b
+
+    def boom():
+        raise ValueError("nope")
+
+    def exit_quietly():
+        os._exit(0)
+
+    def segfault():
+        import ctypes
+        ctypes.string_at(0)
+
+    def spin():
+        while True:
+            pass
+
+    def flood():
+        while True:
+            print("x" * 10000)
+
+    def hog():
+        blocks = []
+        while True:
+            blocks.append(bytearray(50_000_000))
+
+    def fork_storm():
+        count = 0
+        children = []
+        try:
+            while count < 10_000:
+                pid = os.fork()
+                if pid == 0:
+                    time.sleep(30)
+                    os._exit(0)
+                children.append(pid)
+                count += 1
+        except OSError:
+            pass
+        return count
+
+    def start_daemon(marker):
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.execv("/bin/sleep", ["/bin/sleep", marker])
+            os._exit(0)
+        return True
+
+    def listdir(path):
+        try:
+            return sorted(os.listdir(path))
+        except OSError as err:
+            return f"error: {err.__class__.__name__}"
+
+    def read(path):
+        try:
+            with open(path, "rb") as handle:
+                return handle.read(100).decode("latin-1")
+        except OSError as err:
+            return f"error: {err.__class__.__name__}"
+
+    def environment():
+        return dict(os.environ)
+
+    def uid():
+        return os.getuid()
+
+    def interfaces():
+        import socket
+        return [name for _, name in socket.if_nameindex()]
+    """
+)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    (folder / "solution.py").write_text(SOLUTION)
+    tmp_path.chmod(0o755)
+    folder.chmod(0o755)
+    (folder / "solution.py").chmod(0o644)
+    return folder
+
+
+def make_session(workspace: Path, isolation: str, **limits: object) -> WorkerSession:
+    spec = WorkerSpec(
+        workspace=workspace, entry="solution.py", cells=None,
+        functions=[{"name": "add", "parameters": ["a", "b"]}],
+        limits=Limits(**{"memory_mb": 1024, "max_output_bytes": 100_000, **limits}),  # type: ignore[arg-type]
+    )
+    return WorkerSession(LocalSandbox(isolation), spec)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def session(workspace: Path, isolation: str) -> Iterator[WorkerSession]:
+    started = make_session(workspace, isolation)
+    yield started
+    started.close()
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def failure_of(session: WorkerSession, function: str, *args: object, timeout_s: float = 20) -> CallFailure:
+    with pytest.raises(CallFailure) as caught:
+        session.call(function, list(args), {}, timeout_s)
+    return caught.value
+
+
+def test_a_call_returns_plain_data(session: WorkerSession) -> None:
+    reply = session.call("add", [torch.ones(3), torch.ones(3)], {}, 20)
+    assert torch.equal(reply.value, torch.full((3,), 2.0))
+    assert reply.seconds > 0
+
+
+def test_the_greeting_lists_missing_functions(workspace: Path, isolation: str) -> None:
+    spec_session = make_session(workspace, isolation)
+    spec_session._spec = WorkerSpec(  # a spec that asks for a function the solution lacks
+        workspace=workspace, entry="solution.py", cells=None,
+        functions=[{"name": "nms", "parameters": ["boxes", "scores", "iou_threshold"]},
+                   {"name": "add", "parameters": ["a", "b", "c"]}],
+        limits=Limits(),
+    )
+    try:
+        hello = spec_session.start()
+    finally:
+        spec_session.close()
+    assert "does not define nms(boxes, scores, iou_threshold)" in hello.problems["nms"]
+    assert "cannot be called as add(a, b, c)" in hello.problems["add"]
+
+
+def test_an_exception_is_reported_with_its_location(session: WorkerSession) -> None:
+    failure = failure_of(session, "boom")
+    assert failure.outcome is Outcome.RAISED
+    assert "ValueError: nope" in failure.message and "line" in failure.message
+
+
+def test_exiting_during_a_call_is_a_crash_with_its_exit_code(session: WorkerSession) -> None:
+    failure = failure_of(session, "exit_quietly")
+    assert failure.outcome is Outcome.CRASHED
+    assert "exited with code 0" in failure.message
+    # The next call gets a fresh worker.
+    assert session.call("add", [1, 2], {}, 20).value == 3
+
+
+def test_a_segfault_names_the_signal(session: WorkerSession) -> None:
+    failure = failure_of(session, "segfault")
+    assert failure.outcome is Outcome.CRASHED
+    assert "SIGSEGV" in failure.message
+
+
+def test_an_endless_call_times_out_and_the_worker_is_replaced(session: WorkerSession) -> None:
+    failure = failure_of(session, "spin", timeout_s=1.0)
+    assert failure.outcome is Outcome.TIMED_OUT
+    assert "within 1 s" in failure.message
+    assert session.call("add", [1, 2], {}, 20).value == 3
+    assert session.stats.starts == 2
+
+
+def test_an_output_flood_is_stopped_at_the_cap(session: WorkerSession) -> None:
+    failure = failure_of(session, "flood")
+    assert failure.outcome is Outcome.OUTPUT_LIMIT
+    assert "printed more than 100000 bytes" in failure.message
+
+
+def test_a_memory_hog_hits_the_memory_limit(session: WorkerSession) -> None:
+    failure = failure_of(session, "hog", timeout_s=60)
+    assert failure.outcome is Outcome.OUT_OF_MEMORY
+
+
+def test_rlimits_stop_a_memory_hog_without_cgroups(workspace: Path) -> None:
+    spec = WorkerSpec(workspace=workspace, entry="solution.py", cells=None, functions=[],
+                      limits=Limits(memory_mb=1024))
+    session = WorkerSession(LocalSandbox("process", use_cgroups=False), spec)
+    try:
+        failure = failure_of(session, "hog", timeout_s=60)
+    finally:
+        session.close()
+    assert failure.outcome is Outcome.OUT_OF_MEMORY
+
+
+def test_a_fork_storm_is_capped_and_cleaned_up(session: WorkerSession) -> None:
+    count = session.call("fork_storm", [], {}, 60).value
+    assert count < 64
+    session.close()
+    assert processes_with("fork_storm") == []
+
+
+def test_a_daemon_does_not_outlive_the_session(session: WorkerSession) -> None:
+    marker = f"{os.getpid()}.{id(session)}"
+    assert session.call("start_daemon", [marker], {}, 20).value is True
+    session.close()
+    assert processes_with(marker) == []
+
+
+def test_empty_round_trip_is_fast(session: WorkerSession) -> None:
+    session.start()
+    samples = [session.ping() for _ in range(200)]
+    assert statistics.median(samples) < 0.05  # generous: the benchmark reports the real figure
+
+
+@pytest.mark.usefixtures("bwrap")
+class TestBubblewrapView:
+    """Under bubblewrap the submission sees only the runtime, its workspace and scratch."""
+
+    @pytest.fixture
+    def session(self, workspace: Path) -> Iterator[WorkerSession]:
+        started = make_session(workspace, "bwrap")
+        yield started
+        started.close()
+
+    def test_the_repository_and_home_are_not_visible(self, session: WorkerSession) -> None:
+        repo = str(Path(__file__).resolve().parents[2])
+        assert session.call("listdir", [repo + "/challenges"], {}, 20).value.startswith("error")
+        assert session.call("read", ["/etc/passwd"], {}, 20).value.startswith("error")
+        top_level = set(session.call("listdir", ["/"], {}, 20).value)
+        runtime_roots = {Path(p).parts[1] for p in (sys.prefix, sys.base_prefix)}
+        assert top_level <= {"bin", "cvgrade", "dev", "lib", "lib64", "proc", "sbin", "tmp", "usr",
+                             "workspace"} | runtime_roots
+
+    def test_only_the_sandbox_processes_are_visible(self, session: WorkerSession) -> None:
+        pids = [name for name in session.call("listdir", ["/proc"], {}, 20).value if name.isdigit()]
+        assert len(pids) <= 3
+
+    def test_environment_holds_no_secrets(
+        self, session: WorkerSession, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("CVGRADE_API_SECRET_TOKEN", "do-not-leak")
+        environment = session.call("environment", [], {}, 20).value
+        assert "do-not-leak" not in environment.values()
+        assert set(environment) <= {"PATH", "HOME", "TMPDIR", "LANG", "PYTHONDONTWRITEBYTECODE",
+                                    "PYTHONUNBUFFERED", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                    "OPENBLAS_NUM_THREADS", "LC_CTYPE", "PWD"}
+
+    def test_runs_as_an_unprivileged_user_without_network(self, session: WorkerSession) -> None:
+        assert session.call("uid", [], {}, 20).value != 0
+        assert session.call("interfaces", [], {}, 20).value == ["lo"]
