@@ -7,7 +7,6 @@ its code (``grader.errors``); this module only maps them to the process exit.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -31,7 +30,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# Piped output (CI logs, files) gets a wide table rather than rich's default 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 140)
 errors = Console(stderr=True)
 
 BackendOption = Annotated[str, typer.Option("--backend", help="Sandbox backend: local.")]
@@ -66,7 +66,9 @@ def _worst_exit(codes: list[int]) -> int:
 
 @app.command()
 def grade(
-    submissions: Annotated[list[Path], typer.Argument(help="A .py file, a .ipynb, a folder or a .zip; several allowed.")],
+    submissions: Annotated[
+        list[Path], typer.Argument(help="A .py file, a .ipynb, a folder or a .zip; several allowed.")
+    ],
     challenge: Annotated[str, typer.Option("--challenge", "-c", help="Challenge id or folder.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per submission.")] = False,
     backend: BackendOption = "local",

@@ -7,6 +7,7 @@ import platform
 import shutil
 import subprocess
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import grader
@@ -16,7 +17,7 @@ PACKAGES = ("cvgrade", "torch", "torchvision", "numpy", "pytest")
 
 def _cpu_model() -> str:
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        with Path("/proc/cpuinfo").open(encoding="utf-8") as cpuinfo:
             for line in cpuinfo:
                 if line.startswith("model name"):
                     return line.split(":", 1)[1].strip()
@@ -27,7 +28,7 @@ def _cpu_model() -> str:
 
 def _memory_gb() -> float | None:
     try:
-        with open("/proc/meminfo", encoding="utf-8") as meminfo:
+        with Path("/proc/meminfo").open(encoding="utf-8") as meminfo:
             for line in meminfo:
                 if line.startswith("MemTotal:"):
                     return round(int(line.split()[1]) / 1024 / 1024, 1)

@@ -37,11 +37,17 @@ def print_result(console: Console, result: GradeResult, *, show_details: bool = 
         )
     console.print(table)
     if show_details:
+        shown: set[str] = set()
         for test in result.tests:
-            details = test.output.splitlines()[1:]
-            if test.status == "failed" and details:
-                console.print(f"[bold]{test.name}[/bold]:", highlight=False)
-                console.print(Text("\n".join("  " + line for line in details[-25:])))
+            details = "\n".join(test.output.splitlines()[1:][-25:])
+            if test.status != "failed" or not details:
+                continue
+            if details in shown:
+                console.print(f"[bold]{test.name}[/bold]: same details as above", highlight=False)
+                continue
+            shown.add(details)
+            console.print(f"[bold]{test.name}[/bold]:", highlight=False)
+            console.print(Text("\n".join("  " + line for line in details.splitlines())))
     for line in result.feedback:
         console.print(f"[yellow]note:[/yellow] {line}", highlight=False)
     style = "bold green" if result.passed else ("bold magenta" if result.status == "error" else "bold red")

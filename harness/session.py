@@ -153,7 +153,7 @@ class WorkerSession:
         try:
             wire.write_message(self._worker.request_fd, request, deadline)
         except wire.ChannelTimeout:
-            raise self._fail(Outcome.TIMED_OUT, f"{what} did not accept its input within {timeout_s:g} s") from None
+            raise self._fail(Outcome.TIMED_OUT, f"{what} did not accept its input within {timeout_s:.3g} s") from None
         except wire.ChannelClosed:
             raise self._died(what) from None
         reply = self._receive(deadline, what, timeout_s)
@@ -173,7 +173,8 @@ class WorkerSession:
                               detail=detail, output=self._output())
         location = str(error.get("location", ""))
         where = f" ({location})" if location else ""
-        raise CallFailure(Outcome.RAISED, f"{what} raised {kind}: {message}{where}",
+        said = f": {message}" if message else ""
+        raise CallFailure(Outcome.RAISED, f"{what} raised {kind}{said}{where}",
                           detail=detail, output=self._output())
 
     def _receive(self, deadline: float, what: str, timeout_s: float) -> dict[str, Any]:
@@ -181,7 +182,7 @@ class WorkerSession:
         try:
             reply = self._reader.read(deadline)
         except wire.ChannelTimeout:
-            raise self._fail(Outcome.TIMED_OUT, f"{what} did not finish within {timeout_s:g} s") from None
+            raise self._fail(Outcome.TIMED_OUT, f"{what} did not finish within {timeout_s:.3g} s") from None
         except wire.ChannelClosed:
             raise self._died(what) from None
         except wire.ProtocolError as err:

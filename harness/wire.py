@@ -148,7 +148,8 @@ def _encode_tensor(tensor: torch.Tensor, buffers: list[memoryview]) -> dict[str,
 
 def _bytes_view(array: np.ndarray[Any, Any]) -> memoryview:
     """The bytes of a contiguous array, without copying (also for empty arrays)."""
-    return memoryview(array.reshape(-1).view(np.uint8))
+    flat: Any = array.reshape(-1).view(np.uint8)
+    return memoryview(flat)
 
 
 def _encode_array(array: np.ndarray[Any, Any], buffers: list[memoryview]) -> dict[str, Any]:
@@ -355,9 +356,7 @@ class Reader:
             if deadline is not None:
                 remaining_ms = int((deadline - time.monotonic()) * 1000)
                 if remaining_ms <= 0 or not self._poll.poll(remaining_ms):
-                    # poll() returning no events means the deadline passed.
-                    if remaining_ms <= 0 or not self._poll.poll(0):
-                        raise ChannelTimeout()
+                    raise ChannelTimeout()
             chunk = os.read(self._fd, min(n - len(chunks), 1 << 22))
             if not chunk:
                 raise ChannelClosed("the other side closed the channel")

@@ -30,3 +30,61 @@ def isolation(request: pytest.FixtureRequest) -> str:
     if request.param == "bwrap":
         require_bwrap()
     return str(request.param)
+
+
+class ChallengeFactory:
+    """Writes small, valid challenges into a folder, for tests of the grading machinery."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __call__(
+        self,
+        hidden: dict[str, str],
+        checks: list[dict[str, object]],
+        *,
+        challenge_id: str = "tiny",
+        functions: tuple[tuple[str, list[str]], ...] = (("add", ["a", "b"]),),
+        limits: str = "",
+        reference: str = "def add(a, b):\n    return a + b\n",
+        starter: str = "def add(a, b):\n    raise NotImplementedError\n",
+        public: dict[str, str] | None = None,
+        pass_mark: float = 0.5,
+    ) -> Path:
+        folder = self.root / challenge_id
+        for sub in ("starter", "reference", "hidden", "public"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        lines = [
+            "[challenge]", f'id = "{challenge_id}"', 'title = "Tiny"', 'level = "junior"',
+            'version = "1.0.0"', f"pass_mark = {pass_mark}", "",
+        ]
+        for name, parameters in functions:
+            lines += ["[[functions]]", f'name = "{name}"', f"parameters = {parameters!r}".replace("'", '"'), ""]
+        if limits:
+            lines += ["[limits]", limits, ""]
+        for check in checks:
+            lines.append("[[checks]]")
+            for key, value in check.items():
+                lines.append(f"{key} = {str(value).lower() if isinstance(value, bool) else repr(value)}".replace("'", '"'))
+            lines.append("")
+        (folder / "challenge.toml").write_text("\n".join(lines))
+        (folder / "README.md").write_text("# Tiny\n")
+        (folder / "starter" / "solution.py").write_text(starter)
+        (folder / "reference" / "solution.py").write_text(reference)
+        for name, source in hidden.items():
+            (folder / "hidden" / name).write_text(source)
+        for name, source in (public or {}).items():
+            (folder / "public" / name).write_text(source)
+        return folder
+
+
+@pytest.fixture
+def challenge_factory(tmp_path: Path) -> ChallengeFactory:
+    return ChallengeFactory(tmp_path / "challenges")
+
+
+@pytest.fixture
+def submission_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    return folder

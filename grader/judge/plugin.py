@@ -9,6 +9,7 @@ message, never pytest's introspection of hidden expressions and values.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -55,10 +56,9 @@ class JudgePlugin:
 
     def _warm_up(self) -> None:
         # Importing the submission overlaps with pytest importing the checks.
-        try:
+        # A failure here is reported by the first check that calls the candidate.
+        with contextlib.suppress(CallFailure, SandboxUnavailable):
             self._candidate.start()
-        except (CallFailure, SandboxUnavailable):
-            pass  # reported by the first check that calls the candidate
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self._prestart.start()
@@ -105,12 +105,18 @@ class JudgePlugin:
                 "infrastructure": False,
             })
             return True
-        timeout = self._timeouts_s.get(_short_id(item), self._default_timeout_s)
-        self._clock.timeout_s = timeout
-        self._clock.deadline = time.monotonic() + timeout
+        self._clock.deadline = None  # set when the check's body starts; see pytest_runtest_call
         self._recorder.metrics = {}
         self._phases[item.nodeid] = {"started": time.monotonic()}
         return None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        # The check's clock starts after its fixtures are ready, so that importing
+        # the submission (limited by its own setup time limit) is not charged to it.
+        timeout = self._timeouts_s.get(_short_id(item), self._default_timeout_s)
+        self._clock.timeout_s = timeout
+        self._clock.deadline = time.monotonic() + timeout
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(

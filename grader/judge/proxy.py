@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.sandbox import Outcome
-from harness.session import CallFailure, WorkerSession
+from harness.session import CallFailure, CallReply, WorkerSession
 
 
 class CheckClock:
@@ -46,47 +46,52 @@ class RemoteSolution:
         remote.__name__ = name
         return remote
 
-    def _timeout(self, requested_s: float | None) -> float:
-        remaining = self._clock.remaining_s()
-        if remaining <= 0:
-            raise CallFailure(
-                Outcome.TIMED_OUT, f"the check's time limit of {self._clock.timeout_s:g} s was used up"
-            )
-        return remaining if requested_s is None else min(requested_s, remaining)
-
-    def _precheck(self, function: str) -> None:
+    def _request(
+        self, function: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+        timeout_s: float | None, *, echo_args: bool = False,
+    ) -> CallReply:
         hello = self._session.start()
         problem = hello.problems.get(function, "")
         if problem:
             raise CallFailure(Outcome.RAISED, problem)
+        remaining = self._clock.remaining_s()
+        check_limit = f"the check's time limit of {self._clock.timeout_s:.3g} s"
+        if remaining <= 0:
+            raise CallFailure(Outcome.TIMED_OUT, f"{check_limit} was used up before {function}() was called")
+        limited_by_check = timeout_s is None or remaining < timeout_s
+        effective = remaining if limited_by_check else float(timeout_s)  # type: ignore[arg-type]
+        try:
+            return self._session.call(function, list(args), kwargs, effective, echo_args=echo_args)
+        except CallFailure as failure:
+            if failure.outcome is Outcome.TIMED_OUT and limited_by_check:
+                raise CallFailure(
+                    Outcome.TIMED_OUT, f"{function}() did not finish within {check_limit}",
+                    output=failure.output,
+                ) from None
+            raise
 
     def call(self, function: str, *args: Any, timeout_s: float | None = None, **kwargs: Any) -> Any:
         """Call ``function`` remotely and return its value."""
-        self._precheck(function)
-        return self._session.call(function, list(args), kwargs, self._timeout(timeout_s)).value
+        return self._request(function, args, kwargs, timeout_s).value
 
     def timed(
         self, function: str, *args: Any, timeout_s: float | None = None, **kwargs: Any
     ) -> tuple[Any, float]:
         """Call ``function`` remotely; return its value and the round trip in seconds (judge's clock)."""
-        self._precheck(function)
-        reply = self._session.call(function, list(args), kwargs, self._timeout(timeout_s))
+        reply = self._request(function, args, kwargs, timeout_s)
         return reply.value, reply.seconds
 
     def call_with_inputs(
         self, function: str, *args: Any, timeout_s: float | None = None, **kwargs: Any
     ) -> tuple[Any, list[Any]]:
         """Call ``function``; return its value and its positional arguments as left after the call."""
-        self._precheck(function)
-        reply = self._session.call(
-            function, list(args), kwargs, self._timeout(timeout_s), echo_args=True
-        )
+        reply = self._request(function, args, kwargs, timeout_s, echo_args=True)
         assert reply.args_after is not None
         return reply.value, reply.args_after
 
     def ping(self) -> float:
         """An empty round trip in seconds."""
-        return self._session.ping(self._timeout(None))
+        return self._session.ping(max(self._clock.remaining_s(), 0.001))
 
     def __repr__(self) -> str:
         return f"<remote {self._label} solution>"

@@ -22,9 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # Import the numeric stack and our wire format before the candidate's folder
 # joins sys.path, so that a `torch.py` beside the solution shadows nothing here.
-import numpy  # noqa: E402, F401
-import torch  # noqa: E402
-import wire  # noqa: E402
+import numpy
+import torch
+import wire
 
 MAX_MESSAGE_CHARS = 4000
 
@@ -127,7 +127,7 @@ def serve(spec: dict[str, Any], request_fd: int, reply_fd: int) -> None:
     prefix = spec["workspace"]
     try:
         module, warnings = _load_module(spec)
-    except BaseException as exc:  # noqa: BLE001 - any failure to import is reported, not raised
+    except BaseException as exc:
         _reply(reply_fd, {"ok": False, "phase": "import", "error": _describe(exc, prefix)})
         return
     problems = _check_functions(module, spec.get("functions", []))
@@ -157,7 +157,7 @@ def serve(spec: dict[str, Any], request_fd: int, reply_fd: int) -> None:
             continue
         try:
             value = target(*request["args"], **request["kwargs"])
-        except BaseException as exc:  # noqa: BLE001 - SystemExit and friends are failures too
+        except BaseException as exc:
             _reply(reply_fd, {"ok": False, "error": _describe(exc, prefix)})
             continue
         if request.get("echo_args"):

@@ -1,0 +1,203 @@
+"""Hidden checks for box_iou: edge cases, degenerate boxes, random boxes, dtype and device, speed.
+
+Expected values come from a float64 oracle written here, in the judge, so the
+reference solution is checked by the same code as every candidate.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import torch
+
+from grader.judgekit import expect_close, expect_tensor, finite_ratio
+
+F32 = {"rtol": 1e-4, "atol": 1e-5}
+F64 = {"rtol": 1e-7, "atol": 1e-9}
+F16 = {"rtol": 2e-2, "atol": 5e-3}
+SPEED_N = 2048
+SPEED_REPEATS = 5
+SPEED_MAX_RATIO = 10.0
+
+
+def iou_oracle(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
+    """Pairwise IoU in float64 on the CPU; 0 where the union is 0."""
+    a = boxes1.detach().to("cpu", torch.float64)
+    b = boxes2.detach().to("cpu", torch.float64)
+    top_left = torch.max(a[:, None, :2], b[None, :, :2])
+    bottom_right = torch.min(a[:, None, 2:], b[None, :, 2:])
+    inter = (bottom_right - top_left).clamp(min=0).prod(dim=-1)
+    area_a = (a[:, 2:] - a[:, :2]).prod(dim=-1)
+    area_b = (b[:, 2:] - b[:, :2]).prod(dim=-1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-300), torch.zeros_like(inter))
+
+
+def random_boxes(gen: torch.Generator, n: int, clusters: torch.Tensor) -> torch.Tensor:
+    """n valid float64 boxes around clusters [C, 3] of (x, y, typical size)."""
+    which = clusters[torch.randint(len(clusters), (n,), generator=gen)]
+    size = which[:, 2:] * 2.0 ** (2.0 * torch.rand(n, 1, generator=gen, dtype=torch.float64) - 1.0)
+    jitter = torch.rand(n, 2, generator=gen, dtype=torch.float64) - 0.5
+    centre = which[:, :2] + jitter * size
+    wh = size * (0.5 + torch.rand(n, 2, generator=gen, dtype=torch.float64))
+    return torch.cat([centre - wh / 2, centre + wh / 2], dim=1)
+
+
+def random_pair(seed: int, n: int, m: int, spread: float = 1e4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two sets of clustered boxes over about [-spread, spread]^2, typical sizes 1 to 1000.
+
+    Some rows of boxes2 repeat rows of boxes1, so that IoU 1 occurs too.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    count = max(2, (n + m) // 8)
+    xy = (2.0 * torch.rand(count, 2, generator=gen, dtype=torch.float64) - 1.0) * spread
+    size = 10.0 ** (3.0 * torch.rand(count, 1, generator=gen, dtype=torch.float64))
+    clusters = torch.cat([xy, size], dim=1)
+    boxes1 = random_boxes(gen, n, clusters)
+    boxes2 = random_boxes(gen, m, clusters)
+    repeats = min(n, m) // 10
+    boxes2[:repeats] = boxes1[torch.randperm(n, generator=gen)[:repeats]]
+    return boxes1, boxes2
+
+
+def cuda_usable(reference) -> bool:
+    """True when the judge and the workers can use CUDA (the reference returns a CUDA tensor)."""
+    if not torch.cuda.is_available():
+        return False
+    probe = torch.tensor([[0.0, 0.0, 1.0, 1.0]], device="cuda")
+    value = reference.box_iou(probe, probe)
+    return isinstance(value, torch.Tensor) and value.device.type == "cuda"
+
+
+# name, box from boxes1, box from boxes2, exact IoU
+EDGE_CASES = [
+    ("two identical boxes", [0, 0, 10, 10], [0, 0, 10, 10], 1.0),
+    ("two identical boxes with fractional coordinates",
+     [1.5, 2.25, 7.75, 9.5], [1.5, 2.25, 7.75, 9.5], 1.0),
+    ("a box nested inside another", [0, 0, 10, 10], [2, 2, 4, 4], 0.04),
+    ("a box containing another", [2, 3, 6, 5], [0, 0, 10, 10], 0.08),
+    ("two partly overlapping boxes", [0, 0, 2, 2], [1, 1, 3, 3], 1 / 7),
+    ("two boxes overlapping in a cross", [0, 4, 10, 6], [4, 0, 6, 10], 1 / 9),
+    ("two boxes touching along an edge", [0, 0, 1, 1], [1, 0, 2, 1], 0.0),
+    ("two boxes touching at a corner", [0, 0, 1, 1], [1, 1, 2, 2], 0.0),
+    ("two boxes apart in both x and y", [0, 0, 1, 1], [5, 5, 6, 6], 0.0),
+    ("two boxes apart in x only", [0, 0, 1, 10], [3, 0, 4, 10], 0.0),
+    ("two boxes apart in y only", [0, 0, 10, 1], [0, 4, 10, 6], 0.0),
+    ("two boxes with negative coordinates", [-10, -10, -2, -2], [-6, -6, 2, 2], 1 / 7),
+    ("two boxes with large coordinates",
+     [1e4, 1e4, 1.2e4, 1.1e4], [1.1e4, 1.05e4, 1.3e4, 1.2e4], 1 / 9),
+    ("two boxes of very different sizes", [0, 0, 1000, 1000], [10, 10, 11, 11], 1e-6),
+]
+
+# name, box from boxes1, box from boxes2: every pair has IoU 0
+DEGENERATE_CASES = [
+    ("two identical point boxes", [3, 3, 3, 3], [3, 3, 3, 3]),
+    ("two identical zero-width boxes", [2, 0, 2, 5], [2, 0, 2, 5]),
+    ("two overlapping zero-height boxes", [0, 1, 5, 1], [2, 1, 7, 1]),
+    ("two distant point boxes", [-4, 7, -4, 7], [9, -2, 9, -2]),
+    ("a point box inside a box", [1, 1, 1, 1], [0, 0, 2, 2]),
+    ("a zero-width box across a box", [1, -1, 1, 3], [0, 0, 2, 2]),
+]
+
+
+def _check_named_pairs(value, cases, dtype, tol) -> None:
+    for index, case in enumerate(cases):
+        name, expected = case[0], (case[3] if len(case) > 3 else 0.0)
+        expect_close(value[index:index + 1, index:index + 1],
+                     torch.tensor([[expected]], dtype=torch.float64),
+                     what=f"IoU of {name} ({dtype})", check_dtype=False, **tol)
+
+
+def test_edge_cases(candidate):
+    for dtype, tol in ((torch.float64, F64), (torch.float32, F32)):
+        boxes1 = torch.tensor([case[1] for case in EDGE_CASES], dtype=dtype)
+        boxes2 = torch.tensor([case[2] for case in EDGE_CASES], dtype=dtype)
+        value = expect_tensor(candidate.box_iou(boxes1, boxes2), what=f"box_iou ({dtype})",
+                              shape=(len(EDGE_CASES), len(EDGE_CASES)))
+        _check_named_pairs(value, EDGE_CASES, dtype, tol)
+        expect_close(value, iou_oracle(boxes1, boxes2), check_dtype=False,
+                     what=f"IoU between all pairs of edge-case boxes ({dtype})", **tol)
+        swapped = expect_tensor(candidate.box_iou(boxes2, boxes1), what=f"box_iou ({dtype})",
+                                shape=(len(EDGE_CASES), len(EDGE_CASES)))
+        expect_close(swapped, iou_oracle(boxes2, boxes1), check_dtype=False,
+                     what=f"IoU with boxes1 and boxes2 swapped ({dtype})", **tol)
+
+    boxes = torch.tensor([case[1] for case in EDGE_CASES[:3]], dtype=torch.float32)
+    none = torch.zeros(0, 4, dtype=torch.float32)
+    expect_tensor(candidate.box_iou(none, boxes), what="box_iou of an empty boxes1", shape=(0, 3))
+    expect_tensor(candidate.box_iou(boxes, none), what="box_iou of an empty boxes2", shape=(3, 0))
+    expect_tensor(candidate.box_iou(none, none), what="box_iou of two empty inputs", shape=(0, 0))
+
+
+def test_degenerate_boxes(candidate):
+    for dtype, tol in ((torch.float64, F64), (torch.float32, F32)):
+        boxes1 = torch.tensor([case[1] for case in DEGENERATE_CASES], dtype=dtype)
+        boxes2 = torch.tensor([case[2] for case in DEGENERATE_CASES], dtype=dtype)
+        value = expect_tensor(candidate.box_iou(boxes1, boxes2), what=f"box_iou ({dtype})",
+                              shape=(len(DEGENERATE_CASES), len(DEGENERATE_CASES)))
+        assert not bool(torch.isnan(value).any()), "IoU of two degenerate boxes is NaN"
+        assert bool(torch.isfinite(value).all()), "IoU of two degenerate boxes is infinite"
+        _check_named_pairs(value, DEGENERATE_CASES, dtype, tol)
+        expect_close(value, iou_oracle(boxes1, boxes2), check_dtype=False,
+                     what=f"IoU between all pairs of degenerate boxes ({dtype})", **tol)
+
+
+def test_random_boxes(candidate):
+    for seed, n, m in ((11, 300, 200), (12, 1, 157), (13, 64, 1)):
+        boxes1, boxes2 = random_pair(seed, n, m)
+        value = candidate.box_iou(boxes1, boxes2)
+        expect_close(value, iou_oracle(boxes1, boxes2), check_dtype=False,
+                     what="IoU of random float64 boxes", **F64)
+    for seed, n, m in ((21, 257, 311), (22, 100, 100)):
+        boxes1, boxes2 = (b.float() for b in random_pair(seed, n, m))
+        value = candidate.box_iou(boxes1, boxes2)
+        expect_close(value, iou_oracle(boxes1, boxes2), check_dtype=False,
+                     what="IoU of random float32 boxes", **F32)
+
+
+def test_dtype_and_device(candidate, reference):
+    boxes1, boxes2 = random_pair(31, 40, 50, spread=1e3)
+    for dtype in (torch.float32, torch.float64):
+        a, b = boxes1.to(dtype), boxes2.to(dtype)
+        value = expect_tensor(candidate.box_iou(a, b), what=f"box_iou of {dtype} boxes",
+                              shape=(40, 50), dtype=dtype, device="cpu")
+        expect_close(value, iou_oracle(a, b), check_dtype=False,
+                     what=f"IoU of {dtype} boxes", **(F32 if dtype == torch.float32 else F64))
+    # float16: small coordinates, so that areas stay far below float16's maximum (65504)
+    half1, half2 = ((b / 20).clamp(-100, 100).half() for b in random_pair(32, 30, 20, spread=1e3))
+    value = expect_tensor(candidate.box_iou(half1, half2), what="box_iou of torch.float16 boxes",
+                          shape=(30, 20), dtype=torch.float16, device="cpu")
+    expect_close(value, iou_oracle(half1, half2), check_dtype=False,
+                 what="IoU of torch.float16 boxes", **F16)
+    if cuda_usable(reference):
+        a, b = boxes1.float().cuda(), boxes2.float().cuda()
+        value = expect_tensor(candidate.box_iou(a, b), what="box_iou of CUDA boxes",
+                              shape=(40, 50), dtype=torch.float32, device="cuda")
+        expect_close(value, iou_oracle(a, b), check_dtype=False, what="IoU of CUDA boxes", **F32)
+
+
+def test_speed(candidate, reference, record):
+    boxes1, boxes2 = (b.float() for b in random_pair(41, SPEED_N, SPEED_N))
+    _, ref_warmup = reference.timed("box_iou", boxes1, boxes2)
+    value, _ = candidate.timed("box_iou", boxes1, boxes2, timeout_s=max(5.0, 30 * ref_warmup))
+    value = expect_tensor(value, what=f"box_iou of {SPEED_N}x{SPEED_N} boxes",
+                          shape=(SPEED_N, SPEED_N))  # the dtype is box_iou_dtype_device's job
+    assert bool(torch.isfinite(value).all()), (
+        f"box_iou of {SPEED_N}x{SPEED_N} boxes has NaN or infinite values"
+    )
+    rows = torch.randperm(SPEED_N, generator=torch.Generator().manual_seed(42))[:64]
+    expect_close(value[rows], iou_oracle(boxes1[rows], boxes2), check_dtype=False,
+                 what=f"IoU of {SPEED_N}x{SPEED_N} random boxes", **F32)
+
+    ref_times: list[float] = []
+    cand_times: list[float] = []
+    for _ in range(SPEED_REPEATS):
+        ref_times.append(reference.timed("box_iou", boxes1, boxes2)[1])
+        timeout_s = max(5.0, 30 * statistics.median(ref_times))
+        cand_times.append(candidate.timed("box_iou", boxes1, boxes2, timeout_s=timeout_s)[1])
+    ratio = finite_ratio(statistics.median(cand_times), statistics.median(ref_times))
+    record.metric("box_iou_speed_ratio", ratio)
+    assert ratio <= SPEED_MAX_RATIO, (
+        f"box_iou on {SPEED_N}x{SPEED_N} boxes took {ratio:.1f}x as long as a straightforward "
+        f"vectorised implementation (the limit is {SPEED_MAX_RATIO:g}x)"
+    )
