@@ -65,7 +65,8 @@ class ChallengeFactory:
         for check in checks:
             lines.append("[[checks]]")
             for key, value in check.items():
-                lines.append(f"{key} = {str(value).lower() if isinstance(value, bool) else repr(value)}".replace("'", '"'))
+                literal = str(value).lower() if isinstance(value, bool) else repr(value).replace("'", '"')
+                lines.append(f"{key} = {literal}")
             lines.append("")
         (folder / "challenge.toml").write_text("\n".join(lines))
         (folder / "README.md").write_text("# Tiny\n")

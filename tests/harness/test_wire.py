@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import threading
@@ -90,10 +91,8 @@ def test_reader_enforces_size_cap_and_deadline() -> None:
     read_fd, write_fd = os.pipe()
     try:
         def write_until_closed() -> None:
-            try:
+            with contextlib.suppress(wire.ChannelClosed):
                 wire.write_message(write_fd, torch.zeros(10000))
-            except wire.ChannelClosed:
-                pass
 
         writer = threading.Thread(target=write_until_closed)
         writer.start()
