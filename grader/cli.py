@@ -32,7 +32,7 @@ app = typer.Typer(
 )
 # Piped output (CI logs, files) gets a wide table rather than rich's default 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 140)
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 BackendOption = Annotated[str, typer.Option("--backend", help="Sandbox backend: local.")]
 IsolationOption = Annotated[

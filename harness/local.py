@@ -11,6 +11,8 @@ Isolation, best first:
 - ``process``: a plain subprocess in its own session, for machines without
   bubblewrap (a candidate's laptop). The submission can see this machine's
   files: fine for practice, not for hiring decisions, and the result says so.
+  The starting process becomes a child subreaper, so daemons that escape by
+  double-forking are adopted by it and killed with the worker.
 
 Limits: memory and process count through a cgroup where one can be created,
 else through rlimits set by the worker before it imports the submission; open
@@ -189,8 +191,6 @@ class LocalSandbox:
         self.isolation: str = "bwrap" if isolation in ("auto", "bwrap") and bwrap else "process"
         self._bwrap = bwrap
         self._cgroup_version = cgroups.detect() if use_cgroups else None
-        if self.isolation == "process":
-            become_subreaper()
 
     def describe(self) -> dict[str, Any]:
         isolated = self.isolation == "bwrap"
@@ -208,6 +208,8 @@ class LocalSandbox:
         }
 
     def start(self, spec: WorkerSpec) -> LocalWorker:
+        if self.isolation == "process":
+            become_subreaper()  # idempotent; lets kill() find double-forked daemons
         control_dir = Path(tempfile.mkdtemp(prefix="cvgrade-worker-"))
         control_dir.chmod(0o755)
         for source in RUNTIME_FILES:

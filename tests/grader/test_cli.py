@@ -1,0 +1,128 @@
+"""The cvgrade command line: exit codes, JSON output, practice folders, validation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from grader.cli import app
+
+runner = CliRunner()
+CHECKS = "def test_adds(candidate):\n    assert candidate.add(1, 2) == 3, 'wrong sum'\n"
+CHECK = [{"name": "adds", "test": "test_add.py::test_adds", "points": 1}]
+PUBLIC = {"test_public.py": "def test_adds_zero(candidate):\n    assert candidate.add(0, 0) == 0\n"}
+
+
+@pytest.fixture
+def tiny(challenge_factory) -> Path:
+    folder = challenge_factory({"test_add.py": CHECKS}, CHECK, public=PUBLIC)
+    (folder / "known_bad").mkdir()
+    (folder / "known_bad" / "minus.py").write_text("def add(a, b):\n    return a - b\n")
+    with (folder / "challenge.toml").open("a") as toml:
+        toml.write('\n[[known_bad]]\nfile = "known_bad/minus.py"\nmust_fail = ["adds"]\n')
+    return folder
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_exit_code_0_when_passed_1_when_not(tiny: Path, submission_dir: Path) -> None:
+    good = write(submission_dir, "good.py", "def add(a, b):\n    return a + b\n")
+    bad = write(submission_dir, "bad.py", "def add(a, b):\n    return 0\n")
+    code, output = invoke("grade", str(good), "--challenge", str(tiny))
+    assert code == 0 and "PASSED" in output
+    code, output = invoke("grade", str(bad), "--challenge", str(tiny))
+    assert code == 1 and "NOT PASSED" in output and "wrong sum" in output
+
+
+def test_json_prints_one_object_per_submission(tiny: Path, submission_dir: Path) -> None:
+    good = write(submission_dir, "good.py", "def add(a, b):\n    return a + b\n")
+    bad = write(submission_dir, "bad.py", "def add(a, b):\n    return 0\n")
+    code, output = invoke("grade", str(good), str(bad), "-c", str(tiny), "--json")
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert [r["passed"] for r in lines] == [True, False]
+    assert code == 1  # the worst verdict decides
+
+
+def test_exit_code_2_for_a_hostile_zip_with_a_clear_message(tiny: Path, submission_dir: Path) -> None:
+    archive = submission_dir / "sub.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("../evil.py", "x = 1")
+    code, output = invoke("grade", str(archive), "-c", str(tiny))
+    assert code == 2
+    assert "points outside the archive" in output
+
+
+def test_exit_code_2_for_a_broken_notebook(tiny: Path, submission_dir: Path) -> None:
+    notebook = write(submission_dir, "solution.ipynb", "{not json")
+    code, output = invoke("grade", str(notebook), "-c", str(tiny))
+    assert code == 2 and "not a valid Jupyter notebook" in output
+
+
+def test_exit_code_2_for_an_unknown_challenge(tmp_path: Path, submission_dir: Path) -> None:
+    good = write(submission_dir, "good.py", "def add(a, b):\n    return a + b\n")
+    code, output = invoke("grade", str(good), "-c", "nope", "--challenges-dir", str(tmp_path))
+    assert code == 2 and "no challenge 'nope'" in output
+
+
+def test_exit_code_3_when_our_side_fails(challenge_factory, submission_dir: Path) -> None:
+    broken = challenge_factory({"test_add.py": "def test_adds(candidate:\n"}, CHECK, challenge_id="broken")
+    good = write(submission_dir, "good.py", "def add(a, b):\n    return a + b\n")
+    code, output = invoke("grade", str(good), "-c", str(broken), "--json")
+    result = json.loads(output)
+    assert code == 3 and result["status"] == "error" and result["score"] is None
+
+
+def test_start_copies_public_parts_only_and_test_runs_public_checks(tiny: Path, tmp_path: Path) -> None:
+    practice = tmp_path / "practice"
+    code, _ = invoke("start", "tiny", str(practice), "--challenges-dir", str(tiny.parent))
+    assert code == 0
+    copied = sorted(str(p.relative_to(practice)) for p in practice.rglob("*") if p.is_file())
+    assert copied == [".cvgrade.toml", "README.md", "public_tests/test_public.py", "solution.py"]
+    code, output = invoke("test", str(practice), "--challenges-dir", str(tiny.parent))
+    assert code == 1 and "public checks" in output  # the starter does not pass
+    write(practice, "solution.py", "def add(a, b):\n    return a + b\n")
+    code, output = invoke("test", str(practice), "--challenges-dir", str(tiny.parent))
+    assert code == 0 and "adds_zero" in output
+
+
+def test_start_refuses_a_folder_that_is_not_empty(tiny: Path, tmp_path: Path) -> None:
+    write(tmp_path, "keep.txt", "mine")
+    code, output = invoke("start", "tiny", str(tmp_path), "--challenges-dir", str(tiny.parent))
+    assert code == 2 and "not empty" in output
+
+
+def test_validate_accepts_a_sound_challenge_and_reports_a_weak_one(tiny: Path) -> None:
+    code, output = invoke("validate", "tiny", "--challenges-dir", str(tiny.parent))
+    assert code == 0 and "valid" in output
+    # A known-bad solution that is in fact right exposes a check that cannot tell.
+    (tiny / "known_bad" / "minus.py").write_text("def add(a, b):\n    return b + a\n")
+    code, output = invoke("validate", "tiny", "--challenges-dir", str(tiny.parent))
+    assert code == 1 and "should fail ['adds']" in output
+
+
+def test_challenges_lists_the_shipped_ones() -> None:
+    code, output = invoke("challenges")
+    assert code == 0 and "iou" in output and "junior" in output
+
+
+def test_the_console_script_is_installed() -> None:
+    done = subprocess.run([Path(sys.executable).parent / "cvgrade", "--help"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0
+    assert textwrap.dedent("grade") in done.stdout
