@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from grader.challenge import Challenge, CheckSpec
 from grader.environment import describe_environment
-from grader.judge.plugin import iter_records
+from grader.judge.records import iter_records
 from grader.results import GradeResult, build_result
 from grader.scoring import score_checks
 from grader.workspace import Workspace, prepare_workspace

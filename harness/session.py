@@ -63,34 +63,50 @@ class WorkerSession:
         self._import_failure: CallFailure | None = None
         self.hello: Hello | None = None
         self.stats = SessionStats()
+        self._setup_deadline = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> Hello:
-        """Start a worker if none is running; raise the import failure if the submission cannot load."""
-        if self._import_failure is not None:
-            raise self._import_failure
-        if self._worker is not None and self._worker.alive():
-            assert self.hello is not None
-            return self.hello
+    def adopt(self, worker: WorkerProcess) -> None:
+        """Take over a worker that was started already (to overlap its start-up with ours)."""
         self._discard()
-        worker = self._sandbox.start(self._spec)
+        self._attach(worker)
+
+    def _attach(self, worker: WorkerProcess) -> None:
         self._worker = worker
+        self.hello = None
         self.stats.starts += 1
+        self._setup_deadline = time.monotonic() + self._spec.limits.setup_timeout_s
         flags = fcntl.fcntl(worker.request_fd, fcntl.F_GETFL)
         fcntl.fcntl(worker.request_fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
         self._reader = wire.Reader(worker.reply_fd, max_message_bytes=self._spec.limits.max_message_bytes)
-        deadline = time.monotonic() + self._spec.limits.setup_timeout_s
+
+    def start(self) -> Hello:
+        """Start a worker if none is running and wait for its greeting.
+
+        Raises the import failure (remembered: the submission is not imported
+        again) if the submission cannot be loaded within its setup time limit.
+        """
+        if self._import_failure is not None:
+            raise self._import_failure
+        if self._worker is not None and self.hello is not None and self._worker.alive():
+            return self.hello
+        if self._worker is None or not self._worker.alive():
+            self._discard()
+            self._attach(self._sandbox.start(self._spec))
+        limit_s = self._spec.limits.setup_timeout_s
         try:
-            reply = self._receive(deadline, "importing your solution", self._spec.limits.setup_timeout_s)
+            reply = self._receive(self._setup_deadline, "importing your solution", limit_s)
         except CallFailure as failure:
-            if failure.outcome in (Outcome.CRASHED, Outcome.RAISED, Outcome.BAD_VALUE):
+            if failure.outcome is not Outcome.IMPORT_FAILED:
+                # Limit breaches keep their names; a crash or garbage while importing is an import failure.
+                kept = (Outcome.TIMED_OUT, Outcome.OUT_OF_MEMORY, Outcome.OUTPUT_LIMIT)
                 failure = CallFailure(
-                    Outcome.IMPORT_FAILED,
+                    failure.outcome if failure.outcome in kept else Outcome.IMPORT_FAILED,
                     f"your solution could not be imported: {failure.message}",
                     detail=failure.detail, output=failure.output,
                 )
-                self._import_failure = failure
+            self._import_failure = failure
             raise failure from None
         problems = reply.get("functions")
         warnings = reply.get("warnings")

@@ -13,7 +13,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -189,17 +189,3 @@ def _first_line(text: str) -> str:
 
 def _output_block(output: str) -> str:
     return f"--- output of the solution (last lines) ---\n{output}" if output.strip() else ""
-
-
-def iter_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Read the records a judge wrote (trusted JSON lines; a torn last line is ignored)."""
-    if not path.exists():
-        return
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict):
-                yield record

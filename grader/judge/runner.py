@@ -17,12 +17,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import pytest
-
-from grader.judge.plugin import JudgePlugin
+# Only light modules here: the workers are launched before torch and pytest are
+# imported, so that their start-up overlaps with ours.
 from harness.backends import make_sandbox
 from harness.sandbox import Limits, WorkerSpec
-from harness.session import WorkerSession
 
 EXIT_OK = 0
 EXIT_JUDGE_FAILED = 3
@@ -42,11 +40,23 @@ def worker_spec(data: dict[str, Any], label: str) -> WorkerSpec:
 def run(spec: dict[str, Any]) -> int:
     started = time.monotonic()
     sandbox = make_sandbox(spec["sandbox"])
-    candidate = WorkerSession(sandbox, worker_spec(spec["candidate"], "candidate"))
-    reference = (
-        WorkerSession(sandbox, worker_spec(spec["reference"], "reference"))
-        if spec.get("reference") else None
-    )
+    candidate_spec = worker_spec(spec["candidate"], "candidate")
+    reference_spec = worker_spec(spec["reference"], "reference") if spec.get("reference") else None
+    launched = [sandbox.start(candidate_spec)]
+    if reference_spec is not None:
+        launched.append(sandbox.start(reference_spec))
+
+    import pytest
+
+    from grader.judge.plugin import JudgePlugin
+    from harness.session import WorkerSession
+
+    candidate = WorkerSession(sandbox, candidate_spec)
+    candidate.adopt(launched[0])
+    reference = None
+    if reference_spec is not None:
+        reference = WorkerSession(sandbox, reference_spec)
+        reference.adopt(launched[1])
 
     def stop(signum: int, frame: FrameType | None) -> None:
         candidate.close()

@@ -172,13 +172,13 @@ def test_a_broken_hidden_check_is_our_failure_not_the_candidates(challenge_facto
 
 def test_the_run_time_limit_stops_the_remaining_checks(challenge_factory, submission_dir: Path) -> None:
     checks = "".join(
-        f"def test_{i}(candidate):\n    candidate.call('wait', 1.5)\n\n" for i in range(4)
+        f"def test_{i}(candidate):\n    candidate.call('wait', 3)\n\n" for i in range(4)
     )
     challenge = challenge_factory(
         {"test_slow.py": checks},
         [{"name": f"c{i}", "test": f"test_slow.py::test_{i}", "points": 1} for i in range(4)],
         functions=(("wait", ["seconds"]),),
-        limits="run_timeout_s = 4",
+        limits="run_timeout_s = 8",
     )
     source = "import time\ndef wait(seconds):\n    time.sleep(seconds)\n    return 1\n"
     result = grade(challenge, source, submission_dir)
