@@ -1,0 +1,8 @@
+"""Shadow of `candidate_worker`: if anything imports this, it leaves evidence and fails loudly."""
+
+import os as _os
+import sys as _sys
+
+with open(_os.path.join(_os.environ.get("TMPDIR", "/tmp"), "cvgrade-shadow-ran-candidate_worker"), "w") as _evidence:
+    _evidence.write(repr(_sys.argv))
+raise ImportError("the candidate's shadow candidate_worker.py was imported by " + repr(_sys.argv[:2]))
