@@ -562,9 +562,6 @@ def test_patched_clocks_do_not_hide_a_slow_solution(grade: Grader) -> None:
     assert graded.result.failed_gates == ["box_iou_speed"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: box_iou_speed times the same input the warm-up call saw, and "
-                                       "checks only the warm-up's output (TIMING.md: fresh inputs, every "
-                                       "timed output checked): a slow solution that caches passes")
 def test_a_slow_solution_that_caches_by_input_content_fails_the_speed_gate(grade: Grader) -> None:
     graded = grade("cache_by_content.py")
     assert_verdict(graded, Verdict(90, ALL - {"box_iou_speed"}, failing_as=("timed_out", "failed")))
