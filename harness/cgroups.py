@@ -17,6 +17,8 @@ from pathlib import Path
 V2_ROOT = Path("/sys/fs/cgroup")
 V1_MEMORY = Path("/sys/fs/cgroup/memory")
 V1_PIDS = Path("/sys/fs/cgroup/pids")
+V1_CPU = Path("/sys/fs/cgroup/cpu")
+CPU_PERIOD_US = 100_000
 PARENT_NAME = "cvgrade"
 
 
@@ -48,13 +50,17 @@ def detect() -> str | None:
 
 
 class Cgroup:
-    """A fresh control group with a memory cap (swap included) and a pids cap."""
+    """A fresh control group with a memory cap (swap included), a pids cap and, where the
+    cpu controller is available, a CPU quota of ``cpu_threads`` CPUs' worth of time."""
 
-    def __init__(self, memory_mb: int, max_processes: int, version: str | None = None) -> None:
+    def __init__(
+        self, memory_mb: int, max_processes: int, version: str | None = None, cpu_threads: int | None = None
+    ) -> None:
         self.version = version or detect()
         if self.version is None:
             raise CgroupUnavailable("no writable cgroup hierarchy with memory and pids controllers")
         name = f"run-{uuid.uuid4().hex[:12]}"
+        self.cpu_limited = False
         memory_bytes = str(memory_mb * 1024 * 1024)
         if self.version == "v2":
             parent = V2_ROOT / PARENT_NAME
@@ -66,6 +72,12 @@ class Cgroup:
             self._write(self.dirs[0] / "memory.max", memory_bytes)
             self._write(self.dirs[0] / "memory.swap.max", "0", optional=True)
             self._write(self.dirs[0] / "pids.max", str(max_processes))
+            if cpu_threads is not None:
+                with suppress(OSError):
+                    (parent / "cgroup.subtree_control").write_text("+cpu")
+                self.cpu_limited = self._write(
+                    self.dirs[0] / "cpu.max", f"{cpu_threads * CPU_PERIOD_US} {CPU_PERIOD_US}", optional=True
+                )
         else:
             memory_dir = V1_MEMORY / PARENT_NAME / name
             pids_dir = V1_PIDS / PARENT_NAME / name
@@ -75,14 +87,25 @@ class Cgroup:
             self._write(memory_dir / "memory.limit_in_bytes", memory_bytes)
             self._write(memory_dir / "memory.memsw.limit_in_bytes", memory_bytes, optional=True)
             self._write(pids_dir / "pids.max", str(max_processes))
+            if cpu_threads is not None and os.access(V1_CPU, os.W_OK):
+                cpu_dir = V1_CPU / PARENT_NAME / name
+                with suppress(OSError):
+                    cpu_dir.mkdir(parents=True)
+                    self.dirs.append(cpu_dir)
+                    self._write(cpu_dir / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+                    self.cpu_limited = self._write(
+                        cpu_dir / "cpu.cfs_quota_us", str(cpu_threads * CPU_PERIOD_US), optional=True
+                    )
 
     @staticmethod
-    def _write(path: Path, value: str, *, optional: bool = False) -> None:
+    def _write(path: Path, value: str, *, optional: bool = False) -> bool:
         try:
             path.write_text(value)
         except OSError:
             if not optional:
                 raise
+            return False
+        return True
 
     @property
     def procs_files(self) -> list[Path]:

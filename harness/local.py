@@ -37,7 +37,7 @@ import threading
 from pathlib import Path
 from typing import Any, Literal
 
-from harness import cgroups
+from harness import cgroups, seccomp
 from harness.output import CappedOutput
 from harness.sandbox import ExitInfo, SandboxUnavailable, WorkerSpec
 
@@ -197,6 +197,7 @@ class LocalSandbox:
         return {
             "backend": self.name,
             "isolation": "bubblewrap namespaces" if isolated else "plain subprocess (no isolation)",
+            "seccomp": "cvgrade filter" if isolated and seccomp.supported() else "none",
             "limits_enforced_by": (
                 f"cgroup {self._cgroup_version}" if self._cgroup_version else "rlimits"
             ),
@@ -244,8 +245,12 @@ class LocalSandbox:
             str(request_read), str(reply_write),
         ]
         env = self._environment(spec)
+        passed_fds = [request_read, reply_write]
         if in_sandbox:
-            cmd = self._bwrap_command(spec, control_dir, env) + worker_cmd
+            seccomp_fd = self._seccomp_fd()
+            if seccomp_fd is not None:
+                passed_fds.append(seccomp_fd)
+            cmd = self._bwrap_command(spec, control_dir, env, seccomp_fd) + worker_cmd
             popen_env: dict[str, str] = {}
         else:
             cmd = worker_cmd
@@ -259,19 +264,19 @@ class LocalSandbox:
                 stdin=subprocess.DEVNULL,
                 stdout=output_write,
                 stderr=output_write,
-                pass_fds=(request_read, reply_write),
+                pass_fds=passed_fds,
                 env=popen_env,
                 start_new_session=True,
                 close_fds=True,
             )
         except OSError as err:
-            for fd in (request_read, request_write, reply_read, reply_write, output_read, output_write):
+            for fd in (request_write, reply_read, output_read, output_write, *passed_fds):
                 os.close(fd)
             if cgroup is not None:
                 cgroup.remove()
             shutil.rmtree(control_dir, ignore_errors=True)
             raise SandboxUnavailable(f"could not start the worker: {err}") from err
-        for fd in (request_read, reply_write, output_write):
+        for fd in (output_write, *passed_fds):
             os.close(fd)
         _LIVE_WORKER_PIDS.add(popen.pid)
         worker: LocalWorker | None = None
@@ -290,7 +295,8 @@ class LocalSandbox:
         if self._cgroup_version is None:
             return None
         try:
-            return cgroups.Cgroup(spec.limits.memory_mb, spec.limits.max_processes, self._cgroup_version)
+            return cgroups.Cgroup(spec.limits.memory_mb, spec.limits.max_processes, self._cgroup_version,
+                                  cpu_threads=spec.limits.cpu_threads)
         except OSError:
             return None
 
@@ -325,7 +331,20 @@ class LocalSandbox:
         env.update(spec.env)
         return env
 
-    def _bwrap_command(self, spec: WorkerSpec, control_dir: Path, env: dict[str, str]) -> list[str]:
+    @staticmethod
+    def _seccomp_fd() -> int | None:
+        """A pipe holding the seccomp filter, for bwrap to read; None where none can be built."""
+        if not seccomp.supported():
+            return None
+        program = seccomp.build_filter()
+        read_fd, write_fd = os.pipe()
+        os.write(write_fd, program)  # a few hundred bytes: fits in the pipe's buffer
+        os.close(write_fd)
+        return read_fd
+
+    def _bwrap_command(
+        self, spec: WorkerSpec, control_dir: Path, env: dict[str, str], seccomp_fd: int | None
+    ) -> list[str]:
         assert self._bwrap is not None
         cmd = [
             self._bwrap,
@@ -348,6 +367,8 @@ class LocalSandbox:
         for key, value in env.items():
             cmd += ["--setenv", key, value]
         cmd += ["--chdir", WORKSPACE_MOUNT]
+        if seccomp_fd is not None:
+            cmd += ["--seccomp", str(seccomp_fd)]
         if os.geteuid() == 0:
             cmd += [
                 "/usr/bin/setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}",

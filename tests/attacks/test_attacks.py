@@ -437,16 +437,13 @@ DENIED = ["setuid0", "setgid0", "seteuid0", "unshare_mount", "unshare_net", "ptr
           "chroot", "sethostname", "nice_minus", "kill_pid1", "raw_socket", "packet_socket", "connect_loopback_22",
           "write_usr", "write_workspace", "write_runtime", "read_shadow", "read_dev_mem", "read_kmsg",
           "docker_socket", "read_pid1_mem"]
-NO_SECCOMP = "bug: the bwrap sandbox has no seccomp filter and does not disable user namespaces"
 
 
 @pytest.mark.parametrize("probe", [
     *DENIED,
-    pytest.param("unshare_user", marks=pytest.mark.xfail(strict=True, reason=NO_SECCOMP)),
-    pytest.param("userns_then_mount", marks=pytest.mark.xfail(strict=True, reason=NO_SECCOMP)),
-    pytest.param("keyctl", marks=pytest.mark.xfail(
-        strict=True, reason=NO_SECCOMP + ": add_key works, and the user keyring of uid 65534 is shared "
-                                         "by every sandbox on the machine")),
+    "unshare_user",
+    "userns_then_mount",
+    "keyctl",  # the user keyring of uid 65534 would be shared by every sandbox on the machine
 ])
 def test_privileged_operations_are_denied_in_the_sandbox(privilege_report: dict[str, str], probe: str) -> None:
     assert privilege_report[probe].startswith("denied"), f"{probe}: {privilege_report[probe]}"
@@ -459,14 +456,14 @@ def test_the_sandbox_runs_without_capabilities_or_network(privilege_report: dict
     assert privilege_report["interfaces"] == "lo"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: cpu_threads is only a default (torch.set_num_threads and "
-                                       "OMP_NUM_THREADS); the worker may run on every CPU of the machine")
-def test_the_candidate_runs_on_no_more_cpus_than_the_limit_grants(privilege_report: dict[str, str]) -> None:
+def test_the_candidate_gets_no_more_cpu_time_than_the_limit_grants(privilege_report: dict[str, str]) -> None:
+    # The worker may see every CPU, but a CPU quota (cgroup) caps the CPU time it gets:
+    # a matrix product on 8 threads gets about cpu_threads CPU seconds per wall second.
     if (os.cpu_count() or 1) <= IOU.spec.limits.cpu_threads:
         pytest.skip("this machine has no more CPUs than the limit: nothing to show")
-    assert int(privilege_report["cpus_allowed"]) <= IOU.spec.limits.cpu_threads, (
-        f"allowed on {privilege_report['cpus_allowed']} CPUs; a parallel matrix product got "
-        f"{privilege_report['cpu_per_wall']} CPU seconds per second"
+    assert float(privilege_report["cpu_per_wall"]) <= IOU.spec.limits.cpu_threads * 1.25, (
+        f"a parallel matrix product got {privilege_report['cpu_per_wall']} CPU seconds per second "
+        f"(allowed on {privilege_report['cpus_allowed']} CPUs)"
     )
 
 
