@@ -48,6 +48,13 @@ class ChallengeLimits(_Strict):
     max_output_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
     scratch_mb: Annotated[int, Field(ge=1)] = 256
     cpu_threads: Annotated[int, Field(ge=1, le=64)] = 1
+    gpu: Literal["off", "optional", "required"] = "off"
+
+
+class ImageSpec(_Strict):
+    """Extra Python packages the runtime image needs; installed when the image is built, never when grading."""
+
+    packages: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*([<>=!~]=?[A-Za-z0-9.*+!-]+)?$")]] = []
 
 
 class CheckSpec(_Strict):
@@ -55,6 +62,7 @@ class CheckSpec(_Strict):
     test: Annotated[str, Field(pattern=r"^test_[A-Za-z0-9_]*\.py::[A-Za-z_][A-Za-z0-9_\[\]-]*$")]
     points: Annotated[float, Field(gt=0)]
     gate: bool = False
+    timed: bool = False  # holds the machine-wide timing lock: never overlaps another timed check
     timeout_s: Annotated[float, Field(gt=0)] | None = None
     visibility: Visibility = "visible"
     description: str = ""
@@ -70,6 +78,7 @@ class ChallengeFile(_Strict):
     challenge: ChallengeInfo
     functions: Annotated[list[FunctionSpec], Field(min_length=1)]
     limits: ChallengeLimits = ChallengeLimits()
+    image: ImageSpec = ImageSpec()
     checks: Annotated[list[CheckSpec], Field(min_length=1)]
     known_bad: list[KnownBad] = []
 

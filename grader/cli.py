@@ -7,7 +7,9 @@ its code (``grader.errors``); this module only maps them to the process exit.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
@@ -16,12 +18,13 @@ from rich.console import Console
 from rich.table import Table
 
 from grader.challenge import Challenge, list_challenge_ids, load_challenge
-from grader.errors import CvgradeError
-from grader.grading import GradeOptions, grade_submission, run_public_checks
+from grader.errors import CvgradeError, InfrastructureError
+from grader.grading import GradeOptions, grade_submission, run_public_checks, stop_all_judges
 from grader.practice import practice_challenge_id, practice_submission, start_practice
 from grader.report import print_result, print_summary
 from grader.results import GradeResult
 from grader.validate import validate_challenge
+from harness.sandbox import SandboxUnavailable
 
 app = typer.Typer(
     name="cvgrade",
@@ -34,7 +37,9 @@ app = typer.Typer(
 console = Console(width=None if sys.stdout.isatty() else 140)
 errors = Console(stderr=True, soft_wrap=True)
 
-BackendOption = Annotated[str, typer.Option("--backend", help="Sandbox backend: local.")]
+BackendOption = Annotated[
+    str, typer.Option("--backend", help="Sandbox backend: auto (Docker where ready, else local), docker or local.")
+]
 IsolationOption = Annotated[
     str,
     typer.Option(
@@ -51,12 +56,26 @@ ChallengesDirOption = Annotated[
 def _options(backend: str, isolation: str) -> GradeOptions:
     if isolation not in ("auto", "bwrap", "process"):
         raise typer.BadParameter("--isolation must be auto, bwrap or process")
+    if backend not in ("auto", "docker", "local"):
+        raise typer.BadParameter("--backend must be auto, docker or local")
     return GradeOptions(backend=backend, isolation=isolation)  # type: ignore[arg-type]
 
 
 def _fail(err: CvgradeError) -> None:
     errors.print(f"[bold red]error:[/bold red] {err}", highlight=False)
     raise typer.Exit(err.exit_code)
+
+
+def _clean_up_after_crashed_graders(options: GradeOptions) -> None:
+    """Remove worker containers whose grader died (the janitor), when containers may be used."""
+    if options.backend == "local":
+        return
+    from harness.containers import janitor as remove_leftovers
+
+    with contextlib.suppress(SandboxUnavailable):
+        removed = remove_leftovers()
+        if removed:
+            errors.print(f"note: removed {len(removed)} container(s) left by a grader that died", highlight=False)
 
 
 def _worst_exit(codes: list[int]) -> int:
@@ -71,26 +90,46 @@ def grade(
     ],
     challenge: Annotated[str, typer.Option("--challenge", "-c", help="Challenge id or folder.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per submission.")] = False,
-    backend: BackendOption = "local",
+    backend: BackendOption = "auto",
     isolation: IsolationOption = "auto",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Grade this many at once.")] = 1,
     challenges_dir: ChallengesDirOption = None,
 ) -> None:
-    """Grade submissions against a challenge's hidden checks."""
+    """Grade submissions against a challenge's hidden checks.
+
+    With --jobs N, N submissions are graded at once; checks marked `timed` still
+    never overlap (a machine-wide lock), and results print in the order given.
+    """
     options = _options(backend, isolation)
     try:
         loaded = load_challenge(challenge, challenges_dir)
     except CvgradeError as err:
         _fail(err)
         return
+    _clean_up_after_crashed_graders(options)
     codes: list[int] = []
     rows: list[tuple[str, GradeResult | str]] = []
-    for submission in submissions:
+
+    def attempt(submission: Path) -> GradeResult | CvgradeError:
         try:
-            result = grade_submission(submission, loaded, options)
+            return grade_submission(submission, loaded, options)
         except CvgradeError as err:
-            errors.print(f"[bold red]error:[/bold red] {submission}: {err}", highlight=False)
-            codes.append(err.exit_code)
-            rows.append((str(submission), str(err)))
+            return err
+
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        outcomes = list(pool.map(attempt, submissions))
+    except KeyboardInterrupt:
+        errors.print("interrupted: stopping the gradings in progress", highlight=False)
+        stop_all_judges()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise typer.Exit(130) from None
+    pool.shutdown()
+    for submission, result in zip(submissions, outcomes, strict=True):
+        if isinstance(result, CvgradeError):
+            errors.print(f"[bold red]error:[/bold red] {submission}: {result}", highlight=False)
+            codes.append(result.exit_code)
+            rows.append((str(submission), str(result)))
             continue
         codes.append(result.exit_code)
         rows.append((str(submission), result))
@@ -148,7 +187,7 @@ def test(
     folder: Annotated[Path, typer.Argument(help="A folder made by `cvgrade start`.")],
     challenge: Annotated[str | None, typer.Option("--challenge", "-c")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
-    backend: BackendOption = "local",
+    backend: BackendOption = "auto",
     isolation: IsolationOption = "auto",
     challenges_dir: ChallengesDirOption = None,
 ) -> None:
@@ -172,7 +211,7 @@ def test(
 @app.command()
 def validate(
     challenge_ids: Annotated[list[str] | None, typer.Argument(help="Challenge ids (default: all).")] = None,
-    backend: BackendOption = "local",
+    backend: BackendOption = "auto",
     isolation: IsolationOption = "auto",
     challenges_dir: ChallengesDirOption = None,
 ) -> None:
@@ -195,7 +234,7 @@ def validate(
 
 @app.command()
 def demo(
-    backend: BackendOption = "local",
+    backend: BackendOption = "auto",
     isolation: IsolationOption = "auto",
     challenges_dir: ChallengesDirOption = None,
 ) -> None:
@@ -214,6 +253,63 @@ def demo(
     print_summary(console, rows)
     errors_seen = [r for _, r in rows if isinstance(r, str) or r.status == "error"]
     raise typer.Exit(3 if errors_seen else 0)
+
+
+image_app = typer.Typer(help="The candidate runtime image of the Docker backend.", no_args_is_help=True)
+app.add_typer(image_app, name="image")
+
+
+@image_app.command("build")
+def image_build(
+    bootstrap: Annotated[bool, typer.Option("--bootstrap", help="First make a Debian base with debootstrap.")] = False,
+    base: Annotated[str | None, typer.Option("--base", help="Base image (default: the bootstrapped Debian).")] = None,
+    challenges_dir: ChallengesDirOption = None,
+) -> None:
+    """Build the runtime image (Python, torch, torchvision, numpy, our worker, challenges' extra packages)."""
+    from harness.images import BASE_TAG, bootstrap_base, build_runtime
+
+    extras = sorted({
+        package
+        for challenge_id in list_challenge_ids(challenges_dir)
+        for package in load_challenge(challenge_id, challenges_dir).spec.image.packages
+    })
+    try:
+        if bootstrap:
+            bootstrap_base(log=console.print)
+        tag = build_runtime(base=base or BASE_TAG, extra_packages=extras, log=console.print)
+    except SandboxUnavailable as err:
+        _fail(InfrastructureError(str(err)))
+        return
+    console.print(f"[green]ready:[/green] {tag}")
+
+
+@app.command()
+def doctor() -> None:
+    """What this machine offers for grading: engine, image, GPUs, sandbox backends, and known-unsafe versions."""
+    from harness.doctor import diagnose
+
+    style = {"ok": "green", "warn": "yellow", "missing": "red"}
+    table = Table(title="cvgrade doctor", title_justify="left")
+    for column in ("component", "status", "detail"):
+        table.add_column(column)
+    for finding in diagnose():
+        table.add_row(finding.name, f"[{style[finding.status]}]{finding.status}[/]", finding.detail)
+    console.print(table)
+
+
+@app.command()
+def janitor(
+    everything: Annotated[bool, typer.Option("--all", help="Remove every cvgrade container, running or not.")] = False,
+) -> None:
+    """Remove worker containers left behind by a grader that crashed."""
+    from harness.containers import janitor as remove_leftovers
+
+    try:
+        removed = remove_leftovers(everything=everything)
+    except SandboxUnavailable as err:
+        _fail(InfrastructureError(str(err)))
+        return
+    console.print(f"removed {len(removed)} container(s)" + (f": {', '.join(removed)}" if removed else ""))
 
 
 def _samples(challenge: Challenge) -> list[Path]:

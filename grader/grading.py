@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any, Literal
 
 from grader.challenge import Challenge, CheckSpec
 from grader.environment import describe_environment
+from grader.errors import InfrastructureError
 from grader.judge.records import iter_records
 from grader.results import GradeResult, build_result
 from grader.scoring import score_checks
@@ -37,15 +39,28 @@ from harness.sandbox import Limits, SandboxUnavailable
 
 JUDGE_GRACE_S = 60.0  # on top of the challenge's run limit: judge start-up and clean-up
 JUDGE_LOG_TAIL_CHARS = 3000
+_ACTIVE_JUDGES: set[subprocess.Popen[bytes]] = set()
+_ACTIVE_LOCK = threading.Lock()
+
+
+def stop_all_judges() -> None:
+    """Stop every judge this process started (Ctrl-C while several gradings run at once)."""
+    with _ACTIVE_LOCK:
+        judges = list(_ACTIVE_JUDGES)
+    for judge in judges:
+        _stop(judge)
 
 
 @dataclass(frozen=True)
 class GradeOptions:
-    backend: str = "local"
-    isolation: Literal["auto", "bwrap", "process"] = "auto"
+    """How to grade: which sandbox backend (``auto``: Docker where it is ready, else local)."""
 
-    def sandbox_config(self) -> dict[str, Any]:
-        return {"backend": self.backend, "isolation": self.isolation}
+    backend: Literal["auto", "docker", "local"] = "auto"
+    isolation: Literal["auto", "bwrap", "process"] = "auto"
+    image: str | None = None
+
+    def sandbox_config(self, gpu: str = "off") -> dict[str, Any]:
+        return {"backend": self.backend, "isolation": self.isolation, "image": self.image, "gpu": gpu}
 
 
 def grade_submission(
@@ -64,7 +79,8 @@ def run_public_checks(
 
 def _grade(submission: Path, challenge: Challenge, options: GradeOptions, *, hidden: bool) -> GradeResult:
     started = time.monotonic()
-    sandbox_info = _describe_sandbox(options)
+    sandbox_config = options.sandbox_config(challenge.spec.limits.gpu)
+    sandbox_info = _describe_sandbox(sandbox_config)
     workspace = prepare_workspace(submission)
     reference: Workspace | None = None
     judge_dir = Path(tempfile.mkdtemp(prefix="cvgrade-judge-"))
@@ -72,8 +88,11 @@ def _grade(submission: Path, challenge: Challenge, options: GradeOptions, *, hid
         if hidden:
             reference = prepare_workspace(challenge.reference_dir / "solution.py")
         records_path = judge_dir / "records.jsonl"
-        spec = _judge_spec(challenge, workspace, reference, records_path, options, hidden=hidden)
-        judge_error = _run_judge(spec, judge_dir, challenge.spec.limits.run_timeout_s)
+        # Pin the backend the grader saw, so the judge cannot quietly pick another one.
+        sandbox_config["backend"] = sandbox_info["backend"]
+        spec = _judge_spec(challenge, workspace, reference, records_path, sandbox_config, hidden=hidden)
+        judge_error = _run_judge(spec, judge_dir, challenge.spec.limits.run_timeout_s,
+                                 containers=sandbox_info["backend"] == "docker")
         records = list(iter_records(records_path))
     finally:
         workspace.cleanup()
@@ -107,12 +126,10 @@ def _grade(submission: Path, challenge: Challenge, options: GradeOptions, *, hid
     )
 
 
-def _describe_sandbox(options: GradeOptions) -> dict[str, Any]:
+def _describe_sandbox(config: dict[str, Any]) -> dict[str, Any]:
     try:
-        return make_sandbox(options.sandbox_config()).describe()
+        return make_sandbox(config).describe()
     except SandboxUnavailable as err:
-        from grader.errors import InfrastructureError
-
         raise InfrastructureError(str(err)) from err
 
 
@@ -154,7 +171,7 @@ def _judge_spec(
     workspace: Workspace,
     reference: Workspace | None,
     records_path: Path,
-    options: GradeOptions,
+    sandbox_config: dict[str, Any],
     *,
     hidden: bool,
 ) -> dict[str, Any]:
@@ -163,18 +180,23 @@ def _judge_spec(
         "tests_dir": str(challenge.hidden_dir if hidden else challenge.public_dir),
         "selection": [check.test for check in checks] if hidden else None,
         "timeouts_s": {check.test: challenge.check_timeout_s(check) for check in checks},
+        "timed_tests": [check.test for check in checks if check.timed],
         "default_timeout_s": challenge.spec.limits.check_timeout_s,
         "run_timeout_s": challenge.spec.limits.run_timeout_s,
         "records_path": str(records_path),
         "hidden": hidden,
-        "sandbox": options.sandbox_config(),
+        "sandbox": sandbox_config,
         "candidate": _worker_entry(workspace, challenge),
         "reference": _worker_entry(reference, challenge) if reference is not None else None,
     }
 
 
-def _run_judge(spec: dict[str, Any], judge_dir: Path, run_timeout_s: float) -> str | None:
-    """Run the judge process; return None when it worked, else why it did not."""
+def _run_judge(spec: dict[str, Any], judge_dir: Path, run_timeout_s: float, *, containers: bool) -> str | None:
+    """Run the judge process; return None when it worked, else why it did not.
+
+    Whatever happens, nothing the judge started outlives it: its containers are
+    removed here even when the judge itself had to be killed.
+    """
     spec_path = judge_dir / "judge-spec.json"
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
     log_path = judge_dir / "judge.log"
@@ -186,6 +208,8 @@ def _run_judge(spec: dict[str, Any], judge_dir: Path, run_timeout_s: float) -> s
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=judge_dir, env=env, start_new_session=True,
         )
+        with _ACTIVE_LOCK:
+            _ACTIVE_JUDGES.add(judge)
         try:
             code = judge.wait(timeout=run_timeout_s + JUDGE_GRACE_S)
         except subprocess.TimeoutExpired:
@@ -194,14 +218,28 @@ def _run_judge(spec: dict[str, Any], judge_dir: Path, run_timeout_s: float) -> s
         except BaseException:
             _stop(judge)  # Ctrl-C: take the judge and its workers down with us
             raise
+        finally:
+            with _ACTIVE_LOCK:
+                _ACTIVE_JUDGES.discard(judge)
+            if containers:
+                _remove_containers_of(judge.pid)
     if code == 0:
         return None
     tail = log_path.read_text(encoding="utf-8", errors="replace")[-JUDGE_LOG_TAIL_CHARS:]
     return f"the judge failed with exit code {code}: {tail.strip()}"
 
 
+def _remove_containers_of(judge_pid: int) -> None:
+    from harness.containers import janitor, owner_id
+
+    with contextlib.suppress(SandboxUnavailable):
+        janitor(owner=owner_id(judge_pid))
+
+
 def _stop(judge: subprocess.Popen[bytes]) -> None:
-    """SIGTERM lets the judge kill its workers; SIGKILL if it does not go."""
+    """SIGTERM lets the judge kill its workers; SIGKILL if it does not go. Idempotent."""
+    if judge.poll() is not None:
+        return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(judge.pid, signal.SIGTERM)
     try:

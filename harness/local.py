@@ -177,7 +177,11 @@ def _kill_adopted_orphans() -> None:
 
 
 class LocalSandbox:
-    """Starts candidate workers on this machine under the best isolation it has."""
+    """Starts candidate workers on this machine under the best isolation it has.
+
+    Call ``start`` from a thread that outlives the worker (the main thread):
+    bubblewrap's ``--die-with-parent`` is tied to the thread that started it.
+    """
 
     name = "local"
 
@@ -285,7 +289,7 @@ class LocalSandbox:
             if worker is not None:
                 worker._signal_all()
 
-        output = CappedOutput(output_read, spec.limits.max_output_bytes, on_output_exceeded)
+        output = CappedOutput.from_fd(output_read, spec.limits.max_output_bytes, on_output_exceeded)
         worker = LocalWorker(
             popen, request_write, reply_read, output, control_dir, cgroup, self.isolation
         )

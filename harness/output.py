@@ -7,16 +7,17 @@ kill the worker.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 
 class CappedOutput:
-    """Drains ``fd`` on a daemon thread; keeps at most ``max_bytes`` bytes."""
+    """Drains a stream of output chunks on a daemon thread; keeps at most ``max_bytes`` bytes."""
 
-    def __init__(self, fd: int, max_bytes: int, on_exceeded: Callable[[], None]) -> None:
-        self._fd = fd
+    def __init__(self, chunks: Iterator[bytes], max_bytes: int, on_exceeded: Callable[[], None]) -> None:
+        self._chunks_in = chunks
         self._max_bytes = max_bytes
         self._on_exceeded = on_exceeded
         self._chunks = bytearray()
@@ -26,12 +27,14 @@ class CappedOutput:
         self._thread = threading.Thread(target=self._drain, name="cvgrade-output", daemon=True)
         self._thread.start()
 
+    @classmethod
+    def from_fd(cls, fd: int, max_bytes: int, on_exceeded: Callable[[], None]) -> CappedOutput:
+        """Drain a pipe's read end (closed when the writer side is gone)."""
+        return cls(_read_fd(fd), max_bytes, on_exceeded)
+
     def _drain(self) -> None:
         try:
-            while True:
-                chunk = os.read(self._fd, 1 << 16)
-                if not chunk:
-                    return
+            for chunk in self._chunks_in:
                 with self._lock:
                     self._seen_bytes += len(chunk)
                     room = self._max_bytes - len(self._chunks)
@@ -41,10 +44,12 @@ class CappedOutput:
                         self.exceeded = True
                         self._on_exceeded()
                         return
-        except OSError:
+        except Exception:  # a broken stream just ends the capture
             return
         finally:
-            os.close(self._fd)
+            close = getattr(self._chunks_in, "close", None)
+            if close is not None:
+                close()  # releases the pipe or the engine's stream
 
     def text(self, tail_bytes: int = 4000) -> str:
         """The last ``tail_bytes`` of what was kept, decoded leniently."""
@@ -54,3 +59,14 @@ class CappedOutput:
 
     def join(self, timeout_s: float) -> None:
         self._thread.join(timeout_s)
+
+
+def _read_fd(fd: int) -> Iterator[bytes]:
+    try:
+        while chunk := os.read(fd, 1 << 16):
+            yield chunk
+    except OSError:
+        return
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)

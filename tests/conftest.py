@@ -24,6 +24,38 @@ def bwrap() -> None:
     require_bwrap()
 
 
+def require_docker() -> None:
+    """A reachable engine and the runtime image; fail under CI=true, skip elsewhere."""
+    from harness.containers import docker_client
+    from harness.images import RUNTIME_TAG, image_exists
+    from harness.sandbox import SandboxUnavailable
+
+    try:
+        ready = image_exists(docker_client(), RUNTIME_TAG)
+        reason = f"the runtime image {RUNTIME_TAG} is not built (cvgrade image build --bootstrap)"
+    except SandboxUnavailable as err:
+        ready, reason = False, str(err)
+    if not ready:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the Docker backend is required under CI=true: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def docker() -> None:
+    require_docker()
+
+
+@pytest.fixture(params=["local", "docker"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Both production backends: the local sandbox (bubblewrap) and Docker."""
+    if request.param == "docker":
+        require_docker()
+    else:
+        require_bwrap()
+    return str(request.param)
+
+
 @pytest.fixture(params=["bwrap", "process"])
 def isolation(request: pytest.FixtureRequest) -> str:
     """Both local isolation levels; the bwrap one needs bubblewrap."""

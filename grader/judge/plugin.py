@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from grader.judge.proxy import CheckClock, Recorder, RemoteSolution
+from grader.judge.timing import exclusive_timing, other_judges_running
 from harness.sandbox import SandboxUnavailable
 from harness.session import CallFailure, WorkerSession
 
@@ -39,6 +39,7 @@ class JudgePlugin:
         hidden: bool,
         candidate: WorkerSession,
         reference: WorkerSession | None,
+        timed_tests: frozenset[str] = frozenset(),
     ) -> None:
         self._records = records_path.open("a", encoding="utf-8")
         self._timeouts_s = timeouts_s
@@ -50,21 +51,13 @@ class JudgePlugin:
         self._clock = CheckClock()
         self._recorder = Recorder()
         self._phases: dict[str, dict[str, Any]] = {}
-        self._prestart = threading.Thread(target=self._warm_up, daemon=True)
+        self._timed_tests = timed_tests
 
-    # ------------------------------------------------------------------ worker start-up
-
-    def _warm_up(self) -> None:
-        # Importing the submission overlaps with pytest importing the checks.
-        # A failure here is reported by the first check that calls the candidate.
-        with contextlib.suppress(CallFailure, SandboxUnavailable):
-            self._candidate.start()
-
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        self._prestart.start()
+    # Workers are started by the runner before pytest is even imported, from the
+    # main thread: bubblewrap's --die-with-parent is tied to the thread that
+    # started it, so a worker must never be started from a short-lived thread.
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        self._prestart.join(timeout=1)
         self._write({
             "kind": "session",
             "candidate_versions": self._candidate.hello.versions if self._candidate.hello else {},
@@ -80,7 +73,6 @@ class JudgePlugin:
 
     @pytest.fixture
     def candidate(self) -> RemoteSolution:
-        self._prestart.join()
         return RemoteSolution(self._candidate, self._clock, "candidate")
 
     @pytest.fixture
@@ -110,13 +102,22 @@ class JudgePlugin:
         self._phases[item.nodeid] = {"started": time.monotonic()}
         return None
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> None:
-        # The check's clock starts after its fixtures are ready, so that importing
-        # the submission (limited by its own setup time limit) is not charged to it.
-        timeout = self._timeouts_s.get(_short_id(item), self._default_timeout_s)
-        self._clock.timeout_s = timeout
-        self._clock.deadline = time.monotonic() + timeout
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, None]:
+        """Start the check's clock; a timed check first takes the machine-wide timing lock.
+
+        The clock starts after the fixtures are ready, so that importing the
+        submission (limited by its own setup time limit) and waiting for the lock
+        are not charged to the check.
+        """
+        timed = _short_id(item) in self._timed_tests
+        with exclusive_timing() if timed else contextlib.nullcontext():
+            if timed:
+                self._recorder.metrics["timed_alongside_other_gradings"] = other_judges_running()
+            timeout = self._timeouts_s.get(_short_id(item), self._default_timeout_s)
+            self._clock.timeout_s = timeout
+            self._clock.deadline = time.monotonic() + timeout
+            yield
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(

@@ -49,6 +49,7 @@ def run(spec: dict[str, Any]) -> int:
     import pytest
 
     from grader.judge.plugin import JudgePlugin
+    from grader.judge.timing import registered_judge
     from harness.session import WorkerSession
 
     candidate = WorkerSession(sandbox, candidate_spec)
@@ -73,6 +74,7 @@ def run(spec: dict[str, Any]) -> int:
         hidden=spec["hidden"],
         candidate=candidate,
         reference=reference,
+        timed_tests=frozenset(spec.get("timed_tests", [])),
     )
     tests_dir = Path(spec["tests_dir"])
     ini = Path(spec["records_path"]).parent / "judge-pytest.ini"
@@ -85,7 +87,8 @@ def run(spec: dict[str, Any]) -> int:
     selection = spec.get("selection")
     args += [str(tests_dir / node) for node in selection] if selection else [str(tests_dir)]
     try:
-        code = pytest.main(args, plugins=[plugin])
+        with registered_judge():
+            code = pytest.main(args, plugins=[plugin])
     finally:
         candidate.close()
         if reference is not None:

@@ -5,7 +5,10 @@ sees and is trusted by nobody: the judge treats every reply as untrusted data.
 It depends only on the standard library, numpy, torch and ``wire.py`` (copied
 beside it), never on the host's packages.
 
-Usage: ``python -I candidate_worker.py SPEC_JSON REQUEST_FD REPLY_FD``
+Usage::
+
+    python -I candidate_worker.py SPEC_JSON REQUEST_FD REPLY_FD   # pipes (local sandbox)
+    python -I candidate_worker.py SPEC_JSON --socket PATH         # a Unix socket (containers)
 """
 
 from __future__ import annotations
@@ -13,18 +16,34 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import socket
 import sys
 import traceback
 import types
 from typing import Any
 
+
+def _open_channel(argv: list[str]) -> tuple[int, int]:
+    """The request and reply file descriptors: inherited pipes, or a socket the judge listens on."""
+    if argv[2] == "--socket":
+        channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        channel.connect(argv[3])
+        fd = channel.detach()
+        return fd, fd
+    return int(argv[2]), int(argv[3])
+
+
+if __name__ == "__main__":
+    # Connect before the slow imports below: the judge is waiting for the channel.
+    CHANNEL = _open_channel(sys.argv)
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # Import the numeric stack and our wire format before the candidate's folder
 # joins sys.path, so that a `torch.py` beside the solution shadows nothing here.
-import numpy
-import torch
-import wire
+import numpy  # noqa: E402
+import torch  # noqa: E402
+import wire  # noqa: E402
 
 MAX_MESSAGE_CHARS = 4000
 
@@ -167,7 +186,8 @@ def serve(spec: dict[str, Any], request_fd: int, reply_fd: int) -> None:
 
 
 def main() -> None:
-    spec_path, request_fd, reply_fd = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    spec_path = sys.argv[1]
+    request_fd, reply_fd = CHANNEL
     with open(spec_path, encoding="utf-8") as handle:
         spec = json.load(handle)
     devnull = os.open(os.devnull, os.O_RDONLY)

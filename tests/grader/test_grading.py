@@ -30,39 +30,52 @@ ADD = [
 ]
 
 
-def grade(challenge_dir: Path, source: str, folder: Path, isolation: str = "auto",
-          name: str = "solution.py") -> GradeResult:
+def options(backend: str, isolation: str = "auto") -> GradeOptions:
+    return GradeOptions(backend=backend, isolation=isolation)  # type: ignore[arg-type]
+
+
+def grade(
+    challenge_dir: Path, source: str, folder: Path, backend: str, isolation: str = "auto", name: str = "solution.py"
+) -> GradeResult:
     path = folder / name
     path.write_text(source)
-    return grade_submission(path, load_challenge(challenge_dir), GradeOptions(isolation=isolation))  # type: ignore[arg-type]
+    return grade_submission(path, load_challenge(challenge_dir), options(backend, isolation))
 
 
 def by_name(result: GradeResult) -> dict[str, object]:
     return {test.name: test for test in result.tests}
 
 
+@pytest.mark.parametrize("sandbox", ["docker", "local:bwrap", "local:process"])
 def test_reference_gets_full_marks_and_a_wrong_solution_none(
-    challenge_factory, submission_dir: Path, isolation: str
+    challenge_factory, submission_dir: Path, sandbox: str, request: pytest.FixtureRequest
 ) -> None:
+    backend, _, isolation = sandbox.partition(":")
+    if backend == "docker":
+        request.getfixturevalue("docker")
+    elif isolation == "bwrap":
+        request.getfixturevalue("bwrap")
     challenge = challenge_factory({"test_add.py": ADD_CHECKS}, ADD)
-    right = grade(challenge, "def add(a, b):\n    return a + b\n", submission_dir, isolation)
+    right = grade(challenge, "def add(a, b):\n    return a + b\n", submission_dir, backend, isolation or "auto")
     assert (right.status, right.score, right.max_score, right.passed) == ("graded", 10, 10, True)
     assert right.exit_code == 0
-    wrong = grade(challenge, "def add(a, b):\n    return a - b\n", submission_dir, isolation)
+    wrong = grade(challenge, "def add(a, b):\n    return a - b\n", submission_dir, backend, isolation or "auto")
     assert (wrong.status, wrong.score, wrong.passed) == ("graded", 0, False)
     assert wrong.failed_gates == ["adds"] and wrong.exit_code == 1
 
 
-def test_hidden_failures_show_the_message_but_not_the_expression(challenge_factory, submission_dir: Path) -> None:
+def test_hidden_failures_show_the_message_but_not_the_expression(
+    challenge_factory, submission_dir: Path, backend: str
+) -> None:
     challenge = challenge_factory({"test_add.py": ADD_CHECKS}, ADD)
-    result = grade(challenge, "def add(a, b):\n    return 0\n", submission_dir)
+    result = grade(challenge, "def add(a, b):\n    return 0\n", submission_dir, backend)
     output = by_name(result)["adds"].output  # type: ignore[attr-defined]
     assert output == "add(1, 2) gives the wrong sum"
     assert "EXPECTED_SUM_SECRET" not in result.model_dump_json()
 
 
 def test_a_check_that_times_out_fails_alone_and_the_rest_still_report(
-    challenge_factory, submission_dir: Path
+    challenge_factory, submission_dir: Path, backend: str
 ) -> None:
     checks = textwrap.dedent(
         """
@@ -75,12 +88,14 @@ def test_a_check_that_times_out_fails_alone_and_the_rest_still_report(
     )
     challenge = challenge_factory(
         {"test_mix.py": checks},
-        [{"name": "slow", "test": "test_mix.py::test_slow", "points": 1, "timeout_s": 2},
-         {"name": "adds", "test": "test_mix.py::test_adds", "points": 1}],
+        [
+            {"name": "slow", "test": "test_mix.py::test_slow", "points": 1, "timeout_s": 2},
+            {"name": "adds", "test": "test_mix.py::test_adds", "points": 1},
+        ],
         functions=(("add", ["a", "b"]), ("slow", [])),
     )
     source = "import time\ndef add(a, b):\n    return a + b\ndef slow():\n    while True: pass\n"
-    result = grade(challenge, source, submission_dir)
+    result = grade(challenge, source, submission_dir, backend)
     tests = by_name(result)
     assert tests["slow"].outcome == "timed_out"  # type: ignore[attr-defined]
     assert "slow() did not finish within the check's time limit of 2 s" in tests["slow"].output  # type: ignore[attr-defined]
@@ -89,7 +104,9 @@ def test_a_check_that_times_out_fails_alone_and_the_rest_still_report(
     assert result.status == "graded"
 
 
-def test_a_crash_fails_its_check_and_the_worker_is_restarted(challenge_factory, submission_dir: Path) -> None:
+def test_a_crash_fails_its_check_and_the_worker_is_restarted(
+    challenge_factory, submission_dir: Path, backend: str
+) -> None:
     checks = textwrap.dedent(
         """
         def test_crash(candidate):
@@ -101,19 +118,21 @@ def test_a_crash_fails_its_check_and_the_worker_is_restarted(challenge_factory, 
     )
     challenge = challenge_factory(
         {"test_mix.py": checks},
-        [{"name": "crash", "test": "test_mix.py::test_crash", "points": 1},
-         {"name": "adds", "test": "test_mix.py::test_adds", "points": 1}],
+        [
+            {"name": "crash", "test": "test_mix.py::test_crash", "points": 1},
+            {"name": "adds", "test": "test_mix.py::test_adds", "points": 1},
+        ],
         functions=(("add", ["a", "b"]), ("crash", [])),
     )
     source = "import os\ndef add(a, b):\n    return a + b\ndef crash():\n    print('all good!'); os._exit(0)\n"
-    tests = by_name(grade(challenge, source, submission_dir))
+    tests = by_name(grade(challenge, source, submission_dir, backend))
     assert tests["crash"].outcome == "crashed" and "exited with code 0" in tests["crash"].output  # type: ignore[attr-defined]
     assert tests["adds"].status == "passed"  # type: ignore[attr-defined]
 
 
-def test_an_import_error_fails_every_check_with_its_line(challenge_factory, submission_dir: Path) -> None:
+def test_an_import_error_fails_every_check_with_its_line(challenge_factory, submission_dir: Path, backend: str) -> None:
     challenge = challenge_factory({"test_add.py": ADD_CHECKS}, ADD)
-    result = grade(challenge, "x = 1\ny = 1 / 0\ndef add(a, b):\n    return a + b\n", submission_dir)
+    result = grade(challenge, "x = 1\ny = 1 / 0\ndef add(a, b):\n    return a + b\n", submission_dir, backend)
     assert result.status == "graded" and result.score == 0
     for test in result.tests:
         assert test.outcome == "import_failed"
@@ -131,15 +150,15 @@ def test_an_import_error_fails_every_check_with_its_line(challenge_factory, subm
     ],
 )
 def test_a_wrong_interface_is_named_in_the_feedback(
-    challenge_factory, submission_dir: Path, source: str, message: str
+    challenge_factory, submission_dir: Path, backend: str, source: str, message: str
 ) -> None:
     challenge = challenge_factory({"test_add.py": ADD_CHECKS}, ADD)
-    result = grade(challenge, source, submission_dir)
+    result = grade(challenge, source, submission_dir, backend)
     assert result.status == "graded"
     assert all(message in test.output for test in result.tests)
 
 
-def test_skipped_and_xfailed_checks_count_as_failed(challenge_factory, submission_dir: Path) -> None:
+def test_skipped_and_xfailed_checks_count_as_failed(challenge_factory, submission_dir: Path, backend: str) -> None:
     checks = textwrap.dedent(
         """
         import pytest
@@ -154,26 +173,28 @@ def test_skipped_and_xfailed_checks_count_as_failed(challenge_factory, submissio
     )
     challenge = challenge_factory(
         {"test_odd.py": checks},
-        [{"name": "skips", "test": "test_odd.py::test_skips", "points": 1},
-         {"name": "xfails", "test": "test_odd.py::test_xfails", "points": 1}],
+        [
+            {"name": "skips", "test": "test_odd.py::test_skips", "points": 1},
+            {"name": "xfails", "test": "test_odd.py::test_xfails", "points": 1},
+        ],
     )
-    result = grade(challenge, "def add(a, b):\n    return a + b\n", submission_dir)
+    result = grade(challenge, "def add(a, b):\n    return a + b\n", submission_dir, backend)
     assert [t.status for t in result.tests] == ["failed", "failed"]
     assert "skipped checks count as failed" in result.tests[0].output
 
 
-def test_a_broken_hidden_check_is_our_failure_not_the_candidates(challenge_factory, submission_dir: Path) -> None:
+def test_a_broken_hidden_check_is_our_failure_not_the_candidates(
+    challenge_factory, submission_dir: Path, backend: str
+) -> None:
     challenge = challenge_factory({"test_add.py": "def test_adds(candidate:\n"}, ADD[:1])
-    result = grade(challenge, "def add(a, b):\n    return a + b\n", submission_dir)
+    result = grade(challenge, "def add(a, b):\n    return a + b\n", submission_dir, backend)
     assert result.status == "error" and result.score is None and result.passed is False
     assert result.exit_code == 3
     assert result.error is not None and "judge failed" in result.error
 
 
-def test_the_run_time_limit_stops_the_remaining_checks(challenge_factory, submission_dir: Path) -> None:
-    checks = "".join(
-        f"def test_{i}(candidate):\n    candidate.call('wait', 3)\n\n" for i in range(4)
-    )
+def test_the_run_time_limit_stops_the_remaining_checks(challenge_factory, submission_dir: Path, backend: str) -> None:
+    checks = "".join(f"def test_{i}(candidate):\n    candidate.call('wait', 3)\n\n" for i in range(4))
     challenge = challenge_factory(
         {"test_slow.py": checks},
         [{"name": f"c{i}", "test": f"test_slow.py::test_{i}", "points": 1} for i in range(4)],
@@ -181,14 +202,16 @@ def test_the_run_time_limit_stops_the_remaining_checks(challenge_factory, submis
         limits="run_timeout_s = 8",
     )
     source = "import time\ndef wait(seconds):\n    time.sleep(seconds)\n    return 1\n"
-    result = grade(challenge, source, submission_dir)
+    result = grade(challenge, source, submission_dir, backend)
     statuses = [t.status for t in result.tests]
     assert statuses[0] == "passed" and statuses[-1] == "failed"
     assert "whole run's time limit" in result.tests[-1].output
     assert result.status == "graded"
 
 
-def test_a_notebook_runs_cell_by_cell_with_magics_skipped(challenge_factory, submission_dir: Path) -> None:
+def test_a_notebook_runs_cell_by_cell_with_magics_skipped(
+    challenge_factory, submission_dir: Path, backend: str
+) -> None:
     challenge = challenge_factory({"test_add.py": ADD_CHECKS}, ADD)
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [
@@ -199,12 +222,12 @@ def test_a_notebook_runs_cell_by_cell_with_magics_skipped(challenge_factory, sub
     ]
     path = submission_dir / "solution.ipynb"
     nbformat.write(notebook, path)
-    result = grade_submission(path, load_challenge(challenge))
+    result = grade_submission(path, load_challenge(challenge), options(backend))
     assert result.passed and result.submission["kind"] == "ipynb"
     assert any("cell 2" in line and "%matplotlib" in line for line in result.feedback)
 
 
-def test_a_notebook_error_names_the_cell_and_line(challenge_factory, submission_dir: Path) -> None:
+def test_a_notebook_error_names_the_cell_and_line(challenge_factory, submission_dir: Path, backend: str) -> None:
     challenge = challenge_factory({"test_add.py": ADD_CHECKS}, ADD)
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [
@@ -213,19 +236,33 @@ def test_a_notebook_error_names_the_cell_and_line(challenge_factory, submission_
     ]
     path = submission_dir / "solution.ipynb"
     nbformat.write(notebook, path)
-    result = grade_submission(path, load_challenge(challenge))
+    result = grade_submission(path, load_challenge(challenge), options(backend))
     output = result.tests[0].output
     assert "NameError" in output and "<cell 2>" in output and "line 4" in output
 
 
-def test_the_result_carries_gradescope_fields_and_our_own(challenge_factory, submission_dir: Path) -> None:
+def test_the_result_carries_gradescope_fields_and_our_own(
+    challenge_factory, submission_dir: Path, backend: str
+) -> None:
     challenge = challenge_factory({"test_add.py": ADD_CHECKS}, ADD)
-    result = json.loads(grade(challenge, "def add(a, b):\n    return a + b\n", submission_dir).model_dump_json())
-    for field in ("score", "max_score", "passed", "status", "tests", "metrics", "limits", "environment",
-                  "duration_s", "output"):
+    result = json.loads(
+        grade(challenge, "def add(a, b):\n    return a + b\n", submission_dir, backend).model_dump_json()
+    )
+    for field in (
+        "score",
+        "max_score",
+        "passed",
+        "status",
+        "tests",
+        "metrics",
+        "limits",
+        "environment",
+        "duration_s",
+        "output",
+    ):
         assert field in result
     for field in ("name", "score", "max_score", "status", "output", "visibility"):
         assert field in result["tests"][0]
-    assert result["environment"]["sandbox"]["backend"] == "local"
+    assert result["environment"]["sandbox"]["backend"] == backend
     assert result["environment"]["candidate_runtime"]["torch"].startswith("2.14.1")
     assert result["limits"]["memory_mb"] == 2048

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import statistics
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,83 +14,7 @@ from harness.local import LocalSandbox
 from harness.sandbox import Limits, Outcome, WorkerSpec
 from harness.session import CallFailure, WorkerSession
 
-SOLUTION = textwrap.dedent(
-    """
-    import os, subprocess, sys, time
-
-    def add(a, b):
-        return a + b
-
-    def boom():
-        raise ValueError("nope")
-
-    def exit_quietly():
-        os._exit(0)
-
-    def segfault():
-        import ctypes
-        ctypes.string_at(0)
-
-    def spin():
-        while True:
-            pass
-
-    def flood():
-        while True:
-            print("x" * 10000)
-
-    def hog():
-        blocks = []
-        while True:
-            blocks.append(bytearray(50_000_000))
-
-    def fork_storm():
-        count = 0
-        children = []
-        try:
-            while count < 10_000:
-                pid = os.fork()
-                if pid == 0:
-                    time.sleep(30)
-                    os._exit(0)
-                children.append(pid)
-                count += 1
-        except OSError:
-            pass
-        return count
-
-    def start_daemon(marker):
-        if os.fork() == 0:
-            os.setsid()
-            if os.fork() == 0:
-                os.execv("/bin/sleep", ["/bin/sleep", marker])
-            os._exit(0)
-        return True
-
-    def listdir(path):
-        try:
-            return sorted(os.listdir(path))
-        except OSError as err:
-            return f"error: {err.__class__.__name__}"
-
-    def read(path):
-        try:
-            with open(path, "rb") as handle:
-                return handle.read(100).decode("latin-1")
-        except OSError as err:
-            return f"error: {err.__class__.__name__}"
-
-    def environment():
-        return dict(os.environ)
-
-    def uid():
-        return os.getuid()
-
-    def interfaces():
-        import socket
-        return [name for _, name in socket.if_nameindex()]
-    """
-)
+SOLUTION = (Path(__file__).parent / "hostile_solution.py").read_text()
 
 
 @pytest.fixture
@@ -224,12 +146,6 @@ def test_a_daemon_does_not_outlive_the_session(session: WorkerSession) -> None:
     assert session.call("start_daemon", [marker], {}, 20).value is True
     session.close()
     assert processes_with(marker) == []
-
-
-def test_empty_round_trip_is_fast(session: WorkerSession) -> None:
-    session.start()
-    samples = [session.ping() for _ in range(200)]
-    assert statistics.median(samples) < 0.05  # generous: the benchmark reports the real figure
 
 
 @pytest.mark.usefixtures("bwrap")

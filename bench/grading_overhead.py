@@ -1,0 +1,110 @@
+"""Sandbox and channel overhead, measured side by side in one run.
+
+Reports:
+- the wall time to grade the reference ``iou`` solution through the CLI
+  (judge process + sandboxed workers + channel), against the wall time of
+  plain pytest running the same hidden checks with the reference imported
+  directly; runs alternate (A B A B ...) so machine noise hits both alike;
+- the median round trip of an empty call through the channel (bubblewrap).
+
+Usage: python bench/grading_overhead.py [--runs 5] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CHALLENGE = REPO / "challenges" / "iou"
+REFERENCE = CHALLENGE / "reference" / "solution.py"
+
+
+def time_cli() -> float:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "grader.cli", "grade", str(REFERENCE), "--challenge", "iou", "--json"],
+        capture_output=True, text=True, check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"grading the reference failed:\n{done.stdout}\n{done.stderr}")
+    return elapsed
+
+
+def time_plain_pytest() -> float:
+    env = dict(os.environ, BENCH_SOLUTION=str(REFERENCE), BENCH_REFERENCE=str(REFERENCE),
+               PYTHONPATH=str(REPO / "bench"), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    with tempfile.TemporaryDirectory() as empty:
+        ini = Path(empty) / "pytest.ini"
+        ini.write_text("[pytest]\n")
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "direct_plugin", "-p", "no:cacheprovider",
+             "-c", str(ini), "--rootdir", str(CHALLENGE / "hidden"), "--import-mode=importlib",
+             str(CHALLENGE / "hidden")],
+            capture_output=True, text=True, env=env, check=False, cwd=empty,
+        )
+        elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"plain pytest failed:\n{done.stdout}\n{done.stderr}")
+    return elapsed
+
+
+def empty_round_trip_ms(calls: int = 2000) -> float:
+    from harness.local import LocalSandbox
+    from harness.sandbox import Limits, WorkerSpec
+    from harness.session import WorkerSession
+
+    with tempfile.TemporaryDirectory() as folder:
+        workspace = Path(folder)
+        workspace.chmod(0o755)
+        (workspace / "solution.py").write_text("")
+        (workspace / "solution.py").chmod(0o644)
+        session = WorkerSession(LocalSandbox("auto"), WorkerSpec(workspace, "solution.py", None, [], Limits()))
+        try:
+            session.start()
+            for _ in range(100):
+                session.ping()
+            samples = [session.ping() for _ in range(calls)]
+        finally:
+            session.close()
+    return statistics.median(samples) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    time_cli()  # warm the page cache for both sides
+    time_plain_pytest()
+    cli, plain = [], []
+    for _ in range(args.runs):
+        cli.append(time_cli())
+        plain.append(time_plain_pytest())
+    round_trip = empty_round_trip_ms()
+    report = {
+        "runs": args.runs,
+        "cli_grade_median_s": round(statistics.median(cli), 3),
+        "plain_pytest_median_s": round(statistics.median(plain), 3),
+        "overhead_ratio": round(statistics.median(cli) / statistics.median(plain), 3),
+        "cli_grade_s": [round(x, 3) for x in cli],
+        "plain_pytest_s": [round(x, 3) for x in plain],
+        "empty_round_trip_median_ms": round(round_trip, 4),
+        "cpu_count": os.cpu_count(),
+    }
+    print(json.dumps(report, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,282 @@
+"""The Docker backend: each candidate worker in its own locked-down container.
+
+Every container runs the runtime image (``harness/images.py``) with: no network,
+a read-only root file system, a size-capped tmpfs on ``/tmp``, all capabilities
+dropped, ``no-new-privileges``, the engine's default seccomp profile, user
+65534, a memory limit with swap equal to it, a CPU quota, a pids limit, capped
+ulimits and a capped log driver. ``init`` reaps what the candidate forks.
+
+Nothing is mounted but one per-worker folder of ours, read-only, holding the
+worker's spec and the Unix socket of the channel, and the workspace (the
+submission's files and nothing else), read-only. The judge listens on the
+socket; the worker connects to it first thing. The Docker socket is never in
+view. Wall-clock limits are kept by the session, from outside: on expiry the
+container is killed, not asked to stop.
+
+Every container carries labels naming its owner process, so ``janitor``
+removes what a crashed grader left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.images import RUNTIME_TAG, image_exists
+from harness.output import CappedOutput
+from harness.sandbox import ExitInfo, SandboxUnavailable, WorkerSpec
+
+LABEL = "org.cvgrade.sandbox"
+OWNER_LABEL = "org.cvgrade.owner"
+WORKER_LABEL = "org.cvgrade.worker"
+CONTROL_MOUNT = "/cvgrade"
+WORKSPACE_MOUNT = "/workspace"
+PYTHON = "/opt/cvgrade/venv/bin/python"
+WORKER = "/opt/cvgrade/worker/candidate_worker.py"
+SANDBOX_USER = "65534:65534"
+GpuPolicy = Literal["off", "optional", "required"]
+
+
+def owner_id(pid: int | None = None) -> str:
+    return f"{socket.gethostname()}:{pid if pid is not None else os.getpid()}"
+
+
+def docker_client() -> Any:
+    """A client for the engine named by the environment (DOCKER_HOST), or SandboxUnavailable."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except Exception as err:  # the SDK raises several unrelated types when no engine answers
+        raise SandboxUnavailable(
+            f"no Docker engine is reachable ({type(err).__name__}: {err}); start dockerd or set DOCKER_HOST"
+        ) from err
+    return client
+
+
+def engine_gpus(client: Any) -> bool:
+    """Whether the engine can hand out NVIDIA GPUs (an nvidia runtime is registered)."""
+    runtimes = client.info().get("Runtimes", {}) or {}
+    return "nvidia" in runtimes
+
+
+class ContainerWorker:
+    """One running worker container and its channel."""
+
+    def __init__(self, container: Any, channel: socket.socket, control_dir: Path, output: CappedOutput) -> None:
+        self._container = container
+        self._channel = channel
+        self._control_dir = control_dir
+        self._output = output
+        self._exit: ExitInfo | None = None
+        self._lock = threading.Lock()
+        self.request_fd = channel.fileno()
+        self.reply_fd = self.request_fd
+
+    def alive(self) -> bool:
+        # No engine round trip here: a dead container shows up as a closed channel.
+        return self._exit is None
+
+    def output(self) -> str:
+        return self._output.text()
+
+    def output_exceeded(self) -> bool:
+        return self._output.exceeded
+
+    def signal_kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self._container.kill()
+
+    def kill(self, grace_s: float = 0.0) -> ExitInfo:
+        """Kill and remove the container; idempotent."""
+        with self._lock:
+            if self._exit is not None:
+                return self._exit
+            if grace_s > 0:
+                with contextlib.suppress(Exception):
+                    self._container.wait(timeout=grace_s)
+            state = self._state()
+            already_exited = state.get("Status") in ("exited", "dead")
+            if not already_exited:
+                self.signal_kill()
+                with contextlib.suppress(Exception):
+                    self._container.wait(timeout=10)
+                state = self._state()
+            code = state.get("ExitCode")
+            self._exit = ExitInfo(
+                returncode=code if already_exited and isinstance(code, int) and code <= 128 else None,
+                signal=code - 128 if already_exited and isinstance(code, int) and code > 128 else None,
+                out_of_memory=bool(state.get("OOMKilled")),
+                output_limit=self._output.exceeded,
+            )
+            with contextlib.suppress(Exception):
+                self._container.remove(force=True)
+            self._channel.close()
+            self._output.join(2.0)
+            shutil.rmtree(self._control_dir, ignore_errors=True)
+            return self._exit
+
+    def _state(self) -> dict[str, Any]:
+        try:
+            self._container.reload()
+            state = self._container.attrs.get("State", {})
+            return state if isinstance(state, dict) else {}
+        except Exception:
+            return {}
+
+
+class DockerSandbox:
+    """Starts candidate workers in containers of the runtime image."""
+
+    name = "docker"
+
+    def __init__(self, image: str = RUNTIME_TAG, gpu: GpuPolicy = "off", client: Any | None = None) -> None:
+        self._client = client or docker_client()
+        if not image_exists(self._client, image):
+            raise SandboxUnavailable(f"the runtime image {image} is missing: run `cvgrade image build --bootstrap`")
+        self.image = image
+        self._image_id = str(self._client.images.get(image).id)
+        self._has_gpu = engine_gpus(self._client)
+        if gpu == "required" and not self._has_gpu:
+            raise SandboxUnavailable(
+                "this challenge requires a GPU, but the Docker engine has no NVIDIA runtime "
+                "(install the NVIDIA Container Toolkit on a host with a GPU)"
+            )
+        self._use_gpu = gpu != "off" and self._has_gpu
+
+    def describe(self) -> dict[str, Any]:
+        version = self._client.version()
+        return {
+            "backend": self.name,
+            "isolation": "container (no network, read-only root, no capabilities, default seccomp)",
+            "limits_enforced_by": "container cgroup",
+            "suitable_for_hiring": True,
+            "engine": version.get("Version", "?"),
+            "image": self.image,
+            "image_id": self._image_id,
+            "device": "gpu" if self._use_gpu else "cpu",
+            "note": "",
+        }
+
+    def start(self, spec: WorkerSpec) -> ContainerWorker:
+        control_dir = Path(tempfile.mkdtemp(prefix="cvgrade-container-"))
+        control_dir.chmod(0o755)
+        (control_dir / "spec.json").write_text(json.dumps({
+            "workspace": WORKSPACE_MOUNT, "entry": spec.entry, "cells": spec.cells,
+            "functions": spec.functions, "threads": spec.limits.cpu_threads, "rlimits": {},
+        }))
+        (control_dir / "spec.json").chmod(0o644)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        socket_path = control_dir / "channel.sock"
+        listener.bind(str(socket_path))
+        socket_path.chmod(0o777)  # the worker runs as nobody
+        listener.listen(1)
+        container = None
+        try:
+            container = self._client.containers.create(**self._container_options(spec, control_dir))
+            output = CappedOutput(
+                container.attach(stdout=True, stderr=True, stream=True, logs=True),
+                spec.limits.max_output_bytes,
+                lambda: _kill_quietly(container),
+            )
+            container.start()
+            listener.settimeout(spec.limits.setup_timeout_s)
+            channel, _ = listener.accept()
+        except Exception as err:
+            if container is not None:
+                with contextlib.suppress(Exception):
+                    container.remove(force=True)
+            shutil.rmtree(control_dir, ignore_errors=True)
+            raise SandboxUnavailable(f"could not start the worker container: {err}") from err
+        finally:
+            listener.close()
+        channel.setblocking(True)
+        return ContainerWorker(container, channel, control_dir, output)
+
+    def _container_options(self, spec: WorkerSpec, control_dir: Path) -> dict[str, Any]:
+        import docker
+
+        limits = spec.limits
+        threads = str(limits.cpu_threads)
+        options: dict[str, Any] = {
+            "image": self.image,
+            "command": [PYTHON, "-I", WORKER, f"{CONTROL_MOUNT}/spec.json", "--socket",
+                        f"{CONTROL_MOUNT}/channel.sock"],
+            "user": SANDBOX_USER,
+            "network_mode": "none",
+            "read_only": True,
+            "tmpfs": {"/tmp": f"rw,size={limits.scratch_mb}m,mode=1777", "/dev/shm": "rw,size=16m,mode=1777"},
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "mem_limit": f"{limits.memory_mb}m",
+            "memswap_limit": f"{limits.memory_mb}m",
+            "nano_cpus": limits.cpu_threads * 1_000_000_000,
+            "pids_limit": limits.max_processes,
+            "ulimits": [
+                docker.types.Ulimit(name="nofile", soft=limits.max_open_files, hard=limits.max_open_files),
+                docker.types.Ulimit(name="fsize", soft=limits.max_file_mb << 20, hard=limits.max_file_mb << 20),
+                docker.types.Ulimit(name="core", soft=0, hard=0),
+            ],
+            "log_config": docker.types.LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
+            "init": True,
+            "volumes": {
+                str(control_dir): {"bind": CONTROL_MOUNT, "mode": "ro"},
+                str(spec.workspace): {"bind": WORKSPACE_MOUNT, "mode": "ro"},
+            },
+            "working_dir": WORKSPACE_MOUNT,
+            "environment": {
+                "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+                "OPENBLAS_NUM_THREADS": threads, **spec.env,
+            },
+            "labels": {LABEL: "1", OWNER_LABEL: owner_id(), WORKER_LABEL: spec.label},
+            "stdin_open": False,
+            "detach": True,
+        }
+        if self._use_gpu:
+            # One GPU per worker: the harness decides which, so timed runs never share one.
+            options["device_requests"] = [docker.types.DeviceRequest(count=1, capabilities=[["gpu"]])]
+        return options
+
+
+def _kill_quietly(container: Any) -> None:
+    with contextlib.suppress(Exception):
+        container.kill()
+
+
+def janitor(client: Any | None = None, *, owner: str | None = None, everything: bool = False) -> list[str]:
+    """Remove worker containers left behind: of ``owner``, of owners no longer running, or all.
+
+    Returns the short ids removed. Owners on other hosts are left alone unless ``everything``.
+    """
+    client = client or docker_client()
+    removed = []
+    host = socket.gethostname()
+    for container in client.containers.list(all=True, filters={"label": LABEL}):
+        container_owner = container.labels.get(OWNER_LABEL, "")
+        owner_host, _, owner_pid = container_owner.partition(":")
+        if everything or container_owner == owner or (
+            owner is None and owner_host == host and owner_pid.isdigit() and not _running(int(owner_pid))
+        ):
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+                removed.append(str(container.short_id))
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,116 @@
+"""The Docker backend: a locked-down container per worker, killed and removed whatever happens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.containers import LABEL, DockerSandbox, docker_client, janitor, owner_id
+from harness.sandbox import Limits, Outcome, WorkerSpec
+from harness.session import CallFailure, WorkerSession
+
+SOLUTION = (Path(__file__).parent / "hostile_solution.py").read_text()
+
+pytestmark = pytest.mark.usefixtures("docker")
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    (folder / "solution.py").write_text(SOLUTION)
+    tmp_path.chmod(0o755)
+    folder.chmod(0o755)
+    (folder / "solution.py").chmod(0o644)
+    return folder
+
+
+def our_containers() -> list[str]:
+    client = docker_client()
+    return [
+        c.short_id for c in client.containers.list(all=True, filters={"label": LABEL})
+        if c.labels.get("org.cvgrade.owner") == owner_id()
+    ]
+
+
+@pytest.fixture
+def session(workspace: Path) -> Iterator[WorkerSession]:
+    spec = WorkerSpec(workspace=workspace, entry="solution.py", cells=None,
+                      functions=[{"name": "add", "parameters": ["a", "b"]}],
+                      limits=Limits(memory_mb=1024, max_output_bytes=100_000, scratch_mb=64))
+    started = WorkerSession(DockerSandbox(), spec)
+    yield started
+    started.close()
+    assert our_containers() == [], "a worker container outlived its session"
+
+
+def call(session: WorkerSession, function: str, *args: object, timeout_s: float = 30) -> object:
+    return session.call(function, list(args), {}, timeout_s).value
+
+
+def failure_of(session: WorkerSession, function: str, *args: object, timeout_s: float = 30) -> CallFailure:
+    with pytest.raises(CallFailure) as caught:
+        session.call(function, list(args), {}, timeout_s)
+    return caught.value
+
+
+def test_a_call_crosses_the_socket_as_plain_data(session: WorkerSession) -> None:
+    assert torch.equal(call(session, "add", torch.ones(3), torch.ones(3)), torch.full((3,), 2.0))  # type: ignore[arg-type]
+
+
+def test_the_root_file_system_and_workspace_are_read_only(session: WorkerSession) -> None:
+    assert call(session, "write_file", "/etc/cvgrade-was-here") == "error: OSError"
+    assert call(session, "write_file", "/workspace/planted.py") == "error: OSError"
+    assert call(session, "write_file", "/tmp/scratch.txt") == "ok"
+
+
+def test_filling_the_scratch_tmpfs_stops_at_its_size(session: WorkerSession) -> None:
+    outcome = call(session, "fill_scratch", "/tmp/fill.bin", timeout_s=60)
+    assert isinstance(outcome, str) and outcome.startswith("OSError after")
+    written = int(outcome.split()[2])
+    assert written <= 64 * 1024 * 1024
+
+
+def test_only_the_containers_own_processes_and_no_network(session: WorkerSession) -> None:
+    pids = [name for name in call(session, "listdir", "/proc") if name.isdigit()]  # type: ignore[attr-defined]
+    assert len(pids) <= 3  # init, the worker, maybe a thread's view
+    assert call(session, "interfaces") == ["lo"]
+    assert call(session, "read", "/var/run/docker.sock").startswith("error")  # type: ignore[union-attr]
+
+
+def test_runs_unprivileged_under_seccomp(session: WorkerSession) -> None:
+    assert call(session, "uid") == 65534
+    status = call(session, "status")
+    assert status == {"CapEff": "0000000000000000", "CapBnd": "0000000000000000",
+                      "NoNewPrivs": "1", "Seccomp": "2"}
+
+
+def test_limit_breaches_are_distinct_outcomes(session: WorkerSession) -> None:
+    assert failure_of(session, "boom").outcome is Outcome.RAISED
+    exited = failure_of(session, "exit_quietly")
+    assert exited.outcome is Outcome.CRASHED and "exited with code 0" in exited.message
+    assert failure_of(session, "hog", timeout_s=60).outcome is Outcome.OUT_OF_MEMORY
+    assert failure_of(session, "flood").outcome is Outcome.OUTPUT_LIMIT
+    assert call(session, "add", 1, 2) == 3  # a fresh container after each breach
+
+
+def test_a_worker_that_ignores_sigterm_is_killed_at_the_deadline(session: WorkerSession) -> None:
+    failure = failure_of(session, "ignore_sigterm_and_spin", timeout_s=2)
+    assert failure.outcome is Outcome.TIMED_OUT
+    assert our_containers() == []
+
+
+def test_a_fork_storm_is_capped_by_the_pids_limit(session: WorkerSession) -> None:
+    assert call(session, "fork_storm", timeout_s=60) < 64  # type: ignore[operator]
+
+
+def test_the_janitor_removes_containers_of_a_grader_that_died(workspace: Path) -> None:
+    client = docker_client()
+    leftover = client.containers.create(
+        DockerSandbox().image, command=["sleep", "600"], labels={LABEL: "1", "org.cvgrade.owner": owner_id(999_999_999)}
+    )
+    assert leftover.short_id in janitor()
+    assert leftover.short_id not in [c.short_id for c in client.containers.list(all=True)]
