@@ -90,10 +90,12 @@ def bootstrap_base(
 def fetch_wheels(packages: Sequence[str], target: Path) -> None:
     """Download wheels for ``packages`` (and their dependencies) into ``target`` with pip."""
     target.mkdir(parents=True, exist_ok=True)
-    subprocess.run(  # noqa: S603 - our interpreter, package names from our config
+    done = subprocess.run(  # noqa: S603 - our interpreter, package names from our config
         [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "-d", str(target), *packages],
-        check=True,
+        capture_output=True, text=True, check=False,
     )
+    if done.returncode != 0:
+        raise SandboxUnavailable(f"pip could not fetch wheels for {', '.join(packages)}:\n{done.stderr[-3000:]}")
 
 
 def _fingerprint(base_id: str, packages: Sequence[str], wheels: Path) -> str:

@@ -125,3 +125,9 @@ def status():
     with open("/proc/self/status") as handle:
         fields = dict(line.split(":", 1) for line in handle if ":" in line)
     return {key: fields[key].strip() for key in ("CapEff", "CapBnd", "NoNewPrivs", "Seccomp")}
+
+
+def cuda_available():
+    import torch
+
+    return torch.cuda.is_available()

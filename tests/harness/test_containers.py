@@ -114,3 +114,27 @@ def test_the_janitor_removes_containers_of_a_grader_that_died(workspace: Path) -
     )
     assert leftover.short_id in janitor()
     assert leftover.short_id not in [c.short_id for c in client.containers.list(all=True)]
+
+
+@pytest.mark.gpu
+def test_a_gpu_challenge_sees_cuda_inside_the_container(workspace: Path) -> None:
+    from harness.containers import engine_gpus
+
+    if not engine_gpus(docker_client()):
+        pytest.skip("this engine has no NVIDIA runtime (no GPU host)")
+    spec = WorkerSpec(workspace=workspace, entry="solution.py", cells=None, functions=[], limits=Limits())
+    session = WorkerSession(DockerSandbox(gpu="required"), spec)
+    try:
+        assert call(session, "cuda_available") is True
+    finally:
+        session.close()
+
+
+def test_a_required_gpu_on_an_engine_without_one_is_a_clear_error() -> None:
+    from harness.containers import engine_gpus
+    from harness.sandbox import SandboxUnavailable
+
+    if engine_gpus(docker_client()):
+        pytest.skip("this engine has a GPU runtime")
+    with pytest.raises(SandboxUnavailable, match="requires a GPU, but the Docker engine has no NVIDIA runtime"):
+        DockerSandbox(gpu="required")
