@@ -5,7 +5,8 @@ Reports:
   (judge process + sandboxed workers + channel), against the wall time of
   plain pytest running the same hidden checks with the reference imported
   directly; runs alternate (A B A B ...) so machine noise hits both alike;
-- the median round trip of an empty call through the channel (bubblewrap).
+- the median round trip of an empty call through the channel: pipes to a
+  bubblewrap worker, and a Unix socket to a worker container.
 
 Usage: python bench/grading_overhead.py [--runs 5] [--json out.json]
 """
@@ -30,7 +31,8 @@ REFERENCE = CHALLENGE / "reference" / "solution.py"
 def time_cli() -> float:
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "grader.cli", "grade", str(REFERENCE), "--challenge", "iou", "--json"],
+        [sys.executable, "-m", "grader.cli", "grade", str(REFERENCE), "--challenge", "iou", "--json",
+         "--backend", "local"],
         capture_output=True, text=True, check=False,
     )
     elapsed = time.perf_counter() - started
@@ -58,8 +60,8 @@ def time_plain_pytest() -> float:
     return elapsed
 
 
-def empty_round_trip_ms(calls: int = 2000) -> float:
-    from harness.local import LocalSandbox
+def empty_round_trip_ms(backend: str, calls: int = 2000) -> float:
+    from harness.backends import make_sandbox
     from harness.sandbox import Limits, WorkerSpec
     from harness.session import WorkerSession
 
@@ -68,7 +70,8 @@ def empty_round_trip_ms(calls: int = 2000) -> float:
         workspace.chmod(0o755)
         (workspace / "solution.py").write_text("")
         (workspace / "solution.py").chmod(0o644)
-        session = WorkerSession(LocalSandbox("auto"), WorkerSpec(workspace, "solution.py", None, [], Limits()))
+        spec = WorkerSpec(workspace, "solution.py", None, [], Limits())
+        session = WorkerSession(make_sandbox({"backend": backend}), spec)
         try:
             session.start()
             for _ in range(100):
@@ -90,7 +93,12 @@ def main() -> None:
     for _ in range(args.runs):
         cli.append(time_cli())
         plain.append(time_plain_pytest())
-    round_trip = empty_round_trip_ms()
+    round_trip = empty_round_trip_ms("local")
+    try:
+        docker_round_trip: float | None = empty_round_trip_ms("docker")
+    except Exception as err:  # no engine here: report it, measure the rest
+        print(f"docker round trip not measured: {err}", file=sys.stderr)
+        docker_round_trip = None
     report = {
         "runs": args.runs,
         "cli_grade_median_s": round(statistics.median(cli), 3),
@@ -99,6 +107,7 @@ def main() -> None:
         "cli_grade_s": [round(x, 3) for x in cli],
         "plain_pytest_s": [round(x, 3) for x in plain],
         "empty_round_trip_median_ms": round(round_trip, 4),
+        "docker_empty_round_trip_median_ms": None if docker_round_trip is None else round(docker_round_trip, 4),
         "cpu_count": os.cpu_count(),
     }
     print(json.dumps(report, indent=2))
