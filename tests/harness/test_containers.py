@@ -12,20 +12,7 @@ from harness.containers import LABEL, DockerSandbox, docker_client, janitor, own
 from harness.sandbox import Limits, Outcome, WorkerSpec
 from harness.session import CallFailure, WorkerSession
 
-SOLUTION = (Path(__file__).parent / "hostile_solution.py").read_text()
-
 pytestmark = pytest.mark.usefixtures("docker")
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    folder = tmp_path / "ws"
-    folder.mkdir()
-    (folder / "solution.py").write_text(SOLUTION)
-    tmp_path.chmod(0o755)
-    folder.chmod(0o755)
-    (folder / "solution.py").chmod(0o644)
-    return folder
 
 
 def our_containers() -> list[str]:
