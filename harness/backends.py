@@ -6,6 +6,7 @@ the runtime image is built, else the local sandbox.
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 from harness.local import LocalSandbox
@@ -14,11 +15,21 @@ from harness.sandbox import Sandbox, SandboxUnavailable
 BACKENDS = ("auto", "docker", "local")
 
 
+def _local(config: dict[str, Any]) -> LocalSandbox:
+    if config.get("gpu") == "required" and shutil.which("nvidia-smi") is None:
+        raise SandboxUnavailable("this challenge requires a GPU, and this machine has none (no nvidia-smi)")
+    return LocalSandbox(isolation=config.get("isolation", "auto"))
+
+
 def make_sandbox(config: dict[str, Any]) -> Sandbox:
-    """Build the backend named by ``config["backend"]`` with its options."""
+    """Build the backend named by ``config["backend"]`` with its options.
+
+    ``config["gpu"]`` is the challenge's wish: ``off``, ``optional`` or
+    ``required``; a required GPU that the backend cannot give is an error here.
+    """
     name = config.get("backend", "auto")
     if name == "local":
-        return LocalSandbox(isolation=config.get("isolation", "auto"))
+        return _local(config)
     if name in ("docker", "auto"):
         from harness.containers import DockerSandbox
         from harness.images import RUNTIME_TAG
@@ -28,5 +39,5 @@ def make_sandbox(config: dict[str, Any]) -> Sandbox:
         except SandboxUnavailable:
             if name == "docker":
                 raise
-            return LocalSandbox(isolation=config.get("isolation", "auto"))
+            return _local(config)
     raise SandboxUnavailable(f"unknown sandbox backend {name!r}; choose one of: {', '.join(BACKENDS)}")
