@@ -122,7 +122,7 @@ class Grader:
         key = (str(path), str(challenge.root), practice)
         if key not in self._done:
             run = run_public_checks if practice else grade_submission
-            result = run(path, challenge, GradeOptions(isolation="bwrap"))
+            result = run(path, challenge, GradeOptions(backend="local", isolation="bwrap"))
             deadline = time.monotonic() + 3.0
             while (leftovers := processes_of_the_run(self.private_tmp)) and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -490,7 +490,7 @@ def test_notebook_shell_escapes_are_skipped_with_a_warning_and_the_code_still_gr
 
 def refuse(submission: Path) -> str:
     with pytest.raises(BadSubmission) as refused:
-        grade_submission(submission, IOU, GradeOptions(isolation="bwrap"))
+        grade_submission(submission, IOU, GradeOptions(backend="local", isolation="bwrap"))
     return str(refused.value)
 
 
