@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 
 def lock_dir() -> Path:
-    folder = Path(os.environ.get("CVGRADE_LOCK_DIR", Path(tempfile.gettempdir()) / "cvgrade-locks"))
+    """One folder per user for the whole machine: not under TMPDIR, which may differ per process."""
+    default = Path("/tmp") / f"cvgrade-locks-{os.getuid()}"  # noqa: S108 - fixed on purpose, see above
+    folder = Path(os.environ.get("CVGRADE_LOCK_DIR", default))
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder
 
