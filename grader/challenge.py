@@ -57,6 +57,13 @@ class ImageSpec(_Strict):
     packages: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*([<>=!~]=?[A-Za-z0-9.*+!-]+)?$")]] = []
 
 
+class AssetsSpec(_Strict):
+    """Non-secret files mounted read-only in every worker, and an adapter module that runs beside the submission."""
+
+    folder: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")] = "assets"
+    adapter: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.py$")] | None = None
+
+
 class CheckSpec(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
     test: Annotated[str, Field(pattern=r"^test_[A-Za-z0-9_]*\.py::[A-Za-z_][A-Za-z0-9_\[\]-]*$")]
@@ -79,6 +86,7 @@ class ChallengeFile(_Strict):
     functions: Annotated[list[FunctionSpec], Field(min_length=1)]
     limits: ChallengeLimits = ChallengeLimits()
     image: ImageSpec = ImageSpec()
+    assets: AssetsSpec | None = None
     checks: Annotated[list[CheckSpec], Field(min_length=1)]
     known_bad: list[KnownBad] = []
 
@@ -138,6 +146,11 @@ class Challenge:
     @property
     def reference_dir(self) -> Path:
         return self.root / "reference"
+
+    @property
+    def assets_dir(self) -> Path | None:
+        """The folder every worker sees read-only (never hidden checks, references or held-back data)."""
+        return self.root / self.spec.assets.folder if self.spec.assets is not None else None
 
     @property
     def max_score(self) -> float:
@@ -207,11 +220,35 @@ def _check_files(path: Path, challenge: Challenge) -> None:
         test_file = challenge.hidden_dir / check.test.split("::")[0]
         if not test_file.is_file():
             problems.append(f"{path}: checks '{check.name}'.test: no file hidden/{test_file.name}")
+    problems += _asset_problems(path, challenge)
     for entry in challenge.spec.known_bad:
         if not (challenge.root / entry.file).is_file():
             problems.append(f"{path}: known_bad '{entry.file}'.file: no such file")
     if problems:
         raise ChallengeError("\n".join(problems))
+
+
+_NEVER_IN_ASSETS = ("hidden", "reference", "known_bad")
+
+
+def _asset_problems(path: Path, challenge: Challenge) -> list[str]:
+    """The assets folder must exist, hold the adapter, and share nothing with the secret parts."""
+    assets = challenge.assets_dir
+    if assets is None or challenge.spec.assets is None:
+        return []
+    if not assets.is_dir():
+        return [f"{path}: assets.folder: no folder {assets.name}/ in the challenge"]
+    problems = []
+    if assets.name in _NEVER_IN_ASSETS:
+        problems.append(f"{path}: assets.folder: {assets.name}/ is secret and must never reach a worker")
+    for item in assets.rglob("*"):
+        if item.is_symlink():
+            problems.append(f"{path}: assets.folder: {item.relative_to(challenge.root)} is a symbolic link; "
+                            "copy the file instead (a link could expose files outside the assets)")
+    adapter = challenge.spec.assets.adapter
+    if adapter is not None and not (assets / adapter).is_file():
+        problems.append(f"{path}: assets.adapter: no file {assets.name}/{adapter}")
+    return problems
 
 
 def list_challenge_ids(challenges_dir: Path | None = None) -> list[str]:

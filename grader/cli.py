@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from grader.calibration import forget_calibration
 from grader.challenge import Challenge, list_challenge_ids, load_challenge
 from grader.errors import CvgradeError, InfrastructureError
 from grader.grading import GradeOptions, grade_submission, run_public_checks, stop_all_judges
@@ -230,6 +231,38 @@ def validate(
         ok = ok and report.ok
         console.print("[green]  valid[/green]" if report.ok else f"[red]  {len(report.problems)} problem(s)[/red]")
     raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def calibrate(
+    challenge_ids: Annotated[list[str] | None, typer.Argument(help="Challenge ids (default: all).")] = None,
+    backend: BackendOption = "auto",
+    isolation: IsolationOption = "auto",
+    challenges_dir: ChallengesDirOption = None,
+) -> None:
+    """Measure the hardware-dependent figures of challenges on this machine, afresh, by grading their references."""
+    ids = challenge_ids or list_challenge_ids(challenges_dir)
+    worst = 0
+    for challenge_id in ids:
+        try:
+            loaded = load_challenge(challenge_id, challenges_dir)
+            forgotten = forget_calibration(loaded.id, loaded.version)
+            result = grade_submission(loaded.reference_dir / "solution.py", loaded, _options(backend, isolation))
+        except CvgradeError as err:
+            _fail(err)
+            return
+        figures = result.environment.get("calibration", {}).get("values", {})
+        console.print(f"[bold]{loaded.id} v{loaded.version}[/bold]: "
+                      f"{'replaced' if forgotten else 'no'} earlier figures; reference {result.status}, "
+                      f"score {result.score:g}/{result.max_score:g}")
+        for key, used in sorted(figures.items()):
+            console.print(f"  {key} = {used['value']:.4g}", highlight=False)
+        if not figures:
+            console.print("  (no calibrated figures: its thresholds do not depend on the machine)")
+        if result.status != "graded" or not result.passed:
+            console.print("[red]  the reference did not pass: figures not trustworthy[/red]")
+            worst = max(worst, 1)
+    raise typer.Exit(worst)
 
 
 @app.command()

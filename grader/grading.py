@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from grader.calibration import calibration_dir
 from grader.challenge import Challenge, CheckSpec
 from grader.environment import describe_environment
 from grader.errors import InfrastructureError
@@ -112,6 +113,12 @@ def _grade(submission: Path, challenge: Challenge, options: GradeOptions, *, hid
     environment = describe_environment()
     environment["sandbox"] = sandbox_info
     environment["candidate_runtime"] = session.get("candidate_versions", {})
+    if session.get("device"):
+        environment["device"] = session["device"]
+    if session.get("calibration"):
+        environment["calibration"] = session["calibration"]
+        for key, used in session["calibration"].get("values", {}).items():
+            metrics[f"calibration.{key}"] = used.get("value")
     return build_result(
         verdict,
         metrics=metrics,
@@ -163,6 +170,8 @@ def _worker_entry(workspace: Workspace, challenge: Challenge) -> dict[str, Any]:
         "cells": workspace.cells,
         "functions": [f.model_dump(include={"name", "parameters"}) for f in challenge.spec.functions],
         "limits": _worker_limits(challenge),
+        "assets": str(challenge.assets_dir.resolve()) if challenge.assets_dir is not None else None,
+        "adapter": challenge.spec.assets.adapter if challenge.spec.assets is not None else None,
     }
 
 
@@ -184,6 +193,10 @@ def _judge_spec(
         "default_timeout_s": challenge.spec.limits.check_timeout_s,
         "run_timeout_s": challenge.spec.limits.run_timeout_s,
         "records_path": str(records_path),
+        "challenge": {"id": challenge.id, "version": challenge.version},
+        "calibration_dir": str(calibration_dir()),
+        # Grading the reference itself (validate, calibrate) is the only run that may store figures.
+        "calibration_writable": reference is not None and workspace.sha256 == reference.sha256,
         "hidden": hidden,
         "sandbox": sandbox_config,
         "candidate": _worker_entry(workspace, challenge),

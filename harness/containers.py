@@ -29,9 +29,9 @@ import threading
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.images import RUNTIME_TAG, image_exists
+from harness.images import RUNTIME_TAG, image_exists, stale_worker
 from harness.output import CappedOutput
-from harness.sandbox import ExitInfo, SandboxUnavailable, WorkerSpec
+from harness.sandbox import ASSETS_MOUNT, ExitInfo, SandboxUnavailable, WorkerSpec
 
 LABEL = "org.cvgrade.sandbox"
 OWNER_LABEL = "org.cvgrade.owner"
@@ -142,6 +142,11 @@ class DockerSandbox:
         self._client = client or docker_client()
         if not image_exists(self._client, image):
             raise SandboxUnavailable(f"the runtime image {image} is missing: run `cvgrade image build --bootstrap`")
+        if stale_worker(self._client, image):
+            raise SandboxUnavailable(
+                f"the runtime image {image} holds another version of the candidate worker than this grader: "
+                "run `cvgrade image build` to bring it up to date"
+            )
         self.image = image
         self._image_id = str(self._client.images.get(image).id)
         self._has_gpu = engine_gpus(self._client)
@@ -172,6 +177,7 @@ class DockerSandbox:
         (control_dir / "spec.json").write_text(json.dumps({
             "workspace": WORKSPACE_MOUNT, "entry": spec.entry, "cells": spec.cells,
             "functions": spec.functions, "threads": spec.limits.cpu_threads, "rlimits": {},
+            "assets": ASSETS_MOUNT if spec.assets is not None else None, "adapter": spec.adapter,
         }))
         (control_dir / "spec.json").chmod(0o644)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -230,6 +236,7 @@ class DockerSandbox:
             "volumes": {
                 str(control_dir): {"bind": CONTROL_MOUNT, "mode": "ro"},
                 str(spec.workspace): {"bind": WORKSPACE_MOUNT, "mode": "ro"},
+                **({str(spec.assets): {"bind": ASSETS_MOUNT, "mode": "ro"}} if spec.assets is not None else {}),
             },
             "working_dir": WORKSPACE_MOUNT,
             "environment": {

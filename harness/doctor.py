@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness import cgroups, seccomp
-from harness.images import RUNTIME_TAG, image_exists
+from harness.images import RUNTIME_TAG, image_exists, stale_worker
 from harness.sandbox import SandboxUnavailable
 
 Status = Literal["ok", "warn", "missing"]
@@ -89,9 +89,14 @@ def _docker_findings() -> list[Finding]:
     runc = next((c for c in version.get("Components", []) if c.get("Name") == "runc"), None)
     if runc is not None:
         findings.append(check_version("runc", str(runc.get("Version", ""))))
-    findings.append(Finding("runtime image", "ok" if image_exists(client, RUNTIME_TAG) else "missing",
-                            RUNTIME_TAG if image_exists(client, RUNTIME_TAG)
-                            else f"{RUNTIME_TAG} not built: run `cvgrade image build --bootstrap`"))
+    if not image_exists(client, RUNTIME_TAG):
+        findings.append(Finding("runtime image", "missing",
+                                f"{RUNTIME_TAG} not built: run `cvgrade image build --bootstrap`"))
+    elif stale_worker(client, RUNTIME_TAG):
+        findings.append(Finding("runtime image", "warn",
+                                f"{RUNTIME_TAG} holds an older candidate worker: run `cvgrade image build`"))
+    else:
+        findings.append(Finding("runtime image", "ok", RUNTIME_TAG))
     has_gpu_runtime = engine_gpus(client)
     findings.append(Finding("engine GPU runtime", "ok" if has_gpu_runtime else "warn",
                             "nvidia" if has_gpu_runtime else "no nvidia runtime: GPU challenges run on the CPU "

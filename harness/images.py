@@ -28,6 +28,7 @@ from harness.sandbox import SandboxUnavailable
 BASE_TAG = "cvgrade/base:bookworm"
 RUNTIME_TAG = "cvgrade/runtime:latest"
 FINGERPRINT_LABEL = "org.cvgrade.fingerprint"
+WORKER_FINGERPRINT_LABEL = "org.cvgrade.worker"
 PINNED = ("torch==2.14.1", "torchvision==0.29.1", "numpy")
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 _HARNESS = Path(__file__).resolve().parent
@@ -98,6 +99,19 @@ def fetch_wheels(packages: Sequence[str], target: Path) -> None:
         raise SandboxUnavailable(f"pip could not fetch wheels for {', '.join(packages)}:\n{done.stderr[-3000:]}")
 
 
+def worker_fingerprint() -> str:
+    """A hash of the worker files this grader would put in an image: a mismatch means a stale image."""
+    digest = hashlib.sha256()
+    for source in WORKER_FILES:
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def stale_worker(client: Any, tag: str) -> bool:
+    """True when ``tag`` holds other worker files than this grader's (an image built by another version)."""
+    return bool(client.images.get(tag).labels.get(WORKER_FINGERPRINT_LABEL) != worker_fingerprint())
+
+
 def _fingerprint(base_id: str, packages: Sequence[str], wheels: Path) -> str:
     digest = hashlib.sha256()
     digest.update(base_id.encode())
@@ -142,6 +156,6 @@ def build_runtime(
         client.images.build(
             path=str(context), tag=tag, rm=True, forcerm=True,
             buildargs={"BASE": base, "EXTRA_PACKAGES": " ".join(extra_packages)},
-            labels={FINGERPRINT_LABEL: fingerprint},
+            labels={FINGERPRINT_LABEL: fingerprint, WORKER_FINGERPRINT_LABEL: worker_fingerprint()},
         )
     return tag

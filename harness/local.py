@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from harness import cgroups, seccomp
 from harness.output import CappedOutput
-from harness.sandbox import ExitInfo, SandboxUnavailable, WorkerSpec
+from harness.sandbox import ASSETS_MOUNT, ExitInfo, SandboxUnavailable, WorkerSpec
 
 Isolation = Literal["auto", "bwrap", "process"]
 
@@ -225,11 +225,16 @@ class LocalSandbox:
         in_sandbox = self.isolation == "bwrap"
         workspace_seen = WORKSPACE_MOUNT if in_sandbox else str(spec.workspace)
         control_seen = CONTROL_MOUNT if in_sandbox else str(control_dir)
+        assets_seen = None
+        if spec.assets is not None:
+            assets_seen = ASSETS_MOUNT if in_sandbox else str(spec.assets)
         worker_spec = {
             "workspace": workspace_seen,
             "entry": spec.entry,
             "cells": spec.cells,
             "functions": spec.functions,
+            "assets": assets_seen,
+            "adapter": spec.adapter,
             "threads": spec.limits.cpu_threads,
             "rlimits": self._rlimits(spec, cgroup is not None),
         }
@@ -367,6 +372,8 @@ class LocalSandbox:
             cmd += ["--ro-bind", root, root]
         cmd += ["--ro-bind", str(control_dir), CONTROL_MOUNT]
         cmd += ["--ro-bind", str(spec.workspace), WORKSPACE_MOUNT]
+        if spec.assets is not None:
+            cmd += ["--ro-bind", str(spec.assets), ASSETS_MOUNT]
         cmd += ["--clearenv"]
         for key, value in env.items():
             cmd += ["--setenv", key, value]

@@ -68,6 +68,11 @@ class WorkerSpec:
     limits: Limits
     label: str = "candidate"
     env: dict[str, str] = field(default_factory=dict)
+    assets: Path | None = None  # a folder of non-secret files, mounted read-only at ASSETS_MOUNT
+    adapter: str | None = None  # a .py file in ``assets`` the worker loads after the submission
+
+
+ASSETS_MOUNT = "/assets"
 
 
 @dataclass

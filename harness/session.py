@@ -37,6 +37,7 @@ class Hello:
     problems: dict[str, str]  # function name -> "" when usable, else what is wrong
     warnings: list[str]
     versions: dict[str, str]
+    device: dict[str, str | int] = field(default_factory=dict)  # what the worker can compute on
 
 
 @dataclass
@@ -117,6 +118,7 @@ class WorkerSession:
             problems={str(k): str(v) for k, v in problems.items()},
             warnings=[str(w) for w in warnings],
             versions={str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {},
+            device=_plain_device(reply.get("device")),
         )
         return self.hello
 
@@ -264,3 +266,15 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+def _plain_device(device: Any) -> dict[str, str | int]:
+    """The worker's device description, kept only as short strings and integers (it is untrusted)."""
+    if not isinstance(device, dict):
+        return {}
+    plain: dict[str, str | int] = {}
+    for key, value in list(device.items())[:8]:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            continue
+        plain[str(key)[:40]] = value[:200] if isinstance(value, str) else value
+    return plain

@@ -82,6 +82,8 @@ class ChallengeFactory:
         starter: str = "def add(a, b):\n    raise NotImplementedError\n",
         public: dict[str, str] | None = None,
         pass_mark: float = 0.5,
+        extra_toml: str = "",
+        files: dict[str, str] | None = None,
     ) -> Path:
         folder = self.root / challenge_id
         for sub in ("starter", "reference", "hidden", "public"):
@@ -94,6 +96,8 @@ class ChallengeFactory:
             lines += ["[[functions]]", f'name = "{name}"', f"parameters = {parameters!r}".replace("'", '"'), ""]
         if limits:
             lines += ["[limits]", limits, ""]
+        if extra_toml:
+            lines += [extra_toml, ""]
         for check in checks:
             lines.append("[[checks]]")
             for key, value in check.items():
@@ -108,6 +112,9 @@ class ChallengeFactory:
             (folder / "hidden" / name).write_text(source)
         for name, source in (public or {}).items():
             (folder / "public" / name).write_text(source)
+        for name, source in (files or {}).items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(source)
         return folder
 
 

@@ -13,17 +13,31 @@ import contextlib
 import json
 import time
 from collections.abc import Generator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from grader.calibration import Calibration, CalibrationCache, machine_description
 from grader.judge.proxy import CheckClock, Recorder, RemoteSolution
 from grader.judge.timing import exclusive_timing, other_judges_running
 from harness.sandbox import SandboxUnavailable
 from harness.session import CallFailure, WorkerSession
 
 MAX_MESSAGE_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """Where calibrated figures live and whether this run may store them (only when grading the reference)."""
+
+    root: Path
+    challenge_id: str
+    version: str
+    cpu_threads: int
+    backend: str
+    writable: bool
 
 
 class JudgePlugin:
@@ -40,6 +54,7 @@ class JudgePlugin:
         candidate: WorkerSession,
         reference: WorkerSession | None,
         timed_tests: frozenset[str] = frozenset(),
+        calibration: CalibrationSettings | None = None,
     ) -> None:
         self._records = records_path.open("a", encoding="utf-8")
         self._timeouts_s = timeouts_s
@@ -52,6 +67,8 @@ class JudgePlugin:
         self._recorder = Recorder()
         self._phases: dict[str, dict[str, Any]] = {}
         self._timed_tests = timed_tests
+        self._calibration_settings = calibration
+        self._calibration: Calibration | None = None
 
     # Workers are started by the runner before pytest is even imported, from the
     # main thread: bubblewrap's --die-with-parent is tied to the thread that
@@ -63,6 +80,9 @@ class JudgePlugin:
             "candidate_versions": self._candidate.hello.versions if self._candidate.hello else {},
             "worker_starts": self._candidate.stats.starts,
             "failures": dict(self._candidate.stats.failures),
+            "device": self._device(),
+            "calibration": {"machine": self._calibration.machine, "values": self._calibration.used}
+            if self._calibration is not None and self._calibration.used else None,
         })
         self._candidate.close()
         if self._reference is not None:
@@ -84,6 +104,27 @@ class JudgePlugin:
     @pytest.fixture
     def record(self) -> Recorder:
         return self._recorder
+
+    @pytest.fixture
+    def calibration(self) -> Calibration:
+        """Figures measured on the reference on this machine (see ``grader.calibration``)."""
+        if self._calibration is None:
+            settings = self._calibration_settings
+            if settings is None:
+                raise RuntimeError("calibration is only available to hidden checks")
+            # The reference's sandbox says what the machine offers: the candidate's could lie.
+            trusted = self._reference if self._reference is not None else self._candidate
+            device = dict(trusted.start().device)
+            machine = machine_description(device, settings.cpu_threads, settings.backend)
+            cache = CalibrationCache(settings.root, settings.challenge_id, settings.version, machine)
+            self._calibration = Calibration(cache, writable=settings.writable)
+        return self._calibration
+
+    def _device(self) -> dict[str, str | int]:
+        for session in (self._reference, self._candidate):
+            if session is not None and session.hello is not None and session.hello.device:
+                return dict(session.hello.device)
+        return {}
 
     # ------------------------------------------------------------------ running checks
 

@@ -34,6 +34,8 @@ def worker_spec(data: dict[str, Any], label: str) -> WorkerSpec:
         functions=data["functions"],
         limits=Limits(**data["limits"]),
         label=label,
+        assets=Path(data["assets"]) if data.get("assets") else None,
+        adapter=data.get("adapter"),
     )
 
 
@@ -75,6 +77,7 @@ def run(spec: dict[str, Any]) -> int:
         candidate=candidate,
         reference=reference,
         timed_tests=frozenset(spec.get("timed_tests", [])),
+        calibration=_calibration_settings(spec, candidate_spec),
     )
     tests_dir = Path(spec["tests_dir"])
     ini = Path(spec["records_path"]).parent / "judge-pytest.ini"
@@ -95,6 +98,22 @@ def run(spec: dict[str, Any]) -> int:
             reference.close()
     # pytest's own codes: 0 all passed, 1 some failed, 5 none collected; others are our problem.
     return EXIT_OK if code in (0, 1) else EXIT_JUDGE_FAILED
+
+
+def _calibration_settings(spec: dict[str, Any], candidate: WorkerSpec) -> Any:
+    """Hidden runs get a calibration cache; only a run grading the reference itself may write it."""
+    if not spec["hidden"] or not spec.get("challenge"):
+        return None
+    from grader.judge.plugin import CalibrationSettings
+
+    return CalibrationSettings(
+        root=Path(spec["calibration_dir"]),
+        challenge_id=spec["challenge"]["id"],
+        version=spec["challenge"]["version"],
+        cpu_threads=candidate.limits.cpu_threads,
+        backend=str(spec["sandbox"].get("backend", "")),
+        writable=bool(spec.get("calibration_writable", False)),
+    )
 
 
 def main() -> None:

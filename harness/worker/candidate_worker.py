@@ -95,6 +95,48 @@ def _load_module(spec: dict[str, Any]) -> tuple[types.ModuleType, list[str]]:
     return module, warnings
 
 
+ADAPTER_PREFIX = "adapter."
+
+
+def _load_adapter(spec: dict[str, Any], solution: types.ModuleType) -> types.ModuleType | None:
+    """The challenge's adapter: non-secret code that runs beside the submission (models, data sets).
+
+    Loaded by path under a name no submission file can shadow; ``bind`` gets the
+    submission's module. It shares this process with the candidate's code, so the
+    judge trusts its replies no more than the candidate's own.
+    """
+    if not spec.get("adapter") or not spec.get("assets"):
+        return None
+    import importlib.util
+
+    path = os.path.join(spec["assets"], spec["adapter"])
+    module_spec = importlib.util.spec_from_file_location("cvgrade_adapter", path)
+    if module_spec is None or module_spec.loader is None:
+        raise ImportError(f"the challenge's adapter {spec['adapter']} cannot be loaded")
+    adapter = importlib.util.module_from_spec(module_spec)
+    sys.modules["cvgrade_adapter"] = adapter
+    module_spec.loader.exec_module(adapter)
+    bind = getattr(adapter, "bind", None)
+    if callable(bind):
+        bind(solution, spec["assets"])
+    return adapter
+
+
+def _device() -> dict[str, Any]:
+    """The accelerator this worker can use, for the judge's hardware class and the result."""
+    if not torch.cuda.is_available():
+        return {"type": "cpu", "name": "cpu", "memory_mb": 0, "count": 0}
+    properties = torch.cuda.get_device_properties(0)
+    driver = ""
+    try:
+        with open("/proc/driver/nvidia/version", encoding="utf-8") as version:
+            driver = version.readline().strip()[:200]
+    except OSError:
+        pass
+    return {"type": "cuda", "name": properties.name, "memory_mb": properties.total_memory >> 20,
+            "count": torch.cuda.device_count(), "driver": driver, "cuda": str(torch.version.cuda)}
+
+
 def _check_functions(module: types.ModuleType, wanted: list[dict[str, Any]]) -> dict[str, str]:
     """Map each wanted function to "" when usable, else to a sentence saying what is wrong."""
     problems: dict[str, str] = {}
@@ -144,15 +186,25 @@ def serve(spec: dict[str, Any], request_fd: int, reply_fd: int) -> None:
     _apply_rlimits(spec.get("rlimits", {}))
     reader = wire.blocking_reader(request_fd)
     prefix = spec["workspace"]
+    if spec.get("assets"):
+        os.environ["CVGRADE_ASSETS"] = spec["assets"]
     try:
         module, warnings = _load_module(spec)
     except BaseException as exc:
         _reply(reply_fd, {"ok": False, "phase": "import", "error": _describe(exc, prefix)})
         return
+    try:
+        adapter = _load_adapter(spec, module)
+    except BaseException as exc:
+        error = _describe(exc, spec.get("assets") or prefix)
+        error["message"] = f"the challenge's adapter failed to load beside your solution: {error['message']}"
+        _reply(reply_fd, {"ok": False, "phase": "import", "error": error})
+        return
     problems = _check_functions(module, spec.get("functions", []))
     _reply(reply_fd, {"ok": True, "phase": "import", "functions": problems, "warnings": warnings,
                       "versions": {"python": sys.version.split()[0], "torch": str(torch.__version__),
-                                   "numpy": numpy.__version__}})
+                                   "numpy": numpy.__version__},
+                      "device": _device()})
     while True:
         try:
             request = reader.read()
@@ -168,7 +220,10 @@ def serve(spec: dict[str, Any], request_fd: int, reply_fd: int) -> None:
                                                      "traceback": "", "location": ""}})
             continue
         name = request["function"]
-        target = module.__dict__.get(name)
+        if isinstance(name, str) and name.startswith(ADAPTER_PREFIX) and adapter is not None:
+            target = adapter.__dict__.get(name[len(ADAPTER_PREFIX):])
+        else:
+            target = module.__dict__.get(name)
         if not callable(target):
             _reply(reply_fd, {"ok": False, "error": {
                 "type": "MissingFunction", "message": problems.get(name) or f"{name} is not defined",
