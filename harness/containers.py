@@ -29,6 +29,7 @@ import threading
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.gpus import GpuLease, host_gpu_count, lease_gpu
 from harness.images import RUNTIME_TAG, image_exists, stale_worker
 from harness.output import CappedOutput
 from harness.sandbox import ASSETS_MOUNT, ExitInfo, SandboxUnavailable, WorkerSpec
@@ -156,6 +157,23 @@ class DockerSandbox:
                 "(install the NVIDIA Container Toolkit on a host with a GPU)"
             )
         self._use_gpu = gpu != "off" and self._has_gpu
+        self._gpu_lease: GpuLease | None = None
+
+    @property
+    def gpu_index(self) -> int | None:
+        """The host GPU this sandbox's workers use (leased at the first start), None on the CPU."""
+        return self._gpu_lease.index if self._gpu_lease is not None else None
+
+    def _gpu_request(self) -> Any:
+        """One whole GPU for every worker of this grading: leased, so no other grading times work on it."""
+        import docker
+
+        if self._gpu_lease is None:
+            count = host_gpu_count()
+            if count == 0:  # the engine has GPUs but this host cannot list them: let the engine pick
+                return docker.types.DeviceRequest(count=1, capabilities=[["gpu"]])
+            self._gpu_lease = lease_gpu(count)
+        return docker.types.DeviceRequest(device_ids=[str(self._gpu_lease.index)], capabilities=[["gpu"]])
 
     def describe(self) -> dict[str, Any]:
         version = self._client.version()
@@ -168,6 +186,7 @@ class DockerSandbox:
             "image": self.image,
             "image_id": self._image_id,
             "device": "gpu" if self._use_gpu else "cpu",
+            "gpu_index": self.gpu_index,
             "note": "",
         }
 
@@ -249,8 +268,7 @@ class DockerSandbox:
             "detach": True,
         }
         if self._use_gpu:
-            # One GPU per worker: the harness decides which, so timed runs never share one.
-            options["device_requests"] = [docker.types.DeviceRequest(count=1, capabilities=[["gpu"]])]
+            options["device_requests"] = [self._gpu_request()]
         return options
 
 

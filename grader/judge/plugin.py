@@ -55,6 +55,7 @@ class JudgePlugin:
         reference: WorkerSession | None,
         timed_tests: frozenset[str] = frozenset(),
         calibration: CalibrationSettings | None = None,
+        timing_resource: str = "cpu",
     ) -> None:
         self._records = records_path.open("a", encoding="utf-8")
         self._timeouts_s = timeouts_s
@@ -68,6 +69,7 @@ class JudgePlugin:
         self._phases: dict[str, dict[str, Any]] = {}
         self._timed_tests = timed_tests
         self._calibration_settings = calibration
+        self._timing_resource = timing_resource  # "cpu", or "gpu<N>" when this grading leased GPU N
         self._calibration: Calibration | None = None
 
     # Workers are started by the runner before pytest is even imported, from the
@@ -152,9 +154,10 @@ class JudgePlugin:
         are not charged to the check.
         """
         timed = _short_id(item) in self._timed_tests
-        with exclusive_timing() if timed else contextlib.nullcontext():
+        with exclusive_timing(self._timing_resource) if timed else contextlib.nullcontext():
             if timed:
                 self._recorder.metrics["timed_alongside_other_gradings"] = other_judges_running()
+                self._recorder.metrics["timed_on"] = self._timing_resource
             timeout = self._timeouts_s.get(_short_id(item), self._default_timeout_s)
             self._clock.timeout_s = timeout
             self._clock.deadline = time.monotonic() + timeout

@@ -78,6 +78,7 @@ def run(spec: dict[str, Any]) -> int:
         reference=reference,
         timed_tests=frozenset(spec.get("timed_tests", [])),
         calibration=_calibration_settings(spec, candidate_spec),
+        timing_resource=_timing_resource(sandbox),
     )
     tests_dir = Path(spec["tests_dir"])
     ini = Path(spec["records_path"]).parent / "judge-pytest.ini"
@@ -98,6 +99,12 @@ def run(spec: dict[str, Any]) -> int:
             reference.close()
     # pytest's own codes: 0 all passed, 1 some failed, 5 none collected; others are our problem.
     return EXIT_OK if code in (0, 1) else EXIT_JUDGE_FAILED
+
+
+def _timing_resource(sandbox: object) -> str:
+    """Timed checks lock the GPU this grading leased, or the host's CPUs when it has none."""
+    index = getattr(sandbox, "gpu_index", None)
+    return f"gpu{index}" if isinstance(index, int) else "cpu"
 
 
 def _calibration_settings(spec: dict[str, Any], candidate: WorkerSpec) -> Any:

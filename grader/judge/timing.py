@@ -13,15 +13,8 @@ import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
-
-def lock_dir() -> Path:
-    """One folder per user for the whole machine: not under TMPDIR, which may differ per process."""
-    default = Path("/tmp") / f"cvgrade-locks-{os.getuid()}"  # noqa: S108 - fixed on purpose, see above
-    folder = Path(os.environ.get("CVGRADE_LOCK_DIR", default))
-    folder.mkdir(mode=0o700, exist_ok=True)
-    return folder
+from harness.gpus import lock_dir
 
 
 @contextlib.contextmanager

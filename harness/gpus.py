@@ -1,0 +1,72 @@
+"""Which GPU a grading gets: one lease per GPU on the host, held by one judge at a time.
+
+The engine's ``DeviceRequest(count=1)`` hands every container the same first
+GPU, so two gradings at once would time their work on one device. Instead each
+judge that needs a GPU takes a lease, an ``flock`` on ``gpu-<index>.lease`` in
+the machine-wide lock folder, and asks the engine for that GPU by index. The
+kernel drops the lock when the judge exits, however it exits, so a crashed
+grader never keeps a GPU.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import IO
+
+
+def lock_dir() -> Path:
+    """One folder per user for the whole machine: not under TMPDIR, which may differ per process."""
+    default = Path("/tmp") / f"cvgrade-locks-{os.getuid()}"  # noqa: S108 - fixed on purpose, see above
+    folder = Path(os.environ.get("CVGRADE_LOCK_DIR", default))
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+def host_gpu_count() -> int:
+    """NVIDIA GPUs on this host, from ``nvidia-smi -L`` (0 without the driver)."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return 0
+    try:
+        listing = subprocess.run(  # noqa: S603 - fixed arguments
+            [smi, "-L"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in listing.splitlines() if line.startswith("GPU "))
+
+
+class GpuLease:
+    """Exclusive use of one GPU until ``release`` (or until this process ends)."""
+
+    def __init__(self, index: int, handle: IO[str]) -> None:
+        self.index = index
+        self._handle: IO[str] | None = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+def lease_gpu(count: int, *, poll_s: float = 0.2, folder: Path | None = None) -> GpuLease:
+    """Wait for a free GPU among ``count`` and lease it. ``count`` must be at least 1."""
+    if count < 1:
+        raise ValueError("no GPU to lease")
+    folder = folder or lock_dir()
+    while True:
+        for index in range(count):
+            handle = (folder / f"gpu-{index}.lease").open("w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            return GpuLease(index, handle)
+        time.sleep(poll_s)
