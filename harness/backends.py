@@ -18,7 +18,7 @@ BACKENDS = ("auto", "docker", "local")
 def _local(config: dict[str, Any]) -> LocalSandbox:
     if config.get("gpu") == "required" and shutil.which("nvidia-smi") is None:
         raise SandboxUnavailable("this challenge requires a GPU, and this machine has none (no nvidia-smi)")
-    return LocalSandbox(isolation=config.get("isolation", "auto"))
+    return LocalSandbox(isolation=config.get("isolation", "auto"), gpu=config.get("gpu", "off"))
 
 
 def make_sandbox(config: dict[str, Any]) -> Sandbox:

@@ -27,6 +27,7 @@ import ctypes
 import fcntl
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness import cgroups, seccomp
+from harness.gpus import GpuLease, host_gpu_count, lease_gpu
 from harness.output import CappedOutput
 from harness.sandbox import ASSETS_MOUNT, ExitInfo, SandboxUnavailable, WorkerSpec
 
@@ -49,6 +51,7 @@ SANDBOX_UID = 65534  # nobody
 _LIVE_WORKER_PIDS: set[int] = set()
 CONTROL_MOUNT = "/cvgrade"
 WORKSPACE_MOUNT = "/workspace"
+NVIDIA_CONTROL = "/dev/nvidiactl"
 _F_SETPIPE_SZ = 1031
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -185,7 +188,7 @@ class LocalSandbox:
 
     name = "local"
 
-    def __init__(self, isolation: Isolation = "auto", use_cgroups: bool = True) -> None:
+    def __init__(self, isolation: Isolation = "auto", use_cgroups: bool = True, gpu: str = "off") -> None:
         bwrap = bwrap_path()
         if isolation == "bwrap" and bwrap is None:
             raise SandboxUnavailable(
@@ -195,6 +198,33 @@ class LocalSandbox:
         self.isolation: str = "bwrap" if isolation in ("auto", "bwrap") and bwrap else "process"
         self._bwrap = bwrap
         self._cgroup_version = cgroups.detect() if use_cgroups else None
+        self._use_gpu = gpu != "off" and Path(NVIDIA_CONTROL).exists()
+        self._gpu_lease: GpuLease | None = None
+
+    @property
+    def gpu_index(self) -> int | None:
+        """The host GPU this sandbox's workers use (leased at the first start), None on the CPU."""
+        return self._gpu_lease.index if self._gpu_lease is not None else None
+
+    def _gpu_environment(self) -> dict[str, str]:
+        """Lease a GPU for this grading (once); without bubblewrap only CUDA_VISIBLE_DEVICES narrows it."""
+        if not self._use_gpu:
+            return {"CUDA_VISIBLE_DEVICES": ""}
+        if self._gpu_lease is None:
+            self._gpu_lease = lease_gpu(max(host_gpu_count(), 1))
+        # Inside bubblewrap only the leased GPU's device node exists, so it is device 0 there.
+        return {"CUDA_VISIBLE_DEVICES": "0" if self.isolation == "bwrap" else str(self._gpu_lease.index)}
+
+    def _gpu_binds(self) -> list[str]:
+        """The driver's control nodes and the leased GPU's node, as the NVIDIA container runtime does."""
+        if self._gpu_lease is None:
+            return []
+        nodes = [node for node in sorted(str(path) for path in Path("/dev").glob("nvidia*"))
+                 if not re.fullmatch(r"/dev/nvidia\d+", node) or node == f"/dev/nvidia{self._gpu_lease.index}"]
+        binds: list[str] = []
+        for node in nodes:
+            binds += ["--dev-bind", node, node]
+        return [*binds, "--ro-bind", "/sys", "/sys"]
 
     def describe(self) -> dict[str, Any]:
         isolated = self.isolation == "bwrap"
@@ -206,6 +236,8 @@ class LocalSandbox:
                 f"cgroup {self._cgroup_version}" if self._cgroup_version else "rlimits"
             ),
             "suitable_for_hiring": isolated,
+            "device": "gpu" if self._use_gpu else "cpu",
+            "gpu_index": self.gpu_index,
             "note": "" if isolated else (
                 "bubblewrap is not available: the submission could read this machine's files. "
                 "Use this for practice only."
@@ -253,7 +285,7 @@ class LocalSandbox:
             f"{control_seen}/candidate_worker.py", f"{control_seen}/spec.json",
             str(request_read), str(reply_write),
         ]
-        env = self._environment(spec)
+        env = {**self._environment(spec), **self._gpu_environment()}
         passed_fds = [request_read, reply_write]
         if in_sandbox:
             seccomp_fd = self._seccomp_fd()
@@ -374,6 +406,7 @@ class LocalSandbox:
         cmd += ["--ro-bind", str(spec.workspace), WORKSPACE_MOUNT]
         if spec.assets is not None:
             cmd += ["--ro-bind", str(spec.assets), ASSETS_MOUNT]
+        cmd += self._gpu_binds()
         cmd += ["--clearenv"]
         for key, value in env.items():
             cmd += ["--setenv", key, value]

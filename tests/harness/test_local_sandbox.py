@@ -166,8 +166,30 @@ class TestBubblewrapView:
         assert "do-not-leak" not in environment.values()
         assert set(environment) <= {"PATH", "HOME", "TMPDIR", "LANG", "PYTHONDONTWRITEBYTECODE",
                                     "PYTHONUNBUFFERED", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                    "OPENBLAS_NUM_THREADS", "LC_CTYPE", "PWD"}
+                                    "OPENBLAS_NUM_THREADS", "LC_CTYPE", "PWD", "CUDA_VISIBLE_DEVICES"}
 
     def test_runs_as_an_unprivileged_user_without_network(self, session: WorkerSession) -> None:
         assert session.call("uid", [], {}, 20).value != 0
         assert session.call("interfaces", [], {}, 20).value == ["lo"]
+
+
+@pytest.mark.gpu
+def test_a_gpu_challenge_sees_exactly_one_cuda_device_inside_bubblewrap(workspace: Path, bwrap: None) -> None:
+    if not Path("/dev/nvidiactl").exists():
+        pytest.skip("no NVIDIA driver on this host (no GPU)")
+    spec = WorkerSpec(workspace=workspace, entry="solution.py", cells=None, functions=[], limits=Limits())
+    session = WorkerSession(LocalSandbox("bwrap", gpu="required"), spec)
+    try:
+        assert session.call("cuda_available", [], {}, 60).value is True
+        assert session.start().device["type"] == "cuda"
+    finally:
+        session.close()
+
+
+def test_a_cpu_challenge_hides_every_gpu(workspace: Path, isolation: str) -> None:
+    session = make_session(workspace, isolation)
+    try:
+        assert session.call("cuda_available", [], {}, 60).value is False
+        assert session.start().device["type"] == "cpu"
+    finally:
+        session.close()
