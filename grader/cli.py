@@ -21,6 +21,7 @@ from grader.calibration import forget_calibration
 from grader.challenge import Challenge, list_challenge_ids, load_challenge
 from grader.errors import CvgradeError, InfrastructureError
 from grader.grading import GradeOptions, grade_submission, run_public_checks, stop_all_judges
+from grader.html_report import write_report
 from grader.practice import practice_challenge_id, practice_submission, start_practice
 from grader.report import print_result, print_summary
 from grader.results import GradeResult
@@ -79,6 +80,19 @@ def _clean_up_after_crashed_graders(options: GradeOptions) -> None:
             errors.print(f"note: removed {len(removed)} container(s) left by a grader that died", highlight=False)
 
 
+def _write_html(result: GradeResult, target: Path, submission: Path, *, several: bool) -> None:
+    """One page per submission: ``target`` itself, or ``target/<name>.html`` when grading several."""
+    path = target / f"{submission.stem or submission.name}.html" if several else target
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_report(result, path)
+    except OSError as err:
+        errors.print(f"[bold red]error:[/bold red] cannot write the HTML report {path}: {err.strerror}",
+                     highlight=False)
+        return
+    errors.print(f"report: {path}", highlight=False)
+
+
 def _worst_exit(codes: list[int]) -> int:
     """3 beats 2 beats 1 beats 0: the exit code says the worst thing that happened."""
     return max(codes, default=0)
@@ -94,6 +108,8 @@ def grade(
     backend: BackendOption = "auto",
     isolation: IsolationOption = "auto",
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Grade this many at once.")] = 1,
+    html: Annotated[Path | None, typer.Option(
+        "--html", help="Also write the report as a standalone HTML page (a folder when grading several).")] = None,
     challenges_dir: ChallengesDirOption = None,
 ) -> None:
     """Grade submissions against a challenge's hidden checks.
@@ -134,6 +150,8 @@ def grade(
             continue
         codes.append(result.exit_code)
         rows.append((str(submission), result))
+        if html is not None:
+            _write_html(result, html, submission, several=len(submissions) > 1)
         if as_json:
             sys.stdout.write(result.model_dump_json() + "\n")
         else:

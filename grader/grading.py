@@ -130,6 +130,8 @@ def _grade(submission: Path, challenge: Challenge, options: GradeOptions, *, hid
                     "sha256": workspace.sha256, "size_bytes": workspace.size_bytes},
         feedback=list(workspace.warnings) + _sandbox_feedback(sandbox_info),
         duration_s=time.monotonic() - started,
+        charts=[{**chart, "check": check.name} for check in checks
+                for chart in by_node.get(check.test, {}).get("charts", []) if isinstance(chart, dict)],
     )
 
 

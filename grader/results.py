@@ -51,6 +51,7 @@ class GradeResult(BaseModel):
     submission: dict[str, Any]
     feedback: list[str]
     duration_s: float
+    charts: list[dict[str, Any]] = []  # what the HTML report draws; each names its check
 
     @property
     def exit_code(self) -> int:
@@ -70,6 +71,7 @@ def build_result(
     submission: dict[str, Any],
     feedback: list[str],
     duration_s: float,
+    charts: list[dict[str, Any]] | None = None,
 ) -> GradeResult:
     tests = []
     for number, item in enumerate(verdict.checks, start=1):
@@ -103,6 +105,7 @@ def build_result(
         submission=submission,
         feedback=feedback,
         duration_s=round(duration_s, 3),
+        charts=charts or [],
     )
 
 

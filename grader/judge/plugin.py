@@ -142,6 +142,7 @@ class JudgePlugin:
             return True
         self._clock.deadline = None  # set when the check's body starts; see pytest_runtest_call
         self._recorder.metrics = {}
+        self._recorder.charts = []
         self._phases[item.nodeid] = {"started": time.monotonic()}
         return None
 
@@ -215,6 +216,7 @@ class JudgePlugin:
             "infrastructure": bool(state.get("infrastructure", False)),
             "duration_s": round(time.monotonic() - state["started"], 4),
             "metrics": dict(self._recorder.metrics),
+            "charts": list(self._recorder.charts),
         })
 
     def _write(self, record: dict[str, Any]) -> None:

@@ -7,8 +7,9 @@ of the current check's time, so a check that times out fails alone.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from harness.sandbox import Outcome
@@ -97,11 +98,45 @@ class RemoteSolution:
         return f"<remote {self._label} solution>"
 
 
+MAX_CHART_VALUES = 2000
+
+
 class Recorder:
-    """The ``record`` fixture: metrics a check adds to the result."""
+    """The ``record`` fixture: metrics and charts a check adds to the result."""
 
     def __init__(self) -> None:
         self.metrics: dict[str, float | str] = {}
+        self.charts: list[dict[str, Any]] = []
 
     def metric(self, name: str, value: float | str) -> None:
         self.metrics[name] = value
+
+    def distribution(
+        self, title: str, values: Sequence[float], *, unit: str, target: float | None = None,
+        baseline: Sequence[float] | None = None, label: str = "submission", baseline_label: str = "baseline",
+    ) -> None:
+        """Samples to draw as a distribution (latencies), against a target line and a baseline's samples."""
+        self.charts.append({
+            "kind": "distribution", "title": title, "unit": unit, "label": label,
+            "values": _finite(values), "target": target, "baseline": _finite(baseline or []),
+            "baseline_label": baseline_label,
+        })
+
+    def gauge(
+        self, title: str, value: float, *, threshold: float, unit: str = "",
+        higher_is_better: bool = True, maximum: float | None = None,
+    ) -> None:
+        """One figure against its threshold (accuracy against the gate, time used against the budget)."""
+        self.charts.append({
+            "kind": "gauge", "title": title, "unit": unit, "value": float(value), "threshold": float(threshold),
+            "higher_is_better": higher_is_better, "maximum": maximum,
+        })
+
+
+def _finite(values: Sequence[float]) -> list[float]:
+    """At most MAX_CHART_VALUES finite floats, evenly thinned when there are more."""
+    kept = [float(v) for v in values if math.isfinite(float(v))]
+    if len(kept) > MAX_CHART_VALUES:
+        step = len(kept) / MAX_CHART_VALUES
+        kept = [kept[int(i * step)] for i in range(MAX_CHART_VALUES)]
+    return kept
