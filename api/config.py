@@ -1,0 +1,142 @@
+"""The service's settings: command-line flags over ``CVGRADE_*`` environment over defaults.
+
+Nothing is read at import time: ``resolve_settings`` is called once, when the
+service (or an admin command) starts, and everything after that gets the
+resulting frozen ``Settings``.
+
+==========================  =====================================================
+environment                 meaning (default)
+==========================  =====================================================
+``CVGRADE_DATA``            data folder: SQLite file, uploads (``~/.local/share/cvgrade``)
+``CVGRADE_DATABASE_URL``    SQLAlchemy URL; ``postgresql://...`` uses psycopg 3 (SQLite in the data folder)
+``CVGRADE_JOBS``            gradings run at once (1)
+``CVGRADE_BACKEND``         sandbox backend: auto, docker or local (auto)
+``CVGRADE_MAX_UPLOAD_MB``   largest accepted upload, in MiB (50)
+``CVGRADE_JOB_HEARTBEAT_S`` how often a running job says it is alive (5)
+``CVGRADE_JOB_STALE_S``     a running job silent this long is taken back (60)
+``CVGRADE_JOB_MAX_RUNS``    times a job may be started before it is failed (3)
+``CVGRADE_CHALLENGES_DIR``  the challenges (the ``challenges/`` folder beside the packages)
+==========================  =====================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TypeVar, cast
+
+from grader.errors import CvgradeError
+
+MiB = 1024 * 1024
+Backend = Literal["auto", "docker", "local"]
+Isolation = Literal["auto", "bwrap", "process"]
+
+
+class SettingsError(CvgradeError):
+    """A setting has a value the service cannot use (exit code 2)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs to know, resolved once at start."""
+
+    data_dir: Path
+    database_url: str
+    jobs: int = 1
+    backend: Backend = "auto"
+    isolation: Isolation = "auto"
+    challenges_dir: Path | None = None
+    max_upload_bytes: int = 50 * MiB
+    max_json_bytes: int = 1 * MiB
+    heartbeat_s: float = 5.0
+    stale_after_s: float = 60.0
+    max_job_runs: int = 3
+    poll_s: float = 1.0
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where the content-addressed submission files live."""
+        return self.data_dir / "uploads"
+
+    @property
+    def staging_dir(self) -> Path:
+        """Uploads being received; on the same file system as ``uploads_dir`` so a move is a rename."""
+        return self.data_dir / "staging"
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "cvgrade"
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'cvgrade.db'}"
+
+
+def resolve_settings(
+    *,
+    data_dir: Path | None = None,
+    database_url: str | None = None,
+    jobs: int | None = None,
+    backend: str | None = None,
+    isolation: str | None = None,
+    challenges_dir: Path | None = None,
+    max_upload_mb: int | None = None,
+) -> Settings:
+    """Settings from the flags given (None: not given), then ``CVGRADE_*``, then defaults."""
+    env = os.environ
+    folder = data_dir or (Path(env["CVGRADE_DATA"]) if env.get("CVGRADE_DATA") else default_data_dir())
+    folder = folder.expanduser().resolve()
+    url = database_url or env.get("CVGRADE_DATABASE_URL") or sqlite_url(folder)
+    chosen_backend = backend or env.get("CVGRADE_BACKEND") or "auto"
+    if chosen_backend not in ("auto", "docker", "local"):
+        raise SettingsError(f"the sandbox backend must be auto, docker or local, not {chosen_backend!r}")
+    chosen_isolation = isolation or "auto"
+    if chosen_isolation not in ("auto", "bwrap", "process"):
+        raise SettingsError(f"the isolation must be auto, bwrap or process, not {chosen_isolation!r}")
+    configured_dir = env.get("CVGRADE_CHALLENGES_DIR")
+    settings = Settings(
+        data_dir=folder,
+        database_url=url,
+        jobs=jobs if jobs is not None else _number(env, "CVGRADE_JOBS", 1, int),
+        backend=cast(Backend, chosen_backend),
+        isolation=cast(Isolation, chosen_isolation),
+        challenges_dir=challenges_dir or (Path(configured_dir) if configured_dir else None),
+        max_upload_bytes=(max_upload_mb if max_upload_mb is not None
+                          else _number(env, "CVGRADE_MAX_UPLOAD_MB", 50, int)) * MiB,
+        heartbeat_s=_number(env, "CVGRADE_JOB_HEARTBEAT_S", 5.0, float),
+        stale_after_s=_number(env, "CVGRADE_JOB_STALE_S", 60.0, float),
+        max_job_runs=_number(env, "CVGRADE_JOB_MAX_RUNS", 3, int),
+    )
+    _check(settings)
+    return settings
+
+
+_Number = TypeVar("_Number", int, float)
+
+
+def _number(env: Mapping[str, str], name: str, default: _Number, kind: type[_Number]) -> _Number:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a {'whole number' if kind is int else 'number'}, not {raw!r}") from None
+
+
+def _check(settings: Settings) -> None:
+    if not 1 <= settings.jobs <= 64:
+        raise SettingsError(f"the number of gradings at once (--jobs) must be 1 to 64, not {settings.jobs}")
+    if settings.max_upload_bytes < 1:
+        raise SettingsError("the upload limit must be at least 1 MiB")
+    if settings.heartbeat_s <= 0 or settings.stale_after_s < 2 * settings.heartbeat_s:
+        raise SettingsError(
+            f"a job's stale time ({settings.stale_after_s:g} s) must be at least twice its heartbeat "
+            f"({settings.heartbeat_s:g} s), else live jobs would be taken back"
+        )
+    if settings.max_job_runs < 1:
+        raise SettingsError("CVGRADE_JOB_MAX_RUNS must be at least 1")

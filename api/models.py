@@ -1,0 +1,177 @@
+"""The service's tables, as SQLAlchemy 2 typed models. The schema itself is made by Alembic
+(``api/migrations``); ``tests/api/test_storage.py`` checks that the two agree.
+
+::
+
+    teams ─┬─ api_keys                 (hashed; revocable)
+           ├─ invitations ── submissions ─┬─ jobs      (one per submission: the queue)
+           │    (hashed token)            └─ results   (the grader's full JSON)
+           └─ audit_events
+
+Tokens and keys are never stored, only the SHA-256 of a 32-byte random token
+(``api.tokens``). Times are timezone-aware UTC in Python, whatever the database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+JOB_STATES = ("queued", "running", "done", "failed", "not_gradable")
+FINISHED_STATES = ("done", "failed", "not_gradable")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (SQLite keeps no zone), always handed back timezone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("times stored by cvgrade must be timezone-aware")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    candidates_see_scores: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # the key's first characters, to recognise it in lists
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    team: Mapped[Team] = relationship()
+
+
+class Invitation(Base):
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), index=True)
+    challenge_id: Mapped[str] = mapped_column(String(100), index=True)
+    challenge_version: Mapped[str] = mapped_column(String(32))
+    candidate: Mapped[str] = mapped_column(String(320))  # an email address or a label
+    deadline: Mapped[datetime]  # uploads close
+    expires_at: Mapped[datetime]  # the token stops working
+    max_attempts: Mapped[int]
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    revoked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    team: Mapped[Team] = relationship()
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+    __table_args__ = (UniqueConstraint("invitation_id", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id"), index=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), index=True)  # denormalised: every query filters by it
+    challenge_id: Mapped[str] = mapped_column(String(100), index=True)
+    challenge_version: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(8))  # py | ipynb | zip
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    store_key: Mapped[str] = mapped_column(String(200))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    charged: Mapped[bool] = mapped_column(default=True)  # counts against the attempt budget
+    created_at: Mapped[datetime]
+
+    invitation: Mapped[Invitation] = relationship()
+    job: Mapped[Job] = relationship(back_populates="submission")
+    result: Mapped[Result | None] = relationship(back_populates="submission")
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint("state IN ('queued', 'running', 'done', 'failed', 'not_gradable')", name="state"),
+        Index(None, "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    runs: Mapped[int] = mapped_column(default=0)  # times a worker claimed it
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+    submission: Mapped[Submission] = relationship(back_populates="job")
+
+
+class Result(Base):
+    __tablename__ = "results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(16))  # the grader's: graded | error
+    score: Mapped[float | None]
+    max_score: Mapped[float]
+    passed: Mapped[bool]
+    body: Mapped[dict[str, Any]]  # the full GradeResult, as ``cvgrade grade --json`` prints it
+    created_at: Mapped[datetime]
+
+    submission: Mapped[Submission] = relationship(back_populates="result")
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(200))  # "admin", "api key 3", "candidate of invitation 7", "worker ..."
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]

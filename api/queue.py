@@ -1,0 +1,174 @@
+"""The job queue, in the database: claim, heartbeat, finish, and take back jobs whose worker died.
+
+A job's life::
+
+    queued --claim--> running --finish--> done | failed | not_gradable
+      ^                  |
+      +---- requeue -----+  (no heartbeat for stale_after_s: its worker died; at most max_runs
+                             runs, then failed with the reason)
+
+Exactly once: a worker claims a job in one write transaction (SQLite: ``BEGIN
+IMMEDIATE`` then ``UPDATE ... WHERE id = ? AND state = 'queued'``; PostgreSQL:
+``SELECT ... FOR UPDATE SKIP LOCKED``), and its result is stored only if the
+job is still its own (same worker, same run) when it finishes. A worker whose
+job was taken back in the meantime throws its result away.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from api import audit
+from api.db import Database
+from api.models import Job, Result, Submission
+from grader.results import GradeResult
+
+log = logging.getLogger("cvgrade.api.queue")
+WORKER_ACTOR = "grading worker"
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job a worker holds, and what it needs to grade it."""
+
+    job_id: int
+    run: int
+    worker: str
+    submission_id: int
+    team_id: int
+    challenge_id: str
+    challenge_version: str
+    store_key: str
+    filename: str
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    state: str  # done | failed | not_gradable
+    result: GradeResult | None
+    error: str | None
+    charged: bool  # counts against the candidate's attempt budget
+
+
+def new_job(submission: Submission, now: datetime) -> Job:
+    return Job(submission=submission, state="queued", runs=0, created_at=now)
+
+
+def claim_next(db: Database, worker: str, now: datetime) -> ClaimedJob | None:
+    """Take the oldest queued job for ``worker``, or None when there is none."""
+    with db.write() as session:
+        candidate = session.scalar(
+            select(Job.id).where(Job.state == "queued").order_by(Job.id).limit(1).with_for_update(skip_locked=True)
+        )
+        if candidate is None:
+            return None
+        claimed = session.execute(
+            update(Job)
+            .where(Job.id == candidate, Job.state == "queued")
+            .values(state="running", runs=Job.runs + 1, claimed_by=worker, heartbeat_at=now, started_at=now)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]  # cannot happen under the lock; never grade twice
+            session.rollback()
+            return None
+        job = session.get_one(Job, candidate)
+        submission = job.submission
+        session.commit()
+        return ClaimedJob(
+            job_id=job.id, run=job.runs, worker=worker, submission_id=submission.id, team_id=submission.team_id,
+            challenge_id=submission.challenge_id, challenge_version=submission.challenge_version,
+            store_key=submission.store_key, filename=submission.filename,
+        )
+
+
+def heartbeat(db: Database, jobs: list[ClaimedJob], now: datetime) -> None:
+    """Tell the database these jobs' workers are alive."""
+    if not jobs:
+        return
+    with db.write() as session:
+        for job in jobs:
+            session.execute(
+                update(Job)
+                .where(Job.id == job.job_id, Job.state == "running", Job.claimed_by == job.worker, Job.runs == job.run)
+                .values(heartbeat_at=now)
+            )
+        session.commit()
+
+
+def finish(db: Database, job: ClaimedJob, outcome: JobOutcome, now: datetime) -> bool:
+    """Store the outcome if the job is still ``job.worker``'s; return whether it was stored."""
+    with db.write() as session:
+        owned = session.execute(
+            update(Job)
+            .where(Job.id == job.job_id, Job.state == "running", Job.claimed_by == job.worker, Job.runs == job.run)
+            .values(state=outcome.state, finished_at=now, heartbeat_at=now, last_error=outcome.error)
+        )
+        if owned.rowcount != 1:  # type: ignore[attr-defined]
+            session.rollback()
+            log.warning("job %s was taken from %s while it graded; its result is thrown away", job.job_id, job.worker)
+            return False
+        if outcome.result is not None:
+            result = outcome.result
+            session.add(Result(
+                submission_id=job.submission_id, status=result.status, score=result.score,
+                max_score=result.max_score, passed=result.passed, body=result.model_dump(mode="json"),
+                created_at=now,
+            ))
+        if not outcome.charged:
+            session.execute(update(Submission).where(Submission.id == job.submission_id).values(charged=False))
+        audit.record(session, team_id=job.team_id, actor=WORKER_ACTOR, action=f"job.{outcome.state}",
+                     subject=f"submission {job.submission_id}", now=now, job=job.job_id, run=job.run,
+                     worker=job.worker, error=outcome.error,
+                     score=outcome.result.score if outcome.result is not None else None)
+        session.commit()
+        return True
+
+
+def release(db: Database, job: ClaimedJob, now: datetime) -> bool:
+    """Put a job back in the queue because its worker is stopping (shutdown); the run does not count."""
+    with db.write() as session:
+        released = session.execute(
+            update(Job)
+            .where(Job.id == job.job_id, Job.state == "running", Job.claimed_by == job.worker, Job.runs == job.run)
+            .values(state="queued", runs=Job.runs - 1, claimed_by=None, heartbeat_at=None, started_at=None)
+        )
+        if released.rowcount != 1:  # type: ignore[attr-defined]
+            session.rollback()
+            return False
+        audit.record(session, team_id=job.team_id, actor=WORKER_ACTOR, action="job.released",
+                     subject=f"submission {job.submission_id}", now=now, job=job.job_id, worker=job.worker)
+        session.commit()
+        return True
+
+
+def requeue_stale(db: Database, now: datetime, *, stale_after_s: float, max_runs: int) -> list[str]:
+    """Take back running jobs with no heartbeat for ``stale_after_s``: queue them again, or fail
+    them once they have been started ``max_runs`` times. Return what was done, one line per job."""
+    cutoff = now - timedelta(seconds=stale_after_s)
+    done: list[str] = []
+    with db.write() as session:
+        stale = session.scalars(
+            select(Job).where(Job.state == "running", Job.heartbeat_at < cutoff)
+            .order_by(Job.id).with_for_update(skip_locked=True)
+        ).all()
+        for job in stale:
+            silent_s = (now - job.heartbeat_at).total_seconds() if job.heartbeat_at else stale_after_s
+            why = f"its worker {job.claimed_by} stopped (no heartbeat for {silent_s:.0f} s) during run {job.runs}"
+            if job.runs >= max_runs:
+                job.state, job.finished_at = "failed", now
+                job.last_error = f"{why}; not retried: it was started {job.runs} times, the limit"
+                job.submission.charged = False  # our service died, not the candidate's code
+            else:
+                job.state, job.claimed_by, job.heartbeat_at, job.started_at = "queued", None, None, None
+                job.last_error = f"{why}; queued again"
+            audit.record(session, team_id=job.submission.team_id, actor=WORKER_ACTOR,
+                         action="job.failed" if job.state == "failed" else "job.requeued",
+                         subject=f"submission {job.submission_id}", now=now, job=job.id, error=job.last_error)
+            done.append(f"job {job.id}: {job.last_error}")
+        session.commit()
+    for line in done:
+        log.warning("%s", line)
+    return done
