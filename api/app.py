@@ -1,0 +1,134 @@
+"""The FastAPI application: routes under ``/api/v1``, errors as JSON, a cap on request bodies,
+and the grading workers started and stopped with it.
+
+``create_app(settings)`` is what ``cvgrade serve`` runs; tests call it with a
+fake ``grade`` function (the boundary between the service and the grader) and
+a clock they control.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.config import Settings
+from api.db import Database, migrate
+from api.errors import install_error_handlers
+from api.routes import candidate, meta, submissions, team
+from api.service import Clock, Service, utc_now
+from api.store import FileUploadStore
+from api.uploads import FORM_OVERHEAD_BYTES
+from api.workers import GradeFunction, WorkerPool
+from grader import __version__
+
+log = logging.getLogger("cvgrade.api")
+API_PREFIX = "/api/v1"
+UPLOAD_PATH = f"{API_PREFIX}/candidate/submissions"
+
+DESCRIPTION = """
+Hiring teams invite candidates to a challenge; candidates upload a solution;
+the service grades it in the sandbox against hidden checks and keeps the result.
+
+* **Team routes** take a team's API key: `Authorization: Bearer cvgk_...`
+  (`cvgrade admin create-team NAME` prints the first one).
+* **Candidate routes** (under `/api/v1/candidate`) take the invitation token the
+  team received when it created the invitation: `Authorization: Bearer cvgi_...`.
+
+Every error is a JSON object `{"error": "<a sentence>"}`.
+"""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    grade: GradeFunction | None = None,
+    stop_gradings: Callable[[], None] | None = None,
+    clock: Clock = utc_now,
+    workers: bool = True,
+) -> FastAPI:
+    """The service. Its lifespan migrates the database, then starts ``settings.jobs`` workers
+    (unless ``workers`` is False), and on shutdown stops them, putting unfinished jobs back."""
+    service = Service(settings=settings, db=Database(settings.database_url),
+                      store=FileUploadStore(settings.uploads_dir), clock=clock)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        migrate(service.db)
+        settings.staging_dir.mkdir(parents=True, exist_ok=True)
+        pool = WorkerPool(service, grade=grade, stop_gradings=stop_gradings)
+        if workers:
+            pool.start()
+        service.pool = pool
+        log.info("cvgrade service ready: database %s, data in %s", service.db.describe(), settings.data_dir)
+        try:
+            yield
+        finally:
+            pool.stop()
+            service.db.dispose()
+
+    app = FastAPI(
+        title="cvgrade", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json", docs_url="/docs", redoc_url=None,
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    for router in (meta.router, team.router, submissions.router, candidate.router):
+        app.include_router(router, prefix=API_PREFIX)
+    app.add_middleware(BodyLimit, max_json_bytes=settings.max_json_bytes,
+                       max_upload_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
+    return app
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit with 413: uploads may be large, everything else is small.
+
+    A declared ``Content-Length`` over the limit is answered before the body is
+    read; a chunked body is cut off where it passes the limit. The upload route
+    enforces its own, exact cap on the file while streaming it.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_json_bytes: int, max_upload_bytes: int) -> None:
+        self.app = app
+        self.max_json_bytes = max_json_bytes
+        self.max_upload_bytes = max_upload_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        upload = scope["path"].rstrip("/") == UPLOAD_PATH
+        limit = self.max_upload_bytes if upload else self.max_json_bytes
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            what = "an upload" if upload else "a request body"
+            await _send_json(send, 413, f"{what} may be at most {limit / 2**20:g} MiB; this one is "
+                                         f"{int(declared) / 2**20:.1f} MiB")
+            return
+        if upload:
+            await self.app(scope, receive, send)
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise HTTPException(413, f"a request body may be at most {limit / 2**20:g} MiB")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+async def _send_json(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,138 @@
+"""The candidate's routes (invitation token): the statement, the starter kit, uploads, feedback.
+
+A token opens exactly one invitation: every query here filters by it, so a
+candidate never reaches another candidate's submissions (404, as for ids that
+do not exist).
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import Candidate, ReadSession, ServiceDep
+from api.invitations import attempts_used
+from api.models import Invitation
+from api.routes import errors
+from api.schemas import CandidateChallenge, CandidateInvitation, CandidateSubmission, FunctionPublic
+from api.submissions import accept_upload, candidate_submissions, check_idempotency_key, precheck_upload
+from api.uploads import receive_upload
+from grader.challenge import Challenge
+from grader.practice import start_practice
+from grader.workspace import prepare_workspace
+
+router = APIRouter(prefix="/candidate", tags=["candidate"], responses=errors(401))
+
+
+@router.get("", summary="Your invitation: the challenge, its statement and starter, your attempts")
+def get_invitation(candidate: Candidate, session: ReadSession, service: ServiceDep) -> CandidateInvitation:
+    invitation = session.get_one(Invitation, candidate.invitation_id)
+    challenge = service.challenge(invitation.challenge_id)
+    used = attempts_used(session, [invitation.id])[invitation.id]
+    spec = challenge.spec
+    return CandidateInvitation(
+        challenge=CandidateChallenge(
+            id=challenge.id, version=challenge.version, title=spec.challenge.title, summary=spec.challenge.summary,
+            functions=[FunctionPublic(name=f.name, parameters=list(f.parameters), signature=f.signature)
+                       for f in spec.functions],
+        ),
+        statement=challenge.statement.read_text(encoding="utf-8"),
+        starter={path.name: path.read_text(encoding="utf-8")
+                 for path in sorted(challenge.starter_dir.iterdir()) if path.is_file()},
+        deadline=invitation.deadline, max_attempts=invitation.max_attempts, attempts_used=used,
+        attempts_left=max(0, invitation.max_attempts - used),
+        submissions_open=invitation.revoked_at is None and service.clock() < invitation.deadline
+        and used < invitation.max_attempts,
+    )
+
+
+@router.get("/starter-kit", response_class=Response, summary="The starter kit as a zip", responses={
+    200: {"content": {"application/zip": {}},
+          "description": "The statement, the starter files and the public checks (what `cvgrade start` writes)."}})
+def get_starter_kit(candidate: Candidate, session: ReadSession, service: ServiceDep) -> Response:
+    invitation = session.get_one(Invitation, candidate.invitation_id)
+    challenge = service.challenge(invitation.challenge_id)
+    return Response(_starter_zip(challenge), media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{challenge.id}-starter.zip"'})
+
+
+def _starter_zip(challenge: Challenge) -> bytes:
+    """What ``cvgrade start`` writes, zipped: the public parts only."""
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory(prefix="cvgrade-kit-") as folder:
+        root = Path(folder) / challenge.id
+        written = start_practice(challenge, root)
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in written:
+                archive.write(path, f"{challenge.id}/{path.relative_to(root)}")
+    return buffer.getvalue()
+
+
+@router.post(
+    "/submissions", status_code=status.HTTP_202_ACCEPTED,
+    summary="Upload a submission (.py, .ipynb or .zip); it is queued for grading",
+    description=(
+        "Send the file as multipart/form-data in a part named `file`, or as the body with "
+        "Content-Type: application/octet-stream and `?filename=`. A retry with the same `Idempotency-Key` "
+        "answers 200 with the first upload's submission instead of making a second one."
+    ),
+    responses={200: {"model": CandidateSubmission, "description": "A retry: the earlier upload."},
+               **errors(400, 403, 409, 413, 415, 422)},
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                           "properties": {"file": {"type": "string", "format": "binary"}}}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+    }}},
+)
+async def post_submission(
+    request: Request,
+    response: Response,
+    candidate: Candidate,
+    service: ServiceDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> CandidateSubmission:
+    key = check_idempotency_key(idempotency_key)
+    await run_in_threadpool(precheck_upload, service, candidate, key)
+    settings = service.settings
+    received = await receive_upload(request, settings.staging_dir, settings.max_upload_bytes)
+    try:
+        kind = await run_in_threadpool(_check_submission, received.path)
+        accepted = await run_in_threadpool(accept_upload, service, candidate, received, kind, key)
+    finally:
+        received.discard()
+    if accepted.replayed:
+        response.status_code = status.HTTP_200_OK
+    else:
+        service.notify_workers()
+    response.headers["Location"] = f"/api/v1/candidate/submissions/{accepted.submission.id}"
+    return await run_in_threadpool(_one, service, candidate, accepted.submission.id)
+
+
+def _check_submission(path: Path) -> str:
+    """The grader's own checks (safe zip, valid notebook, sizes); raises BadSubmission (422)."""
+    workspace = prepare_workspace(path, work_root=path.parent)
+    workspace.cleanup()
+    return workspace.kind
+
+
+def _one(service: ServiceDep, candidate: Candidate, submission_id: int) -> CandidateSubmission:
+    with service.db.read() as session:
+        return candidate_submissions(session, service, candidate, submission_id)[0]
+
+
+@router.get("/submissions", summary="Your submissions and their feedback")
+def list_submissions(candidate: Candidate, session: ReadSession, service: ServiceDep) -> list[CandidateSubmission]:
+    return candidate_submissions(session, service, candidate)
+
+
+@router.get("/submissions/{submission_id}", summary="One of your submissions: its state and feedback",
+            responses=errors(404))
+def get_submission(submission_id: int, candidate: Candidate, session: ReadSession, service: ServiceDep
+                   ) -> CandidateSubmission:
+    return candidate_submissions(session, service, candidate, submission_id)[0]

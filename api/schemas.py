@@ -1,0 +1,195 @@
+"""What the API reads and writes, named by role: ``...Create`` comes in, ``...Public`` goes out to
+the team, ``Candidate...`` goes out to a candidate. OpenAPI's schema is built from these.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+JobState = Literal["queued", "running", "done", "failed", "not_gradable"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="What went wrong, as a sentence a person understands.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+    database: str
+
+
+class TeamPublic(BaseModel):
+    id: int
+    name: str
+    candidates_see_scores: bool
+
+
+class TeamUpdate(_In):
+    candidates_see_scores: bool = Field(description="Whether candidates see their score, points and verdict.")
+
+
+class CheckPublic(BaseModel):
+    name: str
+    points: float
+    gate: bool
+    timed: bool
+    visibility: str
+    description: str
+
+
+class FunctionPublic(BaseModel):
+    name: str
+    parameters: list[str]
+    signature: str
+
+
+class ChallengePublic(BaseModel):
+    id: str
+    version: str
+    title: str
+    level: str
+    summary: str
+    pass_mark: float
+    max_score: float
+    functions: list[FunctionPublic]
+    checks: list[CheckPublic]
+
+
+class ChallengeDetail(ChallengePublic):
+    statement: str = Field(description="The statement (README.md) as Markdown.")
+
+
+class InvitationCreate(_In):
+    challenge_id: Annotated[str, Field(min_length=1, max_length=100)]
+    candidate: Annotated[str, Field(min_length=1, max_length=320, description="An email address or a label.")]
+    deadline: AwareDatetime = Field(description="Uploads close at this time (ISO 8601 with a time zone).")
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="The token stops working at this time; default: 30 days after the deadline."
+    )
+
+
+class InvitationPublic(BaseModel):
+    id: int
+    challenge_id: str
+    challenge_version: str
+    candidate: str
+    deadline: datetime
+    expires_at: datetime
+    max_attempts: int
+    attempts_used: int
+    revoked: bool
+    created_at: datetime
+
+
+class InvitationCreated(InvitationPublic):
+    token: str = Field(description="The candidate's token. Shown this once: only its hash is stored.")
+
+
+class SubmissionPublic(BaseModel):
+    id: int
+    invitation_id: int
+    candidate: str
+    challenge_id: str
+    challenge_version: str
+    filename: str
+    kind: str
+    size_bytes: int
+    sha256: str
+    created_at: datetime
+    state: JobState
+    charged: bool = Field(description="Whether it counts against the invitation's attempt budget.")
+    score: float | None
+    max_score: float | None
+    passed: bool | None
+    error: str | None = Field(description="Why grading failed or was not possible, when it was.")
+
+
+class ComparisonRow(BaseModel):
+    rank: int
+    invitation_id: int
+    candidate: str
+    submission_id: int
+    score: float | None
+    max_score: float
+    passed: bool
+    failed_gates: list[str]
+    checks: dict[str, Literal["passed", "failed"]]
+    metrics: dict[str, Any]
+
+
+class Comparison(BaseModel):
+    challenge_id: str
+    checks: list[str]
+    rows: list[ComparisonRow] = Field(
+        description="Each candidate's latest graded submission, best first: passed, then score, then earliest."
+    )
+
+
+class AuditEventPublic(BaseModel):
+    id: int
+    actor: str
+    action: str
+    subject: str
+    detail: dict[str, Any]
+    created_at: datetime
+
+
+class CandidateChallenge(BaseModel):
+    id: str
+    version: str
+    title: str
+    summary: str
+    functions: list[FunctionPublic]
+
+
+class CandidateInvitation(BaseModel):
+    challenge: CandidateChallenge
+    statement: str = Field(description="The statement (README.md) as Markdown.")
+    starter: dict[str, str] = Field(description="The starter files, by name.")
+    deadline: datetime
+    max_attempts: int
+    attempts_used: int
+    attempts_left: int
+    submissions_open: bool
+
+
+class CandidateCheck(BaseModel):
+    name: str
+    status: Literal["passed", "failed"]
+    message: str = Field(description="For hidden checks, only what kind of failure it was.")
+    description: str | None = Field(description="What the check checks; absent for hidden checks.")
+    score: float | None = None
+    max_score: float | None = None
+
+
+class CandidateFeedback(BaseModel):
+    status: Literal["graded", "error"]
+    summary: str
+    score: float | None = None
+    max_score: float | None = None
+    passed: bool | None = None
+    checks: list[CandidateCheck]
+    notes: list[str]
+
+
+class CandidateSubmission(BaseModel):
+    id: int
+    filename: str
+    kind: str
+    size_bytes: int
+    sha256: str
+    created_at: datetime
+    state: JobState
+    charged: bool
+    attempts_left: int
+    message: str = Field(description="Where the submission stands, in a sentence.")
+    feedback: CandidateFeedback | None = None

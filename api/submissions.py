@@ -1,0 +1,239 @@
+"""Submissions: accepting a checked upload (budget, deadline, idempotency), and reading them back
+for the team (with scores) and for the candidate (what the challenge's visibility allows).
+
+Accepting is one write transaction that holds the invitation (SQLite: the
+write lock; PostgreSQL: ``FOR UPDATE`` on its row), so two uploads at once
+cannot both take the last attempt and a retried upload with the same
+``Idempotency-Key`` finds the first one. The file enters the store only once
+every check has passed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from api import audit, queue
+from api.errors import ApiError, Conflict, NotFound
+from api.invitations import CandidatePrincipal, attempts_used, check_uploads_open
+from api.models import Invitation, Job, Result, Submission
+from api.schemas import (
+    CandidateFeedback,
+    CandidateSubmission,
+    Comparison,
+    ComparisonRow,
+    JobState,
+    SubmissionPublic,
+)
+from api.service import Service
+from api.teams import TeamPrincipal
+from api.uploads import ReceivedFile
+from grader.feedback import candidate_feedback
+from grader.results import GradeResult
+
+_IDEMPOTENCY_KEY_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Accepted:
+    submission: Submission
+    replayed: bool  # an earlier upload with the same Idempotency-Key
+
+
+def check_idempotency_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not 1 <= len(key) <= _IDEMPOTENCY_KEY_CHARS or not key.isascii() or not key.isprintable():
+        raise ApiError(f"the Idempotency-Key header must be 1 to {_IDEMPOTENCY_KEY_CHARS} printable ASCII "
+                       "characters, such as a UUID")
+    return key
+
+
+def precheck_upload(service: Service, candidate: CandidatePrincipal, key: str | None) -> None:
+    """Refuse before the body is read when the upload could not be accepted anyway."""
+    with service.db.read() as session:
+        invitation = session.get_one(Invitation, candidate.invitation_id)
+        if key is not None and _by_key(session, invitation.id, key) is not None:
+            return  # a retry: answered with the first upload whatever the budget says now
+        check_uploads_open(invitation, attempts_used(session, [invitation.id])[invitation.id], service.clock())
+
+
+def accept_upload(
+    service: Service, candidate: CandidatePrincipal, received: ReceivedFile, kind: str, key: str | None
+) -> Accepted:
+    """Store a checked upload as a submission with a queued job, or refuse it (nothing is stored)."""
+    now = service.clock()
+    with service.db.write() as session:
+        invitation = session.scalars(
+            select(Invitation).where(Invitation.id == candidate.invitation_id).with_for_update()
+        ).one()
+        if key is not None and (earlier := _by_key(session, invitation.id, key)) is not None:
+            if earlier.sha256 != received.sha256:
+                raise Conflict("this Idempotency-Key was already used for a different file; "
+                               "use a new key for a new upload")
+            return Accepted(earlier, replayed=True)
+        check_uploads_open(invitation, attempts_used(session, [invitation.id])[invitation.id], now)
+        challenge = service.challenge(invitation.challenge_id)
+        if challenge.version != invitation.challenge_version:
+            raise Conflict(f"the challenge has changed (version {invitation.challenge_version} is now "
+                           f"{challenge.version}) since you were invited; ask the hiring team for a new invitation")
+        store_key = service.store.put(received.path, received.sha256)
+        submission = Submission(
+            invitation_id=invitation.id, team_id=invitation.team_id, challenge_id=invitation.challenge_id,
+            challenge_version=invitation.challenge_version, filename=received.filename, kind=kind,
+            sha256=received.sha256, size_bytes=received.size_bytes, store_key=store_key,
+            idempotency_key=key, charged=True, created_at=now,
+        )
+        session.add(submission)
+        session.add(queue.new_job(submission, now))
+        session.flush()
+        audit.record(session, team_id=invitation.team_id, actor=candidate.actor, action="submission.created",
+                     subject=f"submission {submission.id}", now=now, filename=submission.filename,
+                     sha256=submission.sha256, size_bytes=submission.size_bytes)
+        session.commit()
+        return Accepted(submission, replayed=False)
+
+
+def _by_key(session: Session, invitation_id: int, key: str) -> Submission | None:
+    return session.scalar(
+        select(Submission).where(Submission.invitation_id == invitation_id, Submission.idempotency_key == key)
+    )
+
+
+# -- the team's view ----------------------------------------------------------------------------
+
+def _team_rows(team: TeamPrincipal) -> Select[Submission, Invitation, Job, Result]:
+    return (
+        select(Submission, Invitation, Job, Result)
+        .join(Invitation, Invitation.id == Submission.invitation_id)
+        .join(Job, Job.submission_id == Submission.id)
+        .outerjoin(Result, Result.submission_id == Submission.id)
+        .where(Submission.team_id == team.team_id)
+        .order_by(Submission.id)
+    )
+
+
+def team_submissions(
+    session: Session, team: TeamPrincipal, *, invitation_id: int | None = None, challenge_id: str | None = None
+) -> list[SubmissionPublic]:
+    query = _team_rows(team)
+    if invitation_id is not None:
+        query = query.where(Submission.invitation_id == invitation_id)
+    if challenge_id is not None:
+        query = query.where(Submission.challenge_id == challenge_id)
+    return [_public(*row) for row in session.execute(query)]
+
+
+def team_submission(session: Session, team: TeamPrincipal, submission_id: int) -> SubmissionPublic:
+    row = session.execute(_team_rows(team).where(Submission.id == submission_id)).first()
+    if row is None:
+        raise NotFound(f"your team has no submission {submission_id}")
+    return _public(*row)
+
+
+def team_result(session: Session, team: TeamPrincipal, submission_id: int) -> GradeResult:
+    """The grader's full result of one of the team's submissions; 404 or 409 when there is none."""
+    submission = team_submission(session, team, submission_id)
+    body = session.scalar(select(Result.body).where(Result.submission_id == submission_id))
+    if body is None:
+        raise Conflict(f"submission {submission_id} has no result: its job is {_state_phrase(submission.state)}"
+                       + (f" ({submission.error})" if submission.error else ""))
+    return GradeResult.model_validate(body)
+
+
+def _public(submission: Submission, invitation: Invitation, job: Job, result: Result | None) -> SubmissionPublic:
+    error = job.last_error if job.state in ("failed", "not_gradable") else None
+    return SubmissionPublic(
+        id=submission.id, invitation_id=invitation.id, candidate=invitation.candidate,
+        challenge_id=submission.challenge_id, challenge_version=submission.challenge_version,
+        filename=submission.filename, kind=submission.kind, size_bytes=submission.size_bytes,
+        sha256=submission.sha256, created_at=submission.created_at, state=_state(job), charged=submission.charged,
+        score=result.score if result else None, max_score=result.max_score if result else None,
+        passed=result.passed if result else None, error=error,
+    )
+
+
+def compare(session: Session, team: TeamPrincipal, challenge_id: str, check_names: list[str]) -> Comparison:
+    """Each candidate's latest graded submission to the challenge, ranked: passed, score, earliest."""
+    latest: dict[int, tuple[Submission, Invitation, Result]] = {}
+    query = _team_rows(team).where(Submission.challenge_id == challenge_id, Job.state == "done")
+    for submission, invitation, _job, result in session.execute(query):
+        if result is not None:
+            latest[invitation.id] = (submission, invitation, result)  # rows come oldest first
+    ranked = sorted(latest.values(), key=lambda row: (not row[2].passed, -(row[2].score or 0.0), row[0].id))
+    rows = []
+    for rank, (submission, invitation, result) in enumerate(ranked, start=1):
+        body: dict[str, Any] = result.body
+        rows.append(ComparisonRow(
+            rank=rank, invitation_id=invitation.id, candidate=invitation.candidate, submission_id=submission.id,
+            score=result.score, max_score=result.max_score, passed=result.passed,
+            failed_gates=list(body.get("failed_gates", [])),
+            checks={test["name"]: test["status"] for test in body.get("tests", [])},
+            metrics=dict(body.get("metrics", {})),
+        ))
+    return Comparison(challenge_id=challenge_id, checks=check_names, rows=rows)
+
+
+# -- the candidate's view -----------------------------------------------------------------------
+
+def candidate_submissions(
+    session: Session, service: Service, candidate: CandidatePrincipal, submission_id: int | None = None
+) -> list[CandidateSubmission]:
+    """The candidate's own submissions (never another invitation's), with the feedback they may see."""
+    invitation = session.get_one(Invitation, candidate.invitation_id)
+    show_scores = invitation.team.candidates_see_scores
+    now = service.clock()
+    left = max(0, invitation.max_attempts - attempts_used(session, [invitation.id])[invitation.id])
+    query = (
+        select(Submission, Job, Result)
+        .join(Job, Job.submission_id == Submission.id)
+        .outerjoin(Result, Result.submission_id == Submission.id)
+        .where(Submission.invitation_id == invitation.id)
+        .order_by(Submission.id)
+    )
+    if submission_id is not None:
+        query = query.where(Submission.id == submission_id)
+    views = []
+    for submission, job, result in session.execute(query):
+        feedback = None
+        if result is not None:
+            data = candidate_feedback(GradeResult.model_validate(result.body),
+                                      deadline_passed=now >= invitation.deadline, show_scores=show_scores)
+            feedback = CandidateFeedback.model_validate(data)
+        views.append(CandidateSubmission(
+            id=submission.id, filename=submission.filename, kind=submission.kind,
+            size_bytes=submission.size_bytes, sha256=submission.sha256, created_at=submission.created_at,
+            state=_state(job), charged=submission.charged, attempts_left=left,
+            message=_candidate_message(job, submission), feedback=feedback,
+        ))
+    if submission_id is not None and not views:
+        raise NotFound(f"you have no submission {submission_id}")
+    return views
+
+
+def _candidate_message(job: Job, submission: Submission) -> str:
+    if job.state == "failed":
+        if submission.charged:  # the grader refused the submission: the reason is the candidate's to fix
+            return f"Could not be graded: {job.last_error}"
+        return ("Could not be graded: the service stopped while grading it, more than once. "
+                "It does not count against your attempts; you may submit again.")
+    return {
+        "queued": "Waiting for a grader.",
+        "running": "Being graded.",
+        "done": "Graded.",
+        "not_gradable": ("Not gradable: something on our side failed. It does not count against your attempts; "
+                         "you may submit again."),
+    }[job.state]
+
+
+def _state(job: Job) -> JobState:
+    assert job.state in ("queued", "running", "done", "failed", "not_gradable"), job.state
+    return job.state  # type: ignore[return-value]
+
+
+def _state_phrase(state: str) -> str:
+    return {"not_gradable": "not gradable"}.get(state, state)
+
