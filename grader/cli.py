@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from api.cli import add_service_commands
 from grader.calibration import forget_calibration
 from grader.challenge import Challenge, list_challenge_ids, load_challenge
 from grader.errors import CvgradeError, InfrastructureError
@@ -371,6 +372,9 @@ def _samples(challenge: Challenge) -> list[Path]:
     ]
     candidates += sorted((challenge.root / "samples").glob("*")) if (challenge.root / "samples").is_dir() else []
     return [path for path in candidates if path.exists()]
+
+
+add_service_commands(app)  # serve, admin: the hiring-team service (api/)
 
 
 def main() -> None:
