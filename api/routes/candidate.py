@@ -106,12 +106,13 @@ async def post_submission(
         accepted = await run_in_threadpool(accept_upload, service, candidate, received, kind, key)
     finally:
         received.discard()
+    view = await run_in_threadpool(_one, service, candidate, accepted.submission.id)
     if accepted.replayed:
         response.status_code = status.HTTP_200_OK
     else:
-        service.notify_workers()
+        service.notify_workers()  # after the view: a new submission is answered as queued
     response.headers["Location"] = f"/api/v1/candidate/submissions/{accepted.submission.id}"
-    return await run_in_threadpool(_one, service, candidate, accepted.submission.id)
+    return view
 
 
 def _check_submission(path: Path) -> str:
