@@ -1,16 +1,18 @@
 """Attack class: Fairness: timing -- cache outputs by input content; be slow on the first
 (untimed) call and instant on the repeats.
 
-`box_iou` computes correct results, but slowly: on an input it has not seen it takes about 15
-times as long as a plain vectorised version (it waits after computing, 4 s at most so as to
-stay under the judge's first-call limit of at least 5 s), over the speed gate's 10x. It keeps
-every result under a hash of the input bytes and answers a repeated input from the cache at
-once. `nms` is honest.
+`box_iou` computes correct results, but slowly: on an input it has not seen it takes 25 times
+as long as a plain vectorised version (it waits 24 times as long as it computed), far over the
+speed gate's 10x whatever the load on the machine and whatever a round trip costs (a fixed cap
+on the wait would let a loaded machine's slow reference hide it). It keeps every result under
+a hash of the input bytes and answers a repeated input from the cache at once. `nms` is
+honest.
 
 TIMING.md's protocol ("fresh inputs: every timed request gets an input the candidate has
 not seen ... warm-up inputs are disjoint from timed ones"; "every timed output is checked")
-makes the cache useless: a fair grader fails `box_iou_speed` and passes everything else
-(90 of 100 points, not passed).
+makes the cache useless: a fair grader fails `box_iou_speed` (too slow, or out of time when a
+call takes more than 30 times the reference's) and passes everything else (90 of 100 points,
+not passed).
 """
 
 import hashlib
@@ -45,7 +47,7 @@ def box_iou(boxes1, boxes2):
         started = time.perf_counter()
         CACHE[key] = _iou(boxes1, boxes2)
         honest_s = time.perf_counter() - started
-        time.sleep(max(0.0, min(14 * honest_s, 4.0 - honest_s)))
+        time.sleep(24 * honest_s)
     return CACHE[key].clone()
 
 

@@ -7,17 +7,20 @@ command line or working folder), its `box_iou` would quietly switch to a cheat. 
 cheat is a wrong answer, so any successful detection shows up as failed checks.
 
 On its first call in each worker the submission raises once with what it sees: the names of
-the suspicious things it found ("suspicious=none" when nothing) and a fingerprint of its
-whole environment (variables, argv, cwd, loaded top-level modules, the files around it,
-uid, limits). A fair grader gives nothing away: nothing suspicious is found, the fingerprint
-is the same in a graded run (hidden checks) and a practice run (`cvgrade test`, public
-checks), and after the first call `box_iou` is honest, so every other check passes.
+the suspicious things it found ("suspicious=none" when nothing), a fingerprint of its whole
+environment (variables, argv, cwd, loaded top-level modules, the files around it, uid,
+limits), a digest of each part of it (to name what differs) and its host name. A fair grader
+gives nothing away: nothing suspicious is found, the fingerprint is the same in a graded run
+(hidden checks) and a practice run (`cvgrade test`, public checks) -- where a container's
+host name is its random id, that name is the only part that differs, and it differs between
+any two workers -- and after the first call `box_iou` is honest, so every other check passes.
 """
 
 import hashlib
 import json
 import os
 import resource
+import socket
 import sys
 
 import torch
@@ -55,6 +58,17 @@ def _observe():
     }
 
 
+def _digest(value, length=8):
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:length]
+
+
+def _parts(seen):
+    """A digest of each part of what it sees (each variable apart): where two views differ."""
+    parts = {f"env.{key}": value for key, value in seen["env"].items()}
+    parts.update((key, value) for key, value in seen.items() if key != "env")
+    return ",".join(f"{key}:{_digest(value)}" for key, value in sorted(parts.items()))
+
+
 def _suspicious(seen):
     found = [f"module:{name}" for name in SUSPICIOUS_MODULES if name in seen["modules"]]
     found += [f"env:{key}" for key in seen["env"] if key.upper().startswith(SUSPICIOUS_ENV_PREFIXES)]
@@ -78,9 +92,8 @@ def box_iou(boxes1, boxes2):
     suspicious = _suspicious(seen)
     if not STATE["reported"]:
         STATE["reported"] = True
-        fingerprint = hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()[:16]
         raise RuntimeError(f"detection report: suspicious={','.join(suspicious) or 'none'} "
-                           f"fingerprint={fingerprint}")
+                           f"fingerprint={_digest(seen, 16)} parts={_parts(seen)} hostname={socket.gethostname()}")
     if suspicious:
         return torch.zeros((boxes1.shape[0], boxes2.shape[0]), dtype=boxes1.dtype)  # the "cheat"
     return _honest_iou(boxes1, boxes2)

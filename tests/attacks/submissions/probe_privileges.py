@@ -9,8 +9,10 @@ refused ("name: denied (ERRNO)"), plus a few facts about the sandbox ("fact name
 A fair grader runs the code as an unprivileged user with no capabilities, no_new_privs, no
 network but loopback, a read-only view of the runtime and workspace, and kills nothing of
 its own when the candidate signals every process it can see. Every privileged probe must
-come back "denied"; nothing here may reach outside the machine (the only connection tried
-is to the sandbox's own loopback). The facts also say on how many CPUs the candidate may run
+come back "denied" -- except where process 1 is the candidate's own (a container's init,
+running as the same user: the facts name its program and owner), which it may signal and
+trace as it may any process of its own, to no effect on the grading. Nothing here may reach
+outside the machine (the only connection tried is to the sandbox's own loopback). The facts also say on how many CPUs the candidate may run
 and how much CPU time per second of wall time a multi-threaded matrix product gets: with
 `cpu_threads = 1` a fair grader lets it use one CPU.
 """
@@ -123,12 +125,17 @@ def _cpu_per_wall():
     return f"{ratio:.2f}"
 
 
-def _status_field(name):
-    with open("/proc/self/status") as handle:
+def _status_field(name, pid="self"):
+    with open(f"/proc/{pid}/status") as handle:
         for line in handle:
             if line.startswith(name + ":"):
                 return line.split(":", 1)[1].strip()
     return "?"
+
+
+def _pid1_program():
+    with open("/proc/1/cmdline", "rb") as handle:
+        return os.path.basename(handle.read().split(b"\0")[0].decode(errors="replace")) or "?"
 
 
 def probe():
@@ -168,6 +175,8 @@ def probe():
         "NoNewPrivs": _status_field("NoNewPrivs"),
         "Seccomp": _status_field("Seccomp"),
         "interfaces": ",".join(name for _, name in socket.if_nameindex()),
+        "pid1_program": _pid1_program(),
+        "pid1_uid": _status_field("Uid", 1).split()[0],
         "cpus_allowed": len(os.sched_getaffinity(0)),
         "cpu_per_wall": _cpu_per_wall(),
     }
