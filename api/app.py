@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
@@ -26,6 +27,9 @@ from api.store import FileUploadStore
 from api.uploads import FORM_OVERHEAD_BYTES
 from api.workers import GradeFunction, WorkerPool
 from grader import __version__
+
+if TYPE_CHECKING:
+    from api.dispatch import CeleryDispatcher
 
 log = logging.getLogger("cvgrade.api")
 API_PREFIX = "/api/v1"
@@ -61,7 +65,15 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         migrate(service.db)
         settings.staging_dir.mkdir(parents=True, exist_ok=True)
-        pool = WorkerPool(service, grade=grade, stop_gradings=stop_gradings)
+        pool: WorkerPool | CeleryDispatcher
+        if settings.broker_url:
+            from api.dispatch import CeleryDispatcher
+            from api.fleet import make_celery
+
+            pool = CeleryDispatcher(service, make_celery(settings.broker_url),
+                                    no_worker_timeout_s=settings.no_worker_timeout_s)
+        else:
+            pool = WorkerPool(service, grade=grade, stop_gradings=stop_gradings)
         if workers:
             pool.start()
         service.pool = pool

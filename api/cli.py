@@ -61,6 +61,9 @@ def serve(
     max_upload_mb: Annotated[int | None, typer.Option("--max-upload-mb", min=1, help="Largest upload (default 50).")
                              ] = None,
     challenges_dir: Annotated[Path | None, typer.Option("--challenges-dir", help="Folder of challenges.")] = None,
+    broker: Annotated[str | None, typer.Option(
+        "--broker", help="Hand gradings to `cvgrade worker` hosts through this broker (redis://HOST:6379/0); "
+                         "default: $CVGRADE_BROKER_URL, else grade in this process.")] = None,
 ) -> None:
     """Run the hiring-team service: the API under /api/v1 (docs at /docs) and the grading workers."""
     import uvicorn
@@ -72,14 +75,16 @@ def serve(
 
     with _reported_errors():
         settings = resolve_settings(data_dir=data_dir, database_url=database_url, jobs=jobs, backend=backend,
-                                    isolation=isolation, max_upload_mb=max_upload_mb, challenges_dir=challenges_dir)
+                                    isolation=isolation, max_upload_mb=max_upload_mb, challenges_dir=challenges_dir,
+                                    broker_url=broker)
         database = _database(settings)
         teams = _count_teams(database)
         database.dispose()
     _clean_up_after_crashed_graders(GradeOptions(backend=settings.backend))  # containers of a grader that died
     console.print(f"cvgrade service on http://{host}:{port}/api/v1 (docs: /docs); "
                   f"database {database.describe()}; data in {settings.data_dir}; "
-                  f"{settings.jobs} grading worker(s), {settings.backend} backend")
+                  + (f"gradings go to the fleet through {_hide_password(settings.broker_url)}" if settings.broker_url
+                     else f"{settings.jobs} grading worker(s), {settings.backend} backend"))
     if teams == 0:
         console.print("no team yet: create one with `cvgrade admin create-team NAME` (it prints an API key)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)-9s %(name)s: %(message)s")
@@ -220,3 +225,10 @@ def _reported_errors() -> Iterator[None]:
     except OperationalError as err:
         errors.print(f"[bold red]error:[/bold red] the database cannot be used: {str(err.orig).strip()}")
         raise typer.Exit(3) from None
+
+
+def _hide_password(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return url.replace(f":{parts.password}@", ":***@") if parts.password else url

@@ -16,6 +16,8 @@ environment                 meaning (default)
 ``CVGRADE_JOB_STALE_S``     a running job silent this long is taken back (60)
 ``CVGRADE_JOB_MAX_RUNS``    times a job may be started before it is failed (3)
 ``CVGRADE_CHALLENGES_DIR``  the challenges (the ``challenges/`` folder beside the packages)
+``CVGRADE_BROKER_URL``      grade on a fleet of ``cvgrade worker`` hosts through this broker (none: in-process)
+``CVGRADE_NO_WORKER_S``     a job no connected worker can run is failed after this long (600)
 ==========================  =====================================================
 """
 
@@ -56,6 +58,8 @@ class Settings:
     stale_after_s: float = 60.0
     max_job_runs: int = 3
     poll_s: float = 1.0
+    broker_url: str | None = None  # None: grade in this process; else hand jobs to `cvgrade worker`s
+    no_worker_timeout_s: float = 600.0
 
     @property
     def uploads_dir(self) -> Path:
@@ -85,6 +89,7 @@ def resolve_settings(
     isolation: str | None = None,
     challenges_dir: Path | None = None,
     max_upload_mb: int | None = None,
+    broker_url: str | None = None,
 ) -> Settings:
     """Settings from the flags given (None: not given), then ``CVGRADE_*``, then defaults."""
     env = os.environ
@@ -110,6 +115,8 @@ def resolve_settings(
         heartbeat_s=_number(env, "CVGRADE_JOB_HEARTBEAT_S", 5.0, float),
         stale_after_s=_number(env, "CVGRADE_JOB_STALE_S", 60.0, float),
         max_job_runs=_number(env, "CVGRADE_JOB_MAX_RUNS", 3, int),
+        broker_url=broker_url or env.get("CVGRADE_BROKER_URL") or None,
+        no_worker_timeout_s=_number(env, "CVGRADE_NO_WORKER_S", 600.0, float),
     )
     _check(settings)
     return settings

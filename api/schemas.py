@@ -111,6 +111,9 @@ class SubmissionPublic(BaseModel):
     max_score: float | None
     passed: bool | None
     error: str | None = Field(description="Why grading failed or was not possible, when it was.")
+    note: str | None = Field(default=None, description=(
+        "While the job waits or runs: what it waits for (no worker that can run it is connected) or why it "
+        "was queued again."))
 
 
 class ComparisonRow(BaseModel):

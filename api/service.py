@@ -16,6 +16,7 @@ from grader.challenge import Challenge, default_challenges_dir, list_challenge_i
 from grader.errors import ChallengeError
 
 if TYPE_CHECKING:
+    from api.dispatch import CeleryDispatcher
     from api.workers import WorkerPool
 
 Clock = Callable[[], datetime]
@@ -32,7 +33,7 @@ class Service:
     db: Database
     store: UploadStore
     clock: Clock = utc_now
-    pool: WorkerPool | None = field(default=None)
+    pool: WorkerPool | CeleryDispatcher | None = field(default=None)
 
     def notify_workers(self) -> None:
         """A job was queued: wake an idle worker now rather than at its next poll."""

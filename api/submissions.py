@@ -153,6 +153,7 @@ def _public(submission: Submission, invitation: Invitation, job: Job, result: Re
         sha256=submission.sha256, created_at=submission.created_at, state=_state(job), charged=submission.charged,
         score=result.score if result else None, max_score=result.max_score if result else None,
         passed=result.passed if result else None, error=error,
+        note=job.last_error if job.state in ("queued", "running") else None,
     )
 
 

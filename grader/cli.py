@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli import add_service_commands
+from api.fleet_cli import add_fleet_commands
 from grader.calibration import forget_calibration
 from grader.challenge import Challenge, list_challenge_ids, load_challenge
 from grader.errors import CvgradeError, InfrastructureError
@@ -375,6 +376,7 @@ def _samples(challenge: Challenge) -> list[Path]:
 
 
 add_service_commands(app)  # serve, admin: the hiring-team service (api/)
+add_fleet_commands(app)  # worker, fleet: grading on many hosts through a broker (api/fleet.py)
 
 
 def main() -> None:

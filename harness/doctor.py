@@ -62,6 +62,11 @@ def _local_findings() -> list[Finding]:
     ]
 
 
+def nvidia_gpus() -> list[str]:
+    """One line per GPU: name, memory, driver (empty without the NVIDIA driver)."""
+    return _nvidia_smi()
+
+
 def _nvidia_smi() -> list[str]:
     smi = shutil.which("nvidia-smi")
     if smi is None:
