@@ -92,10 +92,6 @@ class ContainerWorker:
     def output_exceeded(self) -> bool:
         return self._output.exceeded
 
-    def signal_kill(self) -> None:
-        with contextlib.suppress(Exception):
-            self._container.kill()
-
     def kill(self, grace_s: float = 0.0) -> ExitInfo:
         """Kill and remove the container; idempotent."""
         with self._lock:
@@ -107,7 +103,7 @@ class ContainerWorker:
             state = self._state()
             already_exited = state.get("Status") in ("exited", "dead")
             if not already_exited:
-                self.signal_kill()
+                _kill(self._container)
                 with contextlib.suppress(Exception):
                     self._container.wait(timeout=10)
                 state = self._state()
@@ -205,12 +201,21 @@ class DockerSandbox:
         socket_path.chmod(0o777)  # the worker runs as nobody
         listener.listen(1)
         container = None
+        channel: socket.socket | None = None
+
+        def on_output_exceeded() -> None:
+            # Cut the channel first (no engine round trip): no reply sent after the cap is read.
+            if channel is not None:
+                with contextlib.suppress(OSError):
+                    channel.shutdown(socket.SHUT_RDWR)
+            _kill(container)
+
         try:
             container = self._client.containers.create(**self._container_options(spec, control_dir))
             output = CappedOutput(
                 container.attach(stdout=True, stderr=True, stream=True, logs=True),
                 spec.limits.max_output_bytes,
-                lambda: _kill_quietly(container),
+                on_output_exceeded,
             )
             container.start()
             listener.settimeout(spec.limits.setup_timeout_s)
@@ -272,7 +277,8 @@ class DockerSandbox:
         return options
 
 
-def _kill_quietly(container: Any) -> None:
+def _kill(container: Any) -> None:
+    """SIGKILL, never SIGTERM (a worker that ignores SIGTERM changes nothing); quiet once it is gone."""
     with contextlib.suppress(Exception):
         container.kill()
 

@@ -1,8 +1,11 @@
 """Captures a worker's stdout and stderr through a pipe, up to a byte cap.
 
 A flood beyond the cap is a limit breach, not a memory problem for us: the
-reader stops keeping bytes, records the breach and calls back so the owner can
-kill the worker.
+reader keeps the first ``max_bytes`` bytes, records the breach and calls back
+so the owner can kill the worker. It goes on reading, and throwing away, what
+still comes until the stream ends: a writer that is never read from blocks,
+and a blocked writer can hold up the very kill that would end it (the Docker
+engine answers a kill only once the container's output has been taken).
 """
 
 from __future__ import annotations
@@ -14,7 +17,12 @@ from collections.abc import Callable, Iterator
 
 
 class CappedOutput:
-    """Drains a stream of output chunks on a daemon thread; keeps at most ``max_bytes`` bytes."""
+    """Drains a stream of output chunks on a daemon thread; keeps at most ``max_bytes`` bytes.
+
+    ``on_exceeded`` is called once, on a daemon thread of its own, when more than
+    ``max_bytes`` bytes have come: it may block (an engine round trip) without
+    stopping the draining, and ``text()`` never waits for it.
+    """
 
     def __init__(self, chunks: Iterator[bytes], max_bytes: int, on_exceeded: Callable[[], None]) -> None:
         self._chunks_in = chunks
@@ -40,16 +48,23 @@ class CappedOutput:
                     room = self._max_bytes - len(self._chunks)
                     if room > 0:
                         self._chunks += chunk[:room]
-                    if self._seen_bytes > self._max_bytes and not self.exceeded:
+                    breached = self._seen_bytes > self._max_bytes and not self.exceeded
+                    if breached:
                         self.exceeded = True
-                        self._on_exceeded()
-                        return
+                if breached:
+                    threading.Thread(target=self._on_exceeded, name="cvgrade-output-limit", daemon=True).start()
         except Exception:  # a broken stream just ends the capture
             return
         finally:
             close = getattr(self._chunks_in, "close", None)
             if close is not None:
                 close()  # releases the pipe or the engine's stream
+
+    @property
+    def seen_bytes(self) -> int:
+        """How many bytes came in all, kept or thrown away."""
+        with self._lock:
+            return self._seen_bytes
 
     def text(self, tail_bytes: int = 4000) -> str:
         """The last ``tail_bytes`` of what was kept, decoded leniently."""

@@ -476,27 +476,15 @@ def test_a_call_that_never_returns_times_out_and_the_other_checks_still_report(
                  "printed more than 1000000 bytes", id="1 GiB of output from box_iou"),
 ])
 def test_limit_breaches_end_with_a_named_outcome_and_the_rest_still_report(
-    request: pytest.FixtureRequest, grade: GradeWith, submission: str, expected: Verdict, said: str
+    grade: GradeWith, submission: str, expected: Verdict, said: str
 ) -> None:
-    if grade.backend == "docker" and submission == "output_flood.py":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=DOCKER_OUTPUT_LIMIT_BUG))
+    # Each breach ends as its own outcome: only a worker stopped at the breach gives it; one left
+    # to print its gigabyte would pass its check or time out. That the capture reads on while the
+    # kill is under way (which Docker needs) is shown without a clock in tests/harness/test_output.py.
     graded = grade(submission)
     assert_verdict(graded, expected)
     assert said in outputs(graded, ALL - expected.passing)
     assert len(graded.json) < 200_000, "the result carries too much of the candidate's output"
-    slow = {test.name: round(test.duration_s) for test in graded.result.tests
-            if test.outcome in expected.failing_as and test.duration_s > 20}
-    assert slow == {}, f"a breach was not stopped when it happened (seconds per check): {slow}"
-
-
-DOCKER_OUTPUT_LIMIT_BUG = (
-    "bug: Docker backend: on an output-limit breach CappedOutput (harness/output.py) calls "
-    "container.kill() from its drain thread while holding its lock and no longer reading the attach "
-    "stream; the engine answers the kill only once that stream is drained, so the request hangs until "
-    "the Docker client's 60 s timeout while the session blocks in output() (CappedOutput.text) on the "
-    "lock: each breach costs ~60 s (a 1 GiB print grading takes ~200-250 s) and a later check can end "
-    "'timed_out' ('importing your solution did not finish within 60 s') instead of 'output_limit'"
-)
 
 
 def test_a_fork_storm_is_capped_and_every_child_is_killed(grade: GradeWith) -> None:
