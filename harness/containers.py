@@ -8,7 +8,9 @@ ulimits and a capped log driver. ``init`` reaps what the candidate forks.
 
 Nothing is mounted but one per-worker folder of ours, read-only, holding the
 worker's spec and the Unix socket of the channel, and the workspace (the
-submission's files and nothing else), read-only. The judge listens on the
+submission's files and nothing else), read-only. The per-worker folders live
+in one short, private folder per user (``control_root``), whatever TMPDIR says:
+a socket's path must fit in 107 bytes. The judge listens on the
 socket; the worker connects to it first thing. The Docker socket is never in
 view. Wall-clock limits are kept by the session, from outside: on expiry the
 container is killed, not asked to stop.
@@ -24,6 +26,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import tempfile
 import threading
 from pathlib import Path
@@ -187,7 +190,7 @@ class DockerSandbox:
         }
 
     def start(self, spec: WorkerSpec) -> ContainerWorker:
-        control_dir = Path(tempfile.mkdtemp(prefix="cvgrade-container-"))
+        control_dir = Path(tempfile.mkdtemp(prefix="cvgrade-container-", dir=control_root()))
         control_dir.chmod(0o755)
         (control_dir / "spec.json").write_text(json.dumps({
             "workspace": WORKSPACE_MOUNT, "entry": spec.entry, "cells": spec.cells,
@@ -281,6 +284,33 @@ def _kill(container: Any) -> None:
     """SIGKILL, never SIGTERM (a worker that ignores SIGTERM changes nothing); quiet once it is gone."""
     with contextlib.suppress(Exception):
         container.kill()
+
+
+def control_root() -> Path:
+    """The folder of this user's per-worker control folders: ``/tmp/cvgrade-ctl-<uid>``.
+
+    Fixed and short on purpose, not under TMPDIR: the channel's socket lives in a
+    control folder, and a Unix socket's path must fit in 107 bytes, which a TMPDIR
+    deep in a CI workspace does not leave room for.
+    """
+    return private_folder(Path(f"/tmp/cvgrade-ctl-{os.getuid()}"))
+
+
+def private_folder(path: Path) -> Path:
+    """Make ``path`` (0700), or take it as it is when it is already this user's own folder.
+
+    In a world-writable parent, someone else may have made the name first: a link, or a
+    folder of another user, is refused (SandboxUnavailable). The parent's sticky bit keeps
+    others from swapping a folder of ours once it is there.
+    """
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    found = path.lstat()
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid():
+        raise SandboxUnavailable(f"{path} is not a folder of this user (uid {os.getuid()}): remove it")
+    if stat.S_IMODE(found.st_mode) != 0o700:
+        path.chmod(0o700)
+    return path
 
 
 def janitor(client: Any | None = None, *, owner: str | None = None, everything: bool = False) -> list[str]:

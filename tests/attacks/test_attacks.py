@@ -12,9 +12,9 @@ line carries a submission's marker (``sleep 987.6543``), a process whose command
 mount table names the private temporary folder the gradings of this module run in (every
 sandboxed process, whatever its user, has the workspace of its run in its mount table), a
 child of this test process, and (Docker) a container labelled ``org.cvgrade.sandbox`` with a
-folder of that private temporary folder mounted: the workspace and the channel folder of
-every worker container of this module's gradings live there, so other sessions' containers
-on the same machine are never mistaken for ours. (A plain scan for uid 65534 is not used:
+folder of that private temporary folder mounted: the workspace of every worker container of
+this module's gradings lives there, so other sessions' containers on the same machine are
+never mistaken for ours. (A plain scan for uid 65534 is not used:
 other gradings on the same machine legitimately run as that user.) During a Docker grading
 the number of its containers is sampled, so a worker container that outlives its deadline
 shows. Every grading also runs with a secret in the grader's environment (and ``DOCKER_HOST``
@@ -47,7 +47,7 @@ from grader.errors import BadSubmission
 from grader.grading import GradeOptions, grade_submission, run_public_checks
 from grader.results import GradeResult
 from grader.results import TestResult as CheckResult  # not Test*: pytest would try to collect it
-from harness.containers import LABEL, OWNER_LABEL, docker_client
+from harness.containers import LABEL, OWNER_LABEL, control_root, docker_client
 from harness.sandbox import SandboxUnavailable
 
 HERE = Path(__file__).resolve().parent
@@ -760,22 +760,18 @@ def test_docker_the_engine_is_out_of_sight_and_the_channel_takes_no_second_calle
     # The only socket on disk is the judge's channel, and it refuses a second connection.
     assert container_report["socket_files"] == "/cvgrade/channel.sock"
     assert container_report["connect /cvgrade/channel.sock"] == "denied (ECONNREFUSED)"
-    # The only socket in the container's network namespace is the judge's end of that channel
-    # (named by the path the judge bound it to).
-    assert re.fullmatch(rf"{re.escape(str(private_tmp))}/cvgrade-container-\w+/channel\.sock",
+    # The only socket in the container's network namespace is the judge's end of that channel,
+    # named by the path the judge bound it to: in this user's short control folder, not in TMPDIR.
+    assert re.fullmatch(rf"{re.escape(str(control_root()))}/cvgrade-container-\w+/channel\.sock",
                         container_report["namespace_unix_sockets"])
 
 
 @pytest.mark.usefixtures("docker")
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: DockerSandbox.start binds the channel socket at $TMPDIR/cvgrade-container-XXXXXXXX/channel.sock; "
-    "with a TMPDIR longer than 67 characters (pytest's tmp_path, a CI workspace) the path passes the 107 "
-    "bytes a Unix socket address holds, bind() fails with 'AF_UNIX path too long' and every Docker grading "
-    "ends with status 'error' (the judge failed with exit code 1)"
-))
 def test_docker_grades_under_a_long_temporary_folder_path(
     private_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The channel's socket would not fit the 107 bytes of a Unix socket address under this
+    # TMPDIR: the control folders live in a short fixed folder instead (control_root()).
     long_tmp = private_tmp / ("long-" + "x" * 70)
     long_tmp.mkdir()
     monkeypatch.setenv("TMPDIR", str(long_tmp))

@@ -15,9 +15,10 @@ first check), and then ends the grading the hard way:
   ``cvgrade janitor``, or the next ``cvgrade grade``, removes them.
 - SIGTERM to ``cvgrade`` (what ``timeout``, systemd or a CI runner sends): like Ctrl-C.
 
-Every grading runs with its own ``TMPDIR``: the workspace and channel folder of each of its
-worker containers live there, which tells this grading's containers from those of other
-gradings on the same machine.
+Every grading runs with its own ``TMPDIR`` (pytest's ``tmp_path``: too long for a Unix
+socket's path, had the channel's socket followed it): the workspace of each of its worker
+containers lives there, which tells this grading's containers from those of other gradings
+on the same machine.
 """
 
 from __future__ import annotations
@@ -25,11 +26,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -157,10 +156,8 @@ class Grading:
 
 
 @pytest.fixture
-def grading() -> Iterator[Grading]:
-    # A short TMPDIR: the channel socket's path must fit a Unix socket address (108 bytes)
-    root = Path(tempfile.mkdtemp(prefix="cvgrade-attack-", dir="/tmp"))
-    started = Grading(root / "tmp")
+def grading(tmp_path: Path) -> Iterator[Grading]:
+    started = Grading(tmp_path / "tmp")
     yield started
     started.kill()
     for judge in judges(parent=started.cli.pid, naming=started.tmp):  # whatever a failed test left
@@ -169,7 +166,6 @@ def grading() -> Iterator[Grading]:
     for container in containers_of(started.tmp):
         with contextlib.suppress(Exception):
             container.remove(force=True)  # type: ignore[attr-defined]
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_ctrl_c_stops_the_judge_and_removes_every_container(grading: Grading) -> None:

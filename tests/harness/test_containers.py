@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
-from harness.containers import LABEL, DockerSandbox, docker_client, janitor, owner_id
-from harness.sandbox import Limits, Outcome, WorkerSpec
+from harness.containers import (
+    LABEL,
+    DockerSandbox,
+    control_root,
+    docker_client,
+    janitor,
+    owner_id,
+    private_folder,
+)
+from harness.sandbox import Limits, Outcome, SandboxUnavailable, WorkerSpec
 from harness.session import CallFailure, WorkerSession
 
 pytestmark = pytest.mark.usefixtures("docker")
@@ -23,12 +34,15 @@ def our_containers() -> list[str]:
     ]
 
 
-@pytest.fixture
-def session(workspace: Path) -> Iterator[WorkerSession]:
-    spec = WorkerSpec(workspace=workspace, entry="solution.py", cells=None,
+def worker_spec(workspace: Path) -> WorkerSpec:
+    return WorkerSpec(workspace=workspace, entry="solution.py", cells=None,
                       functions=[{"name": "add", "parameters": ["a", "b"]}],
                       limits=Limits(memory_mb=1024, max_output_bytes=100_000, scratch_mb=64))
-    started = WorkerSession(DockerSandbox(), spec)
+
+
+@pytest.fixture
+def session(workspace: Path) -> Iterator[WorkerSession]:
+    started = WorkerSession(DockerSandbox(), worker_spec(workspace))
     yield started
     started.close()
     assert our_containers() == [], "a worker container outlived its session"
@@ -101,6 +115,53 @@ def test_the_janitor_removes_containers_of_a_grader_that_died(workspace: Path) -
     )
     assert leftover.short_id in janitor()
     assert leftover.short_id not in [c.short_id for c in client.containers.list(all=True)]
+
+
+def test_a_long_tmpdir_leaves_the_channel_socket_path_short(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Unix socket's path holds at most 107 bytes; the control folders do not follow TMPDIR.
+    long_tmp = tmp_path / ("long-" + "x" * 120)
+    long_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(long_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(long_tmp))
+    session = WorkerSession(DockerSandbox(), worker_spec(workspace))
+    try:
+        assert call(session, "add", 1, 2) == 3
+        assert list(long_tmp.iterdir()) == []
+    finally:
+        session.close()
+    assert our_containers() == []
+
+
+def test_the_control_root_is_a_private_folder_of_this_user(tmp_path: Path) -> None:
+    root = control_root()
+    assert root == Path(f"/tmp/cvgrade-ctl-{os.getuid()}")
+    found = root.lstat()
+    assert stat.S_ISDIR(found.st_mode) and found.st_uid == os.getuid() and stat.S_IMODE(found.st_mode) == 0o700
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    loose.chmod(0o777)
+    assert private_folder(loose) == loose and stat.S_IMODE(loose.stat().st_mode) == 0o700
+
+
+def test_a_control_root_planted_by_someone_else_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.mkdir(mode=0o700)
+    planted_link = tmp_path / "link"
+    planted_link.symlink_to(target)
+    with pytest.raises(SandboxUnavailable, match="is not a folder of this user"):
+        private_folder(planted_link)
+    planted_file = tmp_path / "file"
+    planted_file.write_text("")
+    with pytest.raises(SandboxUnavailable, match="is not a folder of this user"):
+        private_folder(planted_file)
+    if os.getuid() == 0:  # only root can make a folder that another user owns
+        theirs = tmp_path / "theirs"
+        theirs.mkdir(mode=0o777)
+        os.chown(theirs, 65534, 65534)
+        with pytest.raises(SandboxUnavailable, match="is not a folder of this user"):
+            private_folder(theirs)
 
 
 @pytest.mark.gpu
