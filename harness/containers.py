@@ -334,10 +334,16 @@ def janitor(client: Any | None = None, *, owner: str | None = None, everything: 
 
 
 def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process of this host; a zombie (dead, not yet reaped) is not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass  # another user's, and alive or a zombie: its state says which
+    try:
+        # /proc/PID/stat: "pid (comm) state ..."; comm may hold spaces and parentheses.
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc to ask: the signal said it exists
+    return state not in ("Z", "X")

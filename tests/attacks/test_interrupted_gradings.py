@@ -84,11 +84,6 @@ def judges(*, parent: int | None = None, naming: Path | None = None) -> list[int
     return found
 
 
-def reaped(pid: int) -> bool:
-    """Gone for good: not even a zombie (the janitor takes a zombie owner for a live one)."""
-    return not Path(f"/proc/{pid}").exists()
-
-
 def processes_naming(folder: Path) -> list[str]:
     """Live processes whose command line names ``folder`` (a judge's spec lives there)."""
     found = []
@@ -199,7 +194,7 @@ def test_containers_of_a_grader_killed_with_its_judge_are_removed_by_the_janitor
     grading.cli.kill()  # SIGKILL: no clean-up of any kind
     grading.cli.communicate()
     os.kill(judge, signal.SIGKILL)
-    wait_for("the killed judge to be reaped", lambda: reaped(judge), 60)
+    wait_for("the killed judge to die", lambda: process(judge) is None, 60)  # a zombie is dead to the janitor too
     left = containers_of(grading.tmp)
     assert left, "nothing was left to clean up: the test shows nothing"
     assert all(c.labels.get("org.cvgrade.owner", "").endswith(f":{judge}") for c in left)  # type: ignore[attr-defined]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,6 +117,27 @@ def test_the_janitor_removes_containers_of_a_grader_that_died(workspace: Path) -
     )
     assert leftover.short_id in janitor()
     assert leftover.short_id not in [c.short_id for c in client.containers.list(all=True)]
+
+
+def process_state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+
+def test_the_janitor_takes_a_zombie_owner_for_a_dead_one(workspace: Path) -> None:
+    owner = subprocess.Popen(["true"])  # ends at once, and stays a zombie until it is waited for
+    try:
+        deadline = time.monotonic() + 60
+        while process_state(owner.pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process_state(owner.pid) == "Z"
+        client = docker_client()
+        leftover = client.containers.create(
+            DockerSandbox().image, command=["sleep", "600"],
+            labels={LABEL: "1", "org.cvgrade.owner": owner_id(owner.pid)},
+        )
+        assert leftover.short_id in janitor()
+    finally:
+        owner.wait()
 
 
 def test_a_long_tmpdir_leaves_the_channel_socket_path_short(
