@@ -8,9 +8,12 @@ its code (``grader.errors``); this module only maps them to the process exit.
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -20,7 +23,7 @@ from rich.table import Table
 from api.cli import add_service_commands
 from api.fleet_cli import add_fleet_commands
 from grader.calibration import forget_calibration
-from grader.challenge import Challenge, list_challenge_ids, load_challenge
+from grader.challenge import Challenge, default_challenges_dir, list_challenge_ids, load_challenge
 from grader.errors import CvgradeError, InfrastructureError
 from grader.grading import GradeOptions, grade_submission, run_public_checks, stop_all_judges
 from grader.html_report import write_report
@@ -65,6 +68,13 @@ def _options(backend: str, isolation: str) -> GradeOptions:
     return GradeOptions(backend=backend, isolation=isolation)  # type: ignore[arg-type]
 
 
+def _load(challenge: str, challenges_dir: Path | None) -> Challenge:
+    """Load a challenge by id or folder, its paths made absolute first: the judge runs in a folder of its own."""
+    if (Path(challenge) / "challenge.toml").is_file():
+        challenge = str(Path(challenge).resolve())
+    return load_challenge(challenge, (challenges_dir or default_challenges_dir()).resolve())
+
+
 def _fail(err: CvgradeError) -> None:
     errors.print(f"[bold red]error:[/bold red] {err}", highlight=False)
     raise typer.Exit(err.exit_code)
@@ -100,6 +110,47 @@ def _worst_exit(codes: list[int]) -> int:
     return max(codes, default=0)
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived (timeout(1), systemd, a CI runner's cancel, docker stop): stop as on Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises ``_Terminated`` in the main thread instead of ending the process.
+
+    Ended by the default action, cvgrade would leave its judges (each in a session of its
+    own) grading on, with their worker containers, for up to the run limit.
+    """
+    def terminated(signum: int, frame: FrameType | None) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_gradings(
+    pool: ThreadPoolExecutor, started: list[Future[GradeResult | CvgradeError]], *, terminated: bool
+) -> int:
+    """Stop every judge, and every judge a grading still starts, until no grading is left; the exit code."""
+    # First of all: a second Ctrl-C or SIGTERM must not cut the clean-up short.
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        errors.print(f"{'terminated' if terminated else 'interrupted'}: stopping the gradings in progress",
+                     highlight=False)
+        pool.shutdown(wait=False, cancel_futures=True)
+        # A grading may start its judge just after a stop: stop again until none is left running.
+        while True:
+            stop_all_judges()  # returns once each judge it found is gone
+            if not wait(started, timeout=0.5).not_done:
+                return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 @app.command()
 def grade(
     submissions: Annotated[
@@ -121,7 +172,7 @@ def grade(
     """
     options = _options(backend, isolation)
     try:
-        loaded = load_challenge(challenge, challenges_dir)
+        loaded = _load(challenge, challenges_dir)
     except CvgradeError as err:
         _fail(err)
         return
@@ -136,13 +187,14 @@ def grade(
             return err
 
     pool = ThreadPoolExecutor(max_workers=jobs)
+    started: list[Future[GradeResult | CvgradeError]] = []
     try:
-        outcomes = list(pool.map(attempt, submissions))
-    except KeyboardInterrupt:
-        errors.print("interrupted: stopping the gradings in progress", highlight=False)
-        stop_all_judges()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise typer.Exit(130) from None
+        with _sigterm_raises():
+            for submission in submissions:
+                started.append(pool.submit(attempt, submission))
+            outcomes = [future.result() for future in started]
+    except (KeyboardInterrupt, _Terminated) as stop:
+        raise typer.Exit(_stop_gradings(pool, started, terminated=isinstance(stop, _Terminated))) from None
     pool.shutdown()
     for submission, result in zip(submissions, outcomes, strict=True):
         if isinstance(result, CvgradeError):
@@ -217,7 +269,7 @@ def test(
         challenge_id = challenge or practice_challenge_id(folder)
         if challenge_id is None:
             raise typer.BadParameter(f"{folder} was not made by `cvgrade start`; pass --challenge")
-        loaded = load_challenge(challenge_id, challenges_dir)
+        loaded = _load(challenge_id, challenges_dir)
         result = run_public_checks(practice_submission(folder), loaded, _options(backend, isolation))
     except CvgradeError as err:
         _fail(err)
@@ -241,7 +293,7 @@ def validate(
     ok = True
     for challenge_id in ids:
         try:
-            loaded = load_challenge(challenge_id, challenges_dir)
+            loaded = _load(challenge_id, challenges_dir)
         except CvgradeError as err:
             _fail(err)
             return
@@ -265,7 +317,7 @@ def calibrate(
     worst = 0
     for challenge_id in ids:
         try:
-            loaded = load_challenge(challenge_id, challenges_dir)
+            loaded = _load(challenge_id, challenges_dir)
             forgotten = forget_calibration(loaded.id, loaded.version)
             result = grade_submission(loaded.reference_dir / "solution.py", loaded, _options(backend, isolation))
         except CvgradeError as err:
@@ -295,7 +347,7 @@ def demo(
     options = _options(backend, isolation)
     rows: list[tuple[str, GradeResult | str]] = []
     for challenge_id in list_challenge_ids(challenges_dir):
-        loaded = load_challenge(challenge_id, challenges_dir)
+        loaded = _load(challenge_id, challenges_dir)
         for sample in _samples(loaded):
             label = f"{loaded.id}: {sample.relative_to(loaded.root)}"
             console.print(f"grading {label} ...", highlight=False)

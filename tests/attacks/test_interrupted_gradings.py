@@ -13,7 +13,7 @@ first check), and then ends the grading the hard way:
 - SIGKILL to ``cvgrade`` and then to its judge: nobody is left to clean up, so the
   containers stay (labelled with their owner, a judge no longer running) until
   ``cvgrade janitor``, or the next ``cvgrade grade``, removes them.
-- SIGTERM to ``cvgrade`` (what ``timeout``, systemd or a CI runner sends): like Ctrl-C.
+- SIGTERM to ``cvgrade`` (what ``timeout``, systemd or a CI runner sends): like Ctrl-C, exit code 143.
 
 Every grading runs with its own ``TMPDIR`` (pytest's ``tmp_path``: too long for a Unix
 socket's path, had the channel's socket followed it): the workspace of each of its worker
@@ -218,16 +218,13 @@ def test_containers_of_a_grader_killed_with_its_judge_are_removed_by_the_janitor
         assert "not a valid Jupyter notebook" in said
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: `cvgrade grade` handles Ctrl-C only: SIGTERM (timeout(1), systemd, CI cancel, docker stop) kills it "
-    "at once, and its judge, started in a session of its own (start_new_session=True), is orphaned and goes on "
-    "grading with its worker containers for up to the run limit; `cvgrade janitor` leaves them alone meanwhile, "
-    "since their owner, the judge, is still running"
-))
 def test_sigterm_stops_the_judge_and_removes_every_container(grading: Grading) -> None:
     judge = grading.wait_until_inside_a_check()
+    assert containers_of(grading.tmp), "the grading runs no container"
     grading.cli.send_signal(signal.SIGTERM)
     code = grading.finish()
-    assert code != 0
+    assert code == 143, (code, grading.stderr[-2000:])  # 128 + SIGTERM, as a shell reports it
+    assert "terminated: stopping the gradings in progress" in grading.stderr
     assert process(judge) is None, f"the judge (pid {judge}) outlived the terminated grading"
     assert described(containers_of(grading.tmp)) == []
+    assert processes_naming(grading.tmp) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -57,6 +58,24 @@ def test_json_prints_one_object_per_submission(tiny: Path, submission_dir: Path)
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert [r["passed"] for r in lines] == [True, False]
     assert code == 1  # the worst verdict decides
+
+
+def test_relative_paths_work_from_any_folder(
+    tiny: Path, submission_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The judge runs in a folder of its own: a relative challenge path must be made absolute first.
+    write(submission_dir, "good.py", "def add(a, b):\n    return a + b\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    submission = os.path.relpath(submission_dir / "good.py")
+    code, output = invoke("grade", submission, "-c", os.path.relpath(tiny))
+    assert code == 0 and "PASSED" in output, output
+    code, output = invoke("grade", submission, "-c", "tiny", "--challenges-dir", os.path.relpath(tiny.parent))
+    assert code == 0 and "PASSED" in output, output
+    monkeypatch.chdir(tiny)
+    code, output = invoke("grade", os.path.relpath(submission_dir / "good.py"), "-c", ".")
+    assert code == 0 and "PASSED" in output, output
 
 
 def test_exit_code_2_for_a_hostile_zip_with_a_clear_message(tiny: Path, submission_dir: Path) -> None:
