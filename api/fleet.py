@@ -99,7 +99,7 @@ def _grade_job(task: Any, payload: dict[str, Any]) -> dict[str, Any]:
     if deliveries > MAX_DELIVERIES:
         return _outcome("failed", None, (
             f"stopped after {MAX_DELIVERIES} tries: its worker died each time it graded this submission"
-        ), charged=True, worker=worker)
+        ), charged=False, worker=worker)  # we could not grade it: it does not cost an attempt
     try:
         content = base64.b64decode(payload["content_b64"], validate=True)
         if hashlib.sha256(content).hexdigest() != payload["sha256"]:

@@ -48,9 +48,9 @@ class Fleet:
         self.service.env.update(CVGRADE_BROKER_URL=redis.url, CVGRADE_NO_WORKER_S="8")
         self.workers: list[Worker] = []
 
-    def add_worker(self, name: str) -> Worker:
+    def add_worker(self, name: str, visibility_timeout_s: float = VISIBILITY_TIMEOUT_S) -> Worker:
         worker = Worker(self.redis.url, name, self.tmp_path / "challenges", self.tmp_path / f"{name}.log",
-                        visibility_timeout_s=VISIBILITY_TIMEOUT_S)
+                        visibility_timeout_s=visibility_timeout_s)
         self.workers.append(worker)
         return worker
 
@@ -174,3 +174,75 @@ def test_a_gpu_job_with_only_cpu_workers_waits_with_a_reason_then_fails_uncharge
     row = fleet.wait_for(lambda: finished(team, submission), 120, "the no-capable-worker time-out")
     assert row["state"] == "failed" and not row["charged"]
     assert "no capable worker" in row["error"]
+
+
+KILL_THE_WORKER = textwrap.dedent("""
+    import os, signal
+
+    def test_adds(candidate):
+        # Trusted code gone wrong (or a host that runs out of memory): the grading kills its worker.
+        os.kill(os.getppid(), signal.SIGKILL)
+""")
+
+
+def test_a_job_that_keeps_killing_its_worker_is_stopped_after_three_tries(
+    fleet: Fleet, challenge_factory: Any
+) -> None:
+    challenge_factory({"test_add.py": KILL_THE_WORKER},
+                      [{"name": "adds", "test": "test_add.py::test_adds", "points": 10}])
+    fleet.service.start()
+    team, candidate = team_and_candidate(fleet.service, max_attempts=5)
+    (submission,) = submit(candidate, [GOOD])
+    restarts = 0
+
+    def outcome_after_restarting_dead_workers() -> dict[str, Any] | None:
+        nonlocal restarts
+        if not any(worker.process.poll() is None for worker in fleet.workers):
+            restarts += 1  # what systemd or compose's restart policy would do
+            fleet.add_worker(f"worker-{restarts}", visibility_timeout_s=4.0)  # no healthy grading to cut short
+        return finished(team, submission)
+
+    row = fleet.wait_for(outcome_after_restarting_dead_workers, 900, "the job to be given up")
+    assert row["state"] == "failed" and not row["charged"]
+    assert "stopped after 3 tries" in row["error"]
+    assert restarts == 4  # three deliveries killed a worker; the fourth worker refused to grade it
+    assert recorded_once(team, [submission]) == {f"submission {submission}": 1}
+
+
+def test_sigterm_lets_the_running_grading_finish(fleet: Fleet, challenge_factory: Any) -> None:
+    make_challenge(challenge_factory, 4.0)
+    fleet.service.start()
+    worker = fleet.add_worker("leaving")
+    team, candidate = team_and_candidate(fleet.service, max_attempts=5)
+    (submission,) = submit(candidate, [GOOD])
+    fleet.wait_for(lambda: judges_of(worker.process.pid), 300, "the grading to start")
+    worker.process.terminate()  # SIGTERM: Celery's warm shutdown
+    assert worker.process.wait(timeout=300) == 0, worker.tail()
+    row = fleet.wait_for(lambda: finished(team, submission), 120, "the result of the grading that was finishing")
+    assert (row["state"], row["score"]) == ("done", 10)
+    assert recorded_once(team, [submission]) == {f"submission {submission}": 1}
+
+
+def test_cvgrade_fleet_shows_workers_hardware_and_queue_depth(fleet: Fleet, challenge_factory: Any) -> None:
+    import json
+    import subprocess
+
+    from tests.fleet.conftest import CVGRADE
+
+    make_challenge(challenge_factory, 0.0)
+    fleet.add_worker("watcher")
+
+    def view() -> dict[str, Any] | None:
+        done = subprocess.run([str(CVGRADE), "fleet", "--broker", fleet.redis.url, "--json"],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        shown: dict[str, Any] = json.loads(done.stdout)
+        return shown if shown["workers"] else None
+
+    shown = fleet.wait_for(view, 120, "the worker to advertise itself")
+    (entry,) = shown["workers"]
+    assert (entry["name"], entry["hardware_class"], entry["queues"]) == ("watcher", "cpu", ["grade.cpu"])
+    assert shown["queue_depth"] == {"grade.cpu": 0, "grade.gpu": 0}
+    table = subprocess.run([str(CVGRADE), "fleet", "--broker", fleet.redis.url], capture_output=True, text=True,
+                           timeout=120, check=False).stdout
+    assert "watcher" in table and "queued: grade.cpu: 0, grade.gpu: 0" in table
