@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.config import Settings
 from api.db import Database, migrate
 from api.errors import install_error_handlers
-from api.routes import candidate, meta, submissions, team
+from api.routes import candidate, dashboard, meta, submissions, team
 from api.service import Clock, Service, utc_now
 from api.store import FileUploadStore
 from api.uploads import FORM_OVERHEAD_BYTES
@@ -92,6 +92,7 @@ def create_app(
     install_error_handlers(app)
     for router in (meta.router, team.router, submissions.router, candidate.router):
         app.include_router(router, prefix=API_PREFIX)
+    dashboard.install(app)  # HTML pages under /dashboard, outside the API's schema
     app.add_middleware(BodyLimit, max_json_bytes=settings.max_json_bytes,
                        max_upload_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
     return app

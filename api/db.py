@@ -115,3 +115,12 @@ def current_revision(database: Database) -> str | None:
     with database.engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
+
+
+def newest_revision() -> str:
+    """The head of the shipped migrations: what ``migrate`` brings a database to."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert head is not None, "cvgrade ships its migrations"
+    return head

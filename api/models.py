@@ -6,7 +6,8 @@
     teams ─┬─ api_keys                 (hashed; revocable)
            ├─ invitations ── submissions ─┬─ jobs      (one per submission: the queue)
            │    (hashed token)            └─ results   (the grader's full JSON)
-           └─ audit_events
+           ├─ audit_events
+           └─ dashboard_sessions       (hashed; the dashboard's login cookie)
 
 Tokens and keys are never stored, only the SHA-256 of a 32-byte random token
 (``api.tokens``). Times are timezone-aware UTC in Python, whatever the database.
@@ -175,3 +176,17 @@ class AuditEvent(Base):
     subject: Mapped[str] = mapped_column(String(200))
     detail: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
+
+
+class DashboardSession(Base):
+    """A login to the dashboard: the cookie holds a random token, the table its SHA-256."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), index=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)  # revoking the key ends it
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+

@@ -40,17 +40,31 @@ def _environment() -> jinja2.Environment:
 
 def render_report(result: GradeResult, *, audience: str = "team") -> str:
     """The report as HTML. ``audience="candidate"`` shows only visible checks and no charts."""
+    return _environment().get_template("report.html.j2").render(_context(result, audience))
+
+
+def render_report_body(result: GradeResult, *, audience: str = "team") -> str:
+    """The same report without the document around it (``<div class="report">...</div>``), for a page
+    that has its own: the dashboard. Styled by ``report_css()``; everything in it is escaped."""
+    return _environment().get_template("report_body.html.j2").render(_context(result, audience))
+
+
+def report_css() -> str:
+    """The report's style sheet (plain CSS, for a ``<style>`` element)."""
+    return (_TEMPLATES / "report.css").read_text(encoding="utf-8")
+
+
+def _context(result: GradeResult, audience: str) -> dict[str, Any]:
     charts = [] if audience == "candidate" else [_layout(chart) for chart in result.charts]
     charts.append(_layout({
         "kind": "gauge", "title": "grading time against the run's limit", "unit": "s",
         "value": result.duration_s, "threshold": float(result.limits.get("run_timeout_s", 0) or 0),
         "higher_is_better": False, "maximum": None, "check": "",
     }))
-    template = _environment().get_template("report.html.j2")
-    return template.render(
-        result=result, checks=_check_rows(result, audience), points=_points_bar(result, audience), charts=charts,
-        width=WIDTH, bar_height=BAR_HEIGHT, hist_height=HIST_HEIGHT,
-    )
+    return {
+        "result": result, "checks": _check_rows(result, audience), "points": _points_bar(result, audience),
+        "charts": charts, "width": WIDTH, "bar_height": BAR_HEIGHT, "hist_height": HIST_HEIGHT,
+    }
 
 
 def write_report(result: GradeResult, path: Path, *, audience: str = "team") -> None:

@@ -195,7 +195,9 @@ class FakeGrader:
 
     ``pass:NAME`` or ``pass:all`` (checks that pass), ``INFRASTRUCTURE`` (our failure),
     ``REFUSE`` (the grader refuses the submission), ``BUG`` (an exception of ours),
-    ``BLOCK`` (wait until ``release()``).
+    ``BLOCK`` (wait until ``release()``), ``ECHO`` (failing checks' messages quote the
+    submission, as a candidate's exception message would), ``CHARTS`` (the result has a
+    latency distribution and two gauges, as checks record them).
     """
 
     def __init__(self) -> None:
@@ -221,7 +223,8 @@ class FakeGrader:
             passed = "pass:all" in text or f"pass:{check.name}" in text
             records[check.test] = {
                 "passed": passed, "outcome": "ok" if passed else "raised",
-                "message": "" if passed else f"{check.name}: expected SECRET_EXPECTED_{check.name}",
+                "message": "" if passed else f"{check.name}: expected SECRET_EXPECTED_{check.name}"
+                + (f"; the candidate's code raised: {text}" if "ECHO" in text else ""),
                 "detail": "", "duration_s": 0.01, "metrics": {f"{check.name}.ms": len(text)},
             }
         judge_error = "the sandbox could not start (fake)" if "INFRASTRUCTURE" in text else None
@@ -236,7 +239,19 @@ class FakeGrader:
                                                    "title": challenge.spec.challenge.title, "checks": "hidden"},
             submission={"name": submission.name, "kind": "py", "sha256": "", "size_bytes": len(text)},
             feedback=["a note for the candidate", "sandbox: a note about our machine"], duration_s=0.1,
+            charts=SAMPLE_CHARTS if "CHARTS" in text else None,
         )
+
+
+SAMPLE_CHARTS: list[dict[str, Any]] = [
+    {"check": "adds", "kind": "distribution", "title": "latency per call", "label": "candidate", "unit": "ms",
+     "values": [4.0 + 0.05 * (i % 40) for i in range(120)], "target": 10.0,
+     "baseline": [8.0 + 0.1 * (i % 40) for i in range(120)], "baseline_label": "original model"},
+    {"check": "secret", "kind": "gauge", "title": "top-1 accuracy", "unit": "", "value": 0.91, "threshold": 0.8,
+     "higher_is_better": True, "maximum": 1.0},
+    {"check": "secret", "kind": "gauge", "title": "training time", "unit": "s", "value": 42.0, "threshold": 60.0,
+     "higher_is_better": False, "maximum": None},
+]
 
 
 class FakeClock:
