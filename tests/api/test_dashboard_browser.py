@@ -79,7 +79,17 @@ def log_in(driver: Any, live: Live, key: str, start: str = "/dashboard") -> None
     driver.get(live.url + start)
     assert "/dashboard/login" in driver.current_url  # no session yet: sent to the form
     driver.find_element(By.ID, "api_key").send_keys(key)
-    driver.find_element(By.ID, "login").click()
+    click_and_wait(driver, By.ID, "login")
+
+
+def click_and_wait(driver: Any, by: str, value: str) -> None:
+    """Click a link or button and wait until the next page has replaced this one."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    before = driver.current_url
+    driver.find_element(by, value).click()
+    WebDriverWait(driver, 15).until(lambda d: d.current_url != before)  # every click here leads elsewhere
+    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def no_alert(driver: Any) -> bool:
@@ -108,9 +118,9 @@ def test_a_team_logs_in_follows_links_to_a_report_and_sees_its_charts(live: Live
     cookie = driver.get_cookie("cvgrade_session")
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict" and team.key not in cookie["value"]
 
-    driver.find_element(By.LINK_TEXT, "ada@example.com").click()
+    click_and_wait(driver, By.LINK_TEXT, "ada@example.com")
     assert "1 of 3 attempts used" in driver.find_element(By.ID, "invitation").text
-    driver.find_element(By.LINK_TEXT, "ada_solution.py").click()
+    click_and_wait(driver, By.LINK_TEXT, "ada_solution.py")
     assert driver.find_element(By.ID, "verdict").text.startswith("Passed: 10 / 10 points")
     assert [row.text.split()[1] for row in driver.find_elements(By.CSS_SELECTOR, "#checks tbody tr")] == [
         "adds", "secret", "later"]
@@ -123,13 +133,13 @@ def test_a_team_logs_in_follows_links_to_a_report_and_sees_its_charts(live: Live
     gauge.screenshot(str(tmp_path / "gauge.png"))
     assert green_pixels(Image.open(tmp_path / "gauge.png")) > 500, "the accuracy gauge drew no bar"
 
-    driver.find_element(By.LINK_TEXT, "comparison").click()
+    click_and_wait(driver, By.LINK_TEXT, "comparison")
     scores = driver.find_element(By.CSS_SELECTOR, "#scores svg")
     scores.screenshot(str(tmp_path / "scores.png"))
     assert green_pixels(Image.open(tmp_path / "scores.png")) > 500, "the comparison drew no score bar"
     assert "ada@example.com" in driver.find_element(By.ID, "comparison").text
 
-    driver.find_element(By.ID, "logout").click()
+    click_and_wait(driver, By.ID, "logout")
     assert "/dashboard/login" in driver.current_url
     driver.get(f"{live.url}/dashboard")
     assert "/dashboard/login" in driver.current_url  # the session is gone
@@ -152,7 +162,7 @@ def test_hostile_strings_are_shown_as_text_and_another_teams_pages_are_not_found
     driver.get(f"{live.url}/dashboard")
     assert no_alert(driver) and HOSTILE in driver.find_element(By.ID, "invitations").text
 
-    driver.find_element(By.ID, "logout").click()
+    click_and_wait(driver, By.ID, "logout")
     log_in(driver, live, b.key, start=f"/dashboard/submissions/{submission}")
     assert "your team has no submission" in driver.find_element(By.ID, "error").text.lower()
     assert HOSTILE not in driver.page_source and "solution.py" not in driver.page_source
