@@ -22,7 +22,10 @@ if str(Path(__file__).parent) not in sys.path:
 import latency_kit as kit
 import latency_timing as timing
 
-FRACTION_OF_REFERENCE = 0.5
+# Between the partial solutions measured in tools/README.md: float32 and inference mode with
+# the Python loops left reach about 0.5 of the reference, grouped convs and float32 without
+# inference mode about 0.75.
+FRACTION_OF_REFERENCE = 0.6
 CALL_TIMEOUT_RATIO = 20.0  # a candidate call slower than 20x the original is stopped
 PROBE_CALLS = 40  # caching probe: the same image again and again, against fresh ones
 REVIEW_RATIO = 10.0  # speed-ups above 10x the reference's are flagged for a person to look at
@@ -86,13 +89,16 @@ def test_speed(candidate, reference, record, calibration):
             measured["speedup"], measured["original_s"] = timing.calibrate(pair, protocol, report)
         return measured["speedup"], measured["original_s"]
 
-    reference_speedup = calibration.value("reference_speedup", lambda: measure_reference()[0])
-    baseline_s = calibration.value("original_p50_ms", lambda: measure_reference()[1] * 1e3) / 1e3
-    threshold = FRACTION_OF_REFERENCE * reference_speedup
-
+    # Warm up first: a callable that returns wrong logits fails here, before any calibration.
     pair = _pair(reference, candidate, secrets.randbits(31), kit.CALL_TIMEOUT_S)
     original_s, optimised_s = timing.warm_up(pair, protocol, "warm-up")
     pair.optimised = _remote(candidate, "adapter.run_optimized", max(1.0, CALL_TIMEOUT_RATIO * original_s))
+
+    reference_speedup = calibration.value("reference_speedup", lambda: measure_reference()[0])
+    baseline_s = calibration.value("original_p50_ms", lambda: measure_reference()[1] * 1e3) / 1e3
+    threshold = FRACTION_OF_REFERENCE * reference_speedup
+    if measured:  # the calibration ran in between: warm the candidate's side up again
+        original_s, optimised_s = timing.warm_up(pair, protocol, "warm-up")
     samples = timing.samples_per_run(protocol, original_s, optimised_s)
     runs = [timing.measure_run(pair, samples, f"run {r + 1}") for r in range(protocol.runs)]
     verdict = timing.decide(runs, threshold, protocol, baseline_s)

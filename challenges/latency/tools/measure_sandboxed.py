@@ -112,7 +112,8 @@ def main() -> None:
                 candidate.session.close()
         for name, runs in rows:
             figures = timing.summary(runs, protocol)
-            verdict = {True: "pass", False: "fail", None: "inconclusive"}[timing.decide(runs, bar, protocol, baseline_s)]
+            decision = timing.decide(runs, bar, protocol, baseline_s)
+            verdict = {True: "pass", False: "fail", None: "inconclusive"}[decision]
             print(f"{name:40s} {figures['original_p50_ms']:8.3f} {figures['original_p95_ms']:7.3f} "
                   f"{figures['optimised_p50_ms']:8.3f} {figures['optimised_p95_ms']:7.3f} {figures['speedup']:8.2f} "
                   f"{figures['speedup_spread']:7.1%} {figures['worst_iqr_ratio']:8.1%} {figures['quiet_runs']:5d}  "
