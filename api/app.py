@@ -20,8 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.config import Settings
 from api.db import Database, migrate
+from api.deliveries import WebhookSender
 from api.errors import install_error_handlers
-from api.routes import candidate, dashboard, meta, submissions, team
+from api.routes import candidate, dashboard, meta, submissions, team, webhooks
 from api.service import Clock, Service, utc_now
 from api.store import FileUploadStore
 from api.uploads import FORM_OVERHEAD_BYTES
@@ -74,14 +75,17 @@ def create_app(
                                     no_worker_timeout_s=settings.no_worker_timeout_s)
         else:
             pool = WorkerPool(service, grade=grade, stop_gradings=stop_gradings)
+        sender = WebhookSender(service)
         if workers:
             pool.start()
+            sender.start()
         service.pool = pool
         log.info("cvgrade service ready: database %s, data in %s", service.db.describe(), settings.data_dir)
         try:
             yield
         finally:
             pool.stop()
+            sender.stop()
             service.db.dispose()
 
     app = FastAPI(
@@ -90,7 +94,7 @@ def create_app(
     )
     app.state.service = service
     install_error_handlers(app)
-    for router in (meta.router, team.router, submissions.router, candidate.router):
+    for router in (meta.router, team.router, submissions.router, candidate.router, webhooks.router):
         app.include_router(router, prefix=API_PREFIX)
     dashboard.install(app)  # HTML pages under /dashboard, outside the API's schema
     app.add_middleware(BodyLimit, max_json_bytes=settings.max_json_bytes,

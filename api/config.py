@@ -18,6 +18,10 @@ environment                 meaning (default)
 ``CVGRADE_CHALLENGES_DIR``  the challenges (the ``challenges/`` folder beside the packages)
 ``CVGRADE_BROKER_URL``      grade on a fleet of ``cvgrade worker`` hosts through this broker (none: in-process)
 ``CVGRADE_NO_WORKER_S``     a job no connected worker can run is failed after this long (600)
+``CVGRADE_SECRET_KEY``      signs webhook secrets (a key made once in ``<data>/secret_key``)
+``CVGRADE_WEBHOOK_BACKOFF_S`` first wait before a failed webhook delivery is sent again; doubles (10)
+``CVGRADE_WEBHOOK_MAX_ATTEMPTS`` sends of one delivery before it is given up (8)
+``CVGRADE_WEBHOOK_ALLOW_PRIVATE`` ``1``: webhooks may POST to loopback and private addresses (off)
 ==========================  =====================================================
 """
 
@@ -60,6 +64,11 @@ class Settings:
     poll_s: float = 1.0
     broker_url: str | None = None  # None: grade in this process; else hand jobs to `cvgrade worker`s
     no_worker_timeout_s: float = 600.0
+    secret_key: str | None = None  # None: the key file in the data folder
+    webhook_backoff_s: float = 10.0
+    webhook_max_attempts: int = 8
+    webhook_timeout_s: float = 10.0
+    webhook_allow_private: bool = False
 
     @property
     def uploads_dir(self) -> Path:
@@ -117,6 +126,10 @@ def resolve_settings(
         max_job_runs=_number(env, "CVGRADE_JOB_MAX_RUNS", 3, int),
         broker_url=broker_url or env.get("CVGRADE_BROKER_URL") or None,
         no_worker_timeout_s=_number(env, "CVGRADE_NO_WORKER_S", 600.0, float),
+        secret_key=env.get("CVGRADE_SECRET_KEY") or None,
+        webhook_backoff_s=_number(env, "CVGRADE_WEBHOOK_BACKOFF_S", 10.0, float),
+        webhook_max_attempts=_number(env, "CVGRADE_WEBHOOK_MAX_ATTEMPTS", 8, int),
+        webhook_allow_private=env.get("CVGRADE_WEBHOOK_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
     )
     _check(settings)
     return settings
@@ -147,3 +160,7 @@ def _check(settings: Settings) -> None:
         )
     if settings.max_job_runs < 1:
         raise SettingsError("CVGRADE_JOB_MAX_RUNS must be at least 1")
+    if settings.webhook_backoff_s <= 0 or settings.webhook_max_attempts < 1:
+        raise SettingsError("CVGRADE_WEBHOOK_BACKOFF_S must be above 0 and CVGRADE_WEBHOOK_MAX_ATTEMPTS at least 1")
+    if settings.secret_key is not None and len(settings.secret_key) < 32:
+        raise SettingsError("CVGRADE_SECRET_KEY must be at least 32 characters (a random string)")

@@ -7,7 +7,9 @@
            ├─ invitations ── submissions ─┬─ jobs      (one per submission: the queue)
            │    (hashed token)            └─ results   (the grader's full JSON)
            ├─ audit_events
-           └─ dashboard_sessions       (hashed; the dashboard's login cookie)
+           ├─ dashboard_sessions       (hashed; the dashboard's login cookie)
+           └─ webhooks ── webhook_deliveries ── webhook_attempts
+                (secret derived, not stored)   (the outbox, retried)   (the delivery log)
 
 Tokens and keys are never stored, only the SHA-256 of a 32-byte random token
 (``api.tokens``). Times are timezone-aware UTC in Python, whatever the database.
@@ -36,6 +38,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 JOB_STATES = ("queued", "running", "done", "failed", "not_gradable")
 FINISHED_STATES = ("done", "failed", "not_gradable")
+DELIVERY_STATES = ("pending", "delivered", "failed")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -190,3 +193,57 @@ class DashboardSession(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
 
+
+class Webhook(Base):
+    """A URL the service POSTs to when a team's job finishes. Its signing secret is derived from the
+    server's secret key and ``secret_salt`` (``api.webhooks.webhook_secret``), never stored."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    secret_salt: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]  # kept, with its log, for the record; nothing more is sent
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook: written in the transaction that finished the job (an outbox), then
+    sent, and sent again with back-off until it is delivered or its attempts are spent."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'delivered', 'failed')", name="state"),
+        Index(None, "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id"), index=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), index=True)
+    event: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    locked_by: Mapped[str | None] = mapped_column(String(200))  # the sender that holds it, until locked_until
+    locked_until: Mapped[datetime | None]
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery: when, how long, and what the receiver answered."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id"), index=True)
+    number: Mapped[int]
+    started_at: Mapped[datetime]
+    duration_ms: Mapped[float]
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(Text)

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from api import audit
+from api import audit, webhooks
 from api.db import Database
 from api.models import Job, Result, Submission
 from grader.results import GradeResult
@@ -123,6 +123,11 @@ def finish(db: Database, job: ClaimedJob, outcome: JobOutcome, now: datetime) ->
                      subject=f"submission {job.submission_id}", now=now, job=job.job_id, run=job.run,
                      worker=job.worker, error=outcome.error,
                      score=outcome.result.score if outcome.result is not None else None)
+        graded = outcome.result
+        webhooks.enqueue_finished(
+            session, job.submission_id, state=outcome.state, score=graded.score if graded else None,
+            max_score=graded.max_score if graded else None, passed=graded.passed if graded else None,
+            error=outcome.error, charged=outcome.charged, now=now)
         session.commit()
         return True
 
@@ -167,6 +172,9 @@ def requeue_stale(db: Database, now: datetime, *, stale_after_s: float, max_runs
             audit.record(session, team_id=job.submission.team_id, actor=WORKER_ACTOR,
                          action="job.failed" if job.state == "failed" else "job.requeued",
                          subject=f"submission {job.submission_id}", now=now, job=job.id, error=job.last_error)
+            if job.state == "failed":
+                webhooks.enqueue_finished(session, job.submission_id, state="failed", score=None, max_score=None,
+                                          passed=None, error=job.last_error, charged=False, now=now)
             done.append(f"job {job.id}: {job.last_error}")
         session.commit()
     for line in done:

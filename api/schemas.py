@@ -196,3 +196,45 @@ class CandidateSubmission(BaseModel):
     attempts_left: int
     message: str = Field(description="Where the submission stands, in a sentence.")
     feedback: CandidateFeedback | None = None
+
+
+class WebhookCreate(_In):
+    url: Annotated[str, Field(min_length=1, max_length=2000, description=(
+        "Where to POST: http:// or https://. Each request is signed (X-Cvgrade-Signature); see the docs."))]
+    description: Annotated[str, Field(max_length=200, description="What it is for.")] = ""
+
+
+class WebhookPublic(BaseModel):
+    id: int
+    url: str
+    description: str
+    created_at: datetime
+    pending: int = Field(description="Deliveries not yet made (waiting or being retried).")
+    delivered: int
+    failed: int = Field(description="Deliveries given up after every attempt failed.")
+
+
+class WebhookCreated(WebhookPublic):
+    secret: str = Field(description="The signing secret (whsec_...). Shown this once.")
+
+
+class WebhookAttemptPublic(BaseModel):
+    number: int
+    started_at: datetime
+    duration_ms: float
+    status_code: int | None = Field(description="The receiver's HTTP status; none when no answer came.")
+    error: str | None
+
+
+class WebhookDeliveryPublic(BaseModel):
+    id: int
+    event: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt_at: datetime | None = Field(description="When it is sent next, while pending.")
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    payload: dict[str, Any] = Field(description="The event as sent (the body also carries delivery_id).")
+    log: list[WebhookAttemptPublic]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,13 @@ class Service:
     store: UploadStore
     clock: Clock = utc_now
     pool: WorkerPool | CeleryDispatcher | None = field(default=None)
+
+    @functools.cached_property
+    def secret_key(self) -> bytes:
+        """The server's secret key (``api.secret_key``), read once."""
+        from api.secret_key import load_secret_key
+
+        return load_secret_key(self.settings)
 
     def notify_workers(self) -> None:
         """A job was queued: wake an idle worker now rather than at its next poll."""

@@ -27,10 +27,11 @@ class World:
     b_candidate: Candidate
     a_submission: int
     b_submission: int
+    a_webhook: int
 
     def a_secrets(self) -> list[str]:
-        """Strings that identify team A's data: its candidate, its token, its file."""
-        return ["ada@a.example", self.a_candidate.token, "ada_solution.py"]
+        """Strings that identify team A's data: its candidate, its token, its file, its webhook."""
+        return ["ada@a.example", self.a_candidate.token, "ada_solution.py", "a-hooks.example"]
 
 
 @pytest.fixture
@@ -41,7 +42,8 @@ def world(api: Api) -> World:
     a_submission = a_candidate.upload("pass:all", name="ada_solution.py").json()["id"]
     b_submission = b_candidate.upload("pass:adds", name="bob_solution.py").json()["id"]
     api.wait_for_jobs()
-    return World(a, b, a_candidate, b_candidate, a_submission, b_submission)
+    a_webhook = a.post("/webhooks", json={"url": "https://a-hooks.example/cvgrade"}).json()["id"]
+    return World(a, b, a_candidate, b_candidate, a_submission, b_submission, a_webhook)
 
 
 def _absent(world: World, response: Any) -> None:
@@ -92,6 +94,15 @@ TEAM_ROUTES: dict[tuple[str, str], Check] = {
         w, w.b.get(f"/submissions/{w.a_submission}/result/gradescope")),
     ("GET", "/api/v1/submissions/{submission_id}/result/junit"): lambda w: _not_found(
         w, w.b.get(f"/submissions/{w.a_submission}/result/junit")),
+    ("POST", "/api/v1/webhooks"): lambda w: _absent(w, w.b.post("/webhooks", json={
+        "url": "https://b-hooks.example/cvgrade"})),
+    ("GET", "/api/v1/webhooks"): lambda w: _absent(w, w.b.get("/webhooks")),
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): lambda w: (
+        _not_found(w, w.b.api.client.delete(f"/api/v1/webhooks/{w.a_webhook}", headers=w.b.headers)),
+        _check([hook["id"] for hook in w.a.get("/webhooks").json()] == [w.a_webhook]),
+    ),
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): lambda w: _not_found(
+        w, w.b.get(f"/webhooks/{w.a_webhook}/deliveries")),
 }
 
 # (method, path) -> what team B's candidate does, and what it must get.
@@ -145,7 +156,7 @@ def test_a_candidate_never_sees_another_candidates_data(world: World, route: tup
 def test_team_routes_refuse_a_candidate_token_and_no_token(world: World, route: tuple[str, str]) -> None:
     method, path = route
     path = path.format(challenge_id="tiny", invitation_id=world.a_candidate.invitation["id"],
-                       submission_id=world.a_submission)
+                       submission_id=world.a_submission, webhook_id=world.a_webhook)
     for headers in ({"Authorization": f"Bearer {world.a_candidate.token}"}, {}):
         response = world.a.api.client.request(method, path, headers=headers, json={})
         assert response.status_code == 401, response.text
