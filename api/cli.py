@@ -42,9 +42,12 @@ DatabaseUrlOption = Annotated[
 
 
 def add_service_commands(app: typer.Typer) -> None:
-    """Add ``serve`` and the ``admin`` group to the main ``cvgrade`` app."""
+    """Add ``serve``, the ``admin`` group and ``submit`` to the main ``cvgrade`` app."""
+    from api.submit import submit
+
     app.command("serve")(serve)
     app.add_typer(admin_app, name="admin")
+    app.command("submit")(submit)  # the candidate's side: upload, follow the grading, print the feedback
 
 
 def serve(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -73,3 +74,49 @@ def print_summary(console: Console, rows: Sequence[tuple[str, GradeResult | str]
             verdict.append(f" (gates: {', '.join(outcome.failed_gates)})", style="dim")
         table.add_row(name, f"{outcome.score:g}/{outcome.max_score:g}", verdict)
     console.print(table)
+
+
+def print_feedback(console: Console, submission: dict[str, Any]) -> None:
+    """What ``cvgrade submit`` prints: a submission the service graded, as its candidate may see it.
+
+    ``submission`` is the service's candidate view (``/api/v1/candidate/submissions/ID``): its state and
+    message, and the feedback ``grader.feedback.candidate_feedback`` made (hidden checks: pass or fail and
+    the kind of failure; points and verdict only when the team shares them).
+    """
+    feedback = submission.get("feedback") or {}
+    title = f"{submission.get('filename', '?')} - submission {submission.get('id', '?')}"
+    checks = feedback.get("checks", [])
+    if checks:
+        scored = any(check.get("max_score") is not None for check in checks)
+        table = Table(title=title, title_justify="left", expand=False)
+        table.add_column("#", justify="right", style="dim")
+        table.add_column("check")
+        if scored:
+            table.add_column("points", justify="right")
+        table.add_column("result")
+        table.add_column("why", overflow="fold", max_width=80)
+        for number, check in enumerate(checks, start=1):
+            status = Text(check["status"], style=_STATUS_STYLE.get(check["status"], ""))
+            message = str(check.get("message") or "")
+            why = "" if message in ("passed", check["status"]) else message.splitlines()[0] if message else ""
+            row = [str(number), check["name"]]
+            if scored:
+                row.append(f"{check['score']:g}/{check['max_score']:g}" if check.get("max_score") is not None else "")
+            table.add_row(*row, status, why)
+        console.print(table)
+    else:
+        console.print(Text(title, style="bold"))
+    for line in feedback.get("notes", []):
+        console.print(f"[yellow]note:[/yellow] {line}", highlight=False)
+    state = submission.get("state")
+    if state == "done":
+        passed = feedback.get("passed")
+        style = "bold red" if passed is False else "bold green"
+        console.print(Text(str(feedback.get("summary", submission.get("message", ""))), style=style))
+        if passed is None:
+            console.print("[dim]the hiring team does not share scores or the verdict[/dim]")
+    else:
+        style = "bold magenta" if state == "not_gradable" or not submission.get("charged", True) else "bold red"
+        console.print(Text(str(submission.get("message", state)), style=style))
+    if "attempts_left" in submission:
+        console.print(f"[dim]{submission['attempts_left']} attempt(s) left[/dim]")
