@@ -177,6 +177,7 @@ def load_challenge(challenge: str | Path, challenges_dir: Path | None = None) ->
         if not (root / "challenge.toml").is_file():
             known = ", ".join(list_challenge_ids(base)) or "none"
             raise ChallengeError(f"no challenge {str(challenge)!r} in {base} (known: {known})")
+    root = root.resolve()  # the judge runs in another folder: a relative path would point elsewhere there
     path = root / "challenge.toml"
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -22,7 +22,7 @@ from typing import IO
 def lock_dir() -> Path:
     """One folder per user for the whole machine: not under TMPDIR, which may differ per process."""
     default = Path("/tmp") / f"cvgrade-locks-{os.getuid()}"  # noqa: S108 - fixed on purpose, see above
-    folder = Path(os.environ.get("CVGRADE_LOCK_DIR", default))
+    folder = Path(os.environ.get("CVGRADE_LOCK_DIR", default)).resolve()  # the same for every judge's cwd
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder
 
