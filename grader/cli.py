@@ -432,7 +432,18 @@ add_fleet_commands(app)  # worker, fleet: grading on many hosts through a broker
 
 
 def main() -> None:
-    app()
+    """Every command stops on SIGTERM as on Ctrl-C: the grading in progress takes its judge down with it."""
+
+    def terminated(signum: int, frame: FrameType | None) -> None:
+        raise _Terminated
+
+    signal.signal(signal.SIGTERM, terminated)  # `grade` (several at once) and `serve`/`worker` set their own
+    try:
+        app()
+    except _Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the clean-up above has run; do not cut it short now
+        errors.print("terminated: the grading in progress was stopped", highlight=False)
+        sys.exit(128 + signal.SIGTERM)
 
 
 if __name__ == "__main__":

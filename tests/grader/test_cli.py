@@ -145,3 +145,39 @@ def test_the_console_script_is_installed() -> None:
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0
     assert textwrap.dedent("grade") in done.stdout
+
+
+def test_sigterm_stops_validate_and_its_judge(challenge_factory) -> None:
+    import signal
+    import time
+
+    slow = "import time\n\ndef test_slow(candidate):\n    time.sleep(120)\n"
+    challenge = challenge_factory({"test_slow.py": slow}, [{"name": "slow", "test": "test_slow.py::test_slow",
+                                                           "points": 1}])
+    process = subprocess.Popen([str(Path(sys.executable).parent / "cvgrade"), "validate", str(challenge),
+                                "--backend", "local"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def judges() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    status = (entry / "status").read_text()
+                    command = (entry / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                parent = next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:"))
+                if int(parent) == process.pid and b"grader.judge.runner" in command:
+                    found.append(int(entry.name))
+        return found
+
+    deadline = time.monotonic() + 300
+    while not (started := judges()):
+        assert process.poll() is None and time.monotonic() < deadline, "validate never started a judge"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143
+    assert "terminated" in stderr
+    for pid in started:
+        assert not Path(f"/proc/{pid}").exists() or "State:\tZ" in Path(f"/proc/{pid}/status").read_text()
