@@ -168,7 +168,7 @@ def train(solution: Any, budget: float, *, indices: list[int] | None = None, slo
             run.failure = (f"time budget exceeded: finetune did not return within its time_budget_s of "
                            f"{budget:g} s (stopped at {limit:.0f} s)")
         else:
-            run.failure = f"finetune failed: {failure.message}"
+            run.failure = in_candidate_terms(failure).message
         return run
     run.seconds = seconds
     if not isinstance(info, dict):
@@ -207,9 +207,24 @@ def predict(solution: Any, images: torch.Tensor, num_classes: int, timeout_s: fl
         except CallFailure as failure:
             if failure.outcome is Outcome.TIMED_OUT:
                 raise AssertionError(f"predicting {len(images)} test images took more than {timeout_s:g} s") from None
-            raise
+            raise in_candidate_terms(failure) from None
         out.append(check_logits(logits, len(batch), num_classes, what))
     return torch.cat(out)
+
+
+def call_model(solution: Any, images: torch.Tensor, timeout_s: float, slot: str = "main") -> Any:
+    """adapter.predict, with failures told in the candidate's terms."""
+    try:
+        return solution.call("adapter.predict", images, slot, timeout_s=timeout_s)
+    except CallFailure as failure:
+        raise in_candidate_terms(failure) from None
+
+
+def in_candidate_terms(failure: CallFailure) -> CallFailure:
+    """The same failure, naming finetune and the model rather than the adapter functions around them."""
+    message = (failure.message.replace("adapter.train()", "finetune()")
+               .replace("adapter.predict()", "the model returned by finetune"))
+    return CallFailure(failure.outcome, message, detail=failure.detail, output=failure.output)
 
 
 def check_logits(value: Any, batch: int, num_classes: int, what: str) -> torch.Tensor:

@@ -43,7 +43,7 @@ def test_small_task(candidate, reference, calibration, record):
     assert run.info.get("num_classes") == len(SMALL_CLASSES), "the adapter saw the wrong number of classes"
     record.metric("small_task_train_s", round(run.seconds, 2))
     images = judge.test_set().images[:10]
-    logits = candidate.call("adapter.predict", images, "small", timeout_s=limits.eval_timeout_s)
+    logits = judge.call_model(candidate, images, limits.eval_timeout_s, slot="small")
     judge.check_logits(logits, len(images), len(SMALL_CLASSES),
                        "logits of a model fine-tuned with num_classes=3, for 10 images")
 
@@ -85,17 +85,19 @@ def test_consistent_predictions(candidate, reference, calibration, record):
     num_classes = int(run.info["num_classes"])
     images = judge.test_set().images[-CONSISTENCY_IMAGES:]
     what = f"logits of a batch of {len(images)} test images"
-    together = judge.check_logits(candidate.call("adapter.predict", images, timeout_s=limits.eval_timeout_s),
+    together = judge.check_logits(judge.call_model(candidate, images, limits.eval_timeout_s),
                                   len(images), num_classes, what)
     alone = torch.cat([
-        judge.check_logits(candidate.call("adapter.predict", images[i:i + 1], timeout_s=limits.eval_timeout_s),
+        judge.check_logits(judge.call_model(candidate, images[i:i + 1], limits.eval_timeout_s),
                            1, num_classes, "logits of one test image")
         for i in range(len(images))
     ])
-    again = judge.check_logits(candidate.call("adapter.predict", images, timeout_s=limits.eval_timeout_s),
+    again = judge.check_logits(judge.call_model(candidate, images, limits.eval_timeout_s),
                                len(images), num_classes, what)
+    # Loose enough for TF32 convolutions and batch-size-dependent kernels on a GPU; batch statistics
+    # or dropout change logits by a sizeable fraction of their range.
     scale = float(together.abs().max()) + 1.0
-    tolerance = 1e-3 * scale
+    tolerance = 1e-2 * scale
     assert float((alone - together).abs().max()) <= tolerance, (
         "an image's logits change with the other images in its batch (predicted alone vs in a batch): "
         "is the model still in training mode (batch norm using batch statistics)?"
