@@ -373,11 +373,13 @@ def image_build(
     """Build the runtime image (Python, torch, torchvision, numpy, our worker, challenges' extra packages)."""
     from harness.images import BASE_TAG, bootstrap_base, build_runtime
 
-    extras = sorted({
-        package
-        for challenge_id in list_challenge_ids(challenges_dir)
-        for package in load_challenge(challenge_id, challenges_dir).spec.image.packages
-    })
+    wanted: set[str] = set()
+    for challenge_id in list_challenge_ids(challenges_dir):
+        try:
+            wanted.update(load_challenge(challenge_id, challenges_dir).spec.image.packages)
+        except CvgradeError as err:  # one broken challenge must not stop the image every other one needs
+            errors.print(f"[yellow]warning:[/yellow] skipping {challenge_id}'s packages: {err}", highlight=False)
+    extras = sorted(wanted)
     try:
         if bootstrap:
             bootstrap_base(log=console.print)
