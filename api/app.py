@@ -14,15 +14,16 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.config import Settings
 from api.db import Database, migrate
 from api.deliveries import WebhookSender
+from api.deps import checked_query
 from api.errors import install_error_handlers
-from api.routes import candidate, dashboard, meta, submissions, team, webhooks
+from api.routes import candidate, dashboard, errors, meta, submissions, team, webhooks
 from api.service import Clock, Service, utc_now
 from api.store import FileUploadStore
 from api.uploads import FORM_OVERHEAD_BYTES
@@ -91,6 +92,7 @@ def create_app(
     app = FastAPI(
         title="cvgrade", version=__version__, description=DESCRIPTION, lifespan=lifespan,
         openapi_url=f"{API_PREFIX}/openapi.json", docs_url="/docs", redoc_url=None,
+        dependencies=[Depends(checked_query)], responses=errors(400),  # any route: an unknown or repeated query
     )
     app.state.service = service
     install_error_handlers(app)

@@ -8,14 +8,15 @@ every query of a route filters by it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Annotated, cast
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from api.errors import UnsupportedMediaType
+from api.errors import ApiError, UnsupportedMediaType
 from api.invitations import CandidatePrincipal, authenticate_candidate
 from api.service import Service
 from api.teams import TeamPrincipal, authenticate_team
@@ -78,3 +79,45 @@ def json_body(request: Request) -> None:
             "send the body as JSON with Content-Type: application/json"
             + (f", not {content_type}" if content_type else " (the request has no Content-Type)")
         )
+
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database; a larger one cannot exist
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+BeforeId = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only entries older than this one (paging).")]
+
+
+def checked_query(request: Request) -> None:
+    """400 for a query parameter the route does not take (``?challenge=iou`` for ``?challenge_id=``) or one given
+    more than once (``?limit=1&limit=2``): silently ignoring it, or keeping the last, would hide the mistake."""
+    known = _query_names(request.scope.get("route"))
+    if known is None:
+        return
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name not in known:
+            takes = ", ".join(sorted(known)) if known else "no query parameters"
+            raise ApiError(f"this route does not take the query parameter {name[:50]!r}; it takes {takes}")
+        if name in seen:
+            raise ApiError(f"the query parameter {name!r} was given more than once; give it once")
+        seen.add(name)
+
+
+def _query_names(route: object) -> frozenset[str] | None:
+    """The query parameters a route (and its dependencies) declare; None for a route that is not FastAPI's.
+    Worked out once per route and kept on it (routes are not hashable, so no cache dictionary)."""
+    known: frozenset[str] | None = getattr(route, "_cvgrade_query_names", None)
+    if known is not None:
+        return known
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return None
+    names: set[str] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        names.update(param.alias for param in current.query_params)
+        pending.extend(current.dependencies)
+    known = frozenset(names)
+    with contextlib.suppress(AttributeError):
+        setattr(route, "_cvgrade_query_names", known)  # noqa: B010  # a private attribute of our own
+    return known

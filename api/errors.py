@@ -17,7 +17,9 @@ FastAPI's validation errors and Starlette's 404 and 405.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -94,6 +96,9 @@ def install_error_handlers(app: FastAPI) -> None:
                        "the API is under /api/v1 and described at /docs")
         elif error.status_code == 405:
             message = f"{request.url.path} does not accept {request.method}; see /docs for what it does accept"
+            allowed = allowed_methods(request.app.openapi(), request.url.path)
+            if allowed:  # every method of the path, not only those of the route that matched first
+                return error_response(405, message, {**(error.headers or {}), "Allow": ", ".join(allowed)})
         else:
             message = str(error.detail)
         return error_response(error.status_code, message, error.headers)
@@ -125,3 +130,20 @@ def describe_validation_errors(errors: Sequence[Any]) -> tuple[int, str]:
             parts.append(f"{label} ({where}): {message[0].lower()}{message[1:]}")
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return 422, "the request is not valid: " + "; ".join(parts) + more
+
+
+def allowed_methods(openapi: Mapping[str, Any], path: str) -> list[str]:
+    """The methods the API documents for ``path`` (empty when it documents none): the ``Allow`` of a 405."""
+    for template, operations in openapi.get("paths", {}).items():
+        if _template(template).fullmatch(path):
+            return sorted(method.upper() for method in operations if method in _METHODS)
+    return []
+
+
+_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+@functools.lru_cache(maxsize=256)
+def _template(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^/{}]+\})", template)
+    return re.compile("".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts))

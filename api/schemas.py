@@ -7,13 +7,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 JobState = Literal["queued", "running", "done", "failed", "not_gradable"]
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _a_number(value: Any) -> Any:
+    """JSON's integers (``3``, and ``3.0``, which JSON Schema counts as one), never a string or a boolean."""
+    if isinstance(value, str | bool):
+        raise ValueError("must be a number, not a string or true/false")
+    return value
+
 
 
 class ErrorBody(BaseModel):
@@ -33,7 +41,7 @@ class TeamPublic(BaseModel):
 
 
 class TeamUpdate(_In):
-    candidates_see_scores: bool = Field(description="Whether candidates see their score, points and verdict.")
+    candidates_see_scores: StrictBool = Field(description="Whether candidates see their score, points and verdict.")
 
 
 class CheckPublic(BaseModel):
@@ -71,7 +79,7 @@ class InvitationCreate(_In):
     challenge_id: Annotated[str, Field(min_length=1, max_length=100)]
     candidate: Annotated[str, Field(min_length=1, max_length=320, description="An email address or a label.")]
     deadline: AwareDatetime = Field(description="Uploads close at this time (ISO 8601 with a time zone).")
-    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    max_attempts: Annotated[int, Field(ge=1, le=100), BeforeValidator(_a_number)] = 3
     expires_at: AwareDatetime | None = Field(
         default=None, description="The token stops working at this time; default: 30 days after the deadline."
     )
@@ -199,7 +207,7 @@ class CandidateSubmission(BaseModel):
 
 
 class WebhookCreate(_In):
-    url: Annotated[str, Field(min_length=1, max_length=2000, description=(
+    url: Annotated[str, Field(min_length=8, max_length=2000, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://", description=(
         "Where to POST: http:// or https://. Each request is signed (X-Cvgrade-Signature); see the docs."))]
     description: Annotated[str, Field(max_length=200, description="What it is for.")] = ""
 

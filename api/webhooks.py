@@ -79,13 +79,17 @@ def check_url(url: str, *, allow_private: bool) -> str:
     """A URL the service may POST to: http(s), a host, no credentials; no loopback or private
     address given literally unless the operator allows it (names are checked when sending)."""
     url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # "http://[nonsense"
+        raise ApiError("a webhook URL must be a valid http:// or https:// URL") from None
+    if parts.scheme not in ("http", "https") or not host:
         raise ApiError("a webhook URL must start with http:// or https:// and name a host")
     if parts.username or parts.password:
         raise ApiError("a webhook URL must not hold a user name or password; authenticate with the signature")
-    if not allow_private and not is_public_host(parts.hostname):
-        raise ApiError(f"the webhook's host {parts.hostname} is a loopback or private address; the operator "
+    if not allow_private and not is_public_host(host):
+        raise ApiError(f"the webhook's host {host} is a loopback or private address; the operator "
                        "may allow those with CVGRADE_WEBHOOK_ALLOW_PRIVATE=1")
     return url
 

@@ -13,10 +13,10 @@ import zipfile
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from api.deps import Candidate, ReadSession, ServiceDep
+from api.deps import Candidate, Id, ReadSession, ServiceDep
 from api.invitations import attempts_used
 from api.models import Invitation
 from api.routes import errors
@@ -96,7 +96,10 @@ async def post_submission(
     candidate: Candidate,
     service: ServiceDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    filename: Annotated[str | None, Query(max_length=1000, description=(
+        "The file's name, with an application/octet-stream body (a form carries its own)."))] = None,
 ) -> CandidateSubmission:
+    del filename  # documented and checked here; receive_upload reads it with the body it names
     key = check_idempotency_key(idempotency_key)
     await run_in_threadpool(precheck_upload, service, candidate, key)
     settings = service.settings
@@ -134,6 +137,6 @@ def list_submissions(candidate: Candidate, session: ReadSession, service: Servic
 
 @router.get("/submissions/{submission_id}", summary="One of your submissions: its state and feedback",
             responses=errors(404))
-def get_submission(submission_id: int, candidate: Candidate, session: ReadSession, service: ServiceDep
+def get_submission(submission_id: Id, candidate: Candidate, session: ReadSession, service: ServiceDep
                    ) -> CandidateSubmission:
     return candidate_submissions(session, service, candidate, submission_id)[0]

@@ -31,7 +31,7 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from starlette.datastructures import FormData
 
-from api.deps import ReadSession, ServiceDep, get_service
+from api.deps import Id, ReadSession, ServiceDep, get_service
 from api.errors import ApiError, Forbidden, NotFound, Unauthorized
 from api.invitations import attempts_used, team_invitation, team_invitations
 from api.models import Result, Submission
@@ -197,7 +197,7 @@ def invitations_page(request: Request, service: ServiceDep, session: ReadSession
 
 
 @router.get("/invitations/{invitation_id}")
-def invitation_page(invitation_id: int, request: Request, service: ServiceDep, session: ReadSession) -> Response:
+def invitation_page(invitation_id: Id, request: Request, service: ServiceDep, session: ReadSession) -> Response:
     team = page_team(request, service)
     invitation = team_invitation(session, team, invitation_id)
     return render(request, "submissions.html.j2", team=team, title=f"Invitation {invitation.id}",
@@ -227,7 +227,7 @@ def comparison_page(challenge_id: str, request: Request, service: ServiceDep, se
 
 
 @router.get("/submissions/{submission_id}")
-def submission_page(submission_id: int, request: Request, service: ServiceDep, session: ReadSession) -> Response:
+def submission_page(submission_id: Id, request: Request, service: ServiceDep, session: ReadSession) -> Response:
     team = page_team(request, service)
     submission = team_submission(session, team, submission_id)
     body = session.scalar(select(Result.body).where(Result.submission_id == submission.id))

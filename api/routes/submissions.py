@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.deps import ReadSession, ServiceDep, Team
+from api.deps import Id, ReadSession, ServiceDep, Team
 from api.errors import Conflict
 from api.invitations import team_invitation
 from api.routes import errors
@@ -16,7 +16,7 @@ router = APIRouter(tags=["results"], responses=errors(401, 404))
 
 
 @router.get("/invitations/{invitation_id}/submissions", summary="An invitation's submissions, with scores")
-def invitation_submissions(invitation_id: int, team: Team, session: ReadSession) -> list[SubmissionPublic]:
+def invitation_submissions(invitation_id: Id, team: Team, session: ReadSession) -> list[SubmissionPublic]:
     team_invitation(session, team, invitation_id)  # 404 unless it is the team's
     return team_submissions(session, team, invitation_id=invitation_id)
 
@@ -35,7 +35,7 @@ def challenge_comparison(challenge_id: str, team: Team, session: ReadSession, se
 
 
 @router.get("/submissions/{submission_id}", summary="One submission and where its grading stands")
-def get_submission(submission_id: int, team: Team, session: ReadSession) -> SubmissionPublic:
+def get_submission(submission_id: Id, team: Team, session: ReadSession) -> SubmissionPublic:
     return team_submission(session, team, submission_id)
 
 
@@ -45,14 +45,14 @@ _RESULT_DOC = {200: {"description": "The grader's result, as `cvgrade grade --js
 
 @router.get("/submissions/{submission_id}/result", responses=_RESULT_DOC,
             summary="The full result: every check, metric, limit and the machine that graded it")
-def get_result(submission_id: int, team: Team, session: ReadSession) -> Response:
+def get_result(submission_id: Id, team: Team, session: ReadSession) -> Response:
     result = team_result(session, team, submission_id)
     return Response(result.model_dump_json(), media_type="application/json")
 
 
 @router.get("/submissions/{submission_id}/result/gradescope", responses=errors(409),
             summary="The result as Gradescope's results.json")
-def get_gradescope(submission_id: int, team: Team, session: ReadSession) -> dict[str, object]:
+def get_gradescope(submission_id: Id, team: Team, session: ReadSession) -> dict[str, object]:
     result = team_result(session, team, submission_id)
     try:
         return gradescope_results(result)
@@ -64,6 +64,6 @@ def get_gradescope(submission_id: int, team: Team, session: ReadSession) -> dict
 @router.get("/submissions/{submission_id}/result/junit", response_class=Response, responses={
     200: {"content": {"application/xml": {}}, "description": "JUnit XML, one test case per check."}, **errors(409)},
     summary="The result as JUnit XML")
-def get_junit(submission_id: int, team: Team, session: ReadSession) -> Response:
+def get_junit(submission_id: Id, team: Team, session: ReadSession) -> Response:
     result = team_result(session, team, submission_id)
     return Response(junit_xml(result), media_type="application/xml")

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from api import audit
-from api.deps import ReadSession, ServiceDep, Team, WriteSession, json_body
+from api.deps import BeforeId, Id, ReadSession, ServiceDep, Team, WriteSession, json_body
 from api.invitations import attempts_used, create_invitation, revoke_invitation, team_invitation, team_invitations
 from api.invitations import to_public as invitation_public
 from api.models import Team as TeamRow
@@ -96,14 +96,14 @@ def list_invitations(
 
 
 @router.get("/invitations/{invitation_id}", summary="One invitation", responses=errors(404))
-def get_invitation(invitation_id: int, team: Team, session: ReadSession) -> InvitationPublic:
+def get_invitation(invitation_id: Id, team: Team, session: ReadSession) -> InvitationPublic:
     invitation = team_invitation(session, team, invitation_id)
     return invitation_public(invitation, attempts_used=attempts_used(session, [invitation.id])[invitation.id])
 
 
 @router.post("/invitations/{invitation_id}/revoke", responses=errors(404),
              summary="Withdraw an invitation: its token stops working at once (its submissions stay)")
-def post_revoke(invitation_id: int, team: Team, session: WriteSession, service: ServiceDep) -> InvitationPublic:
+def post_revoke(invitation_id: Id, team: Team, session: WriteSession, service: ServiceDep) -> InvitationPublic:
     invitation = revoke_invitation(session, team, invitation_id, service.clock())
     session.commit()
     return invitation_public(invitation, attempts_used=attempts_used(session, [invitation.id])[invitation.id])
@@ -113,7 +113,7 @@ def post_revoke(invitation_id: int, team: Team, session: WriteSession, service: 
 def list_audit_events(
     team: Team, session: ReadSession,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before_id: Annotated[int | None, Query(description="Only events older than this one (paging).")] = None,
+    before_id: BeforeId = None,
 ) -> list[AuditEventPublic]:
     return [
         AuditEventPublic(id=event.id, actor=event.actor, action=event.action, subject=event.subject,

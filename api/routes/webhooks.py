@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from api.deliveries import next_attempt
-from api.deps import ReadSession, ServiceDep, Team, WriteSession, json_body
+from api.deps import BeforeId, Id, ReadSession, ServiceDep, Team, WriteSession, json_body
 from api.routes import errors
 from api.schemas import WebhookAttemptPublic, WebhookCreate, WebhookCreated, WebhookDeliveryPublic, WebhookPublic
 from api.webhooks import create_webhook, delete_webhook, delivery_log, team_webhooks
@@ -38,7 +38,7 @@ def list_webhooks(team: Team, session: ReadSession) -> list[WebhookPublic]:
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
                summary="Delete a webhook: nothing more is sent to it (what it still owed is dropped)",
                responses=errors(404))
-def remove_webhook(webhook_id: int, team: Team, session: WriteSession, service: ServiceDep) -> Response:
+def remove_webhook(webhook_id: Id, team: Team, session: WriteSession, service: ServiceDep) -> Response:
     delete_webhook(session, team, webhook_id, service.clock())
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -47,9 +47,9 @@ def remove_webhook(webhook_id: int, team: Team, session: WriteSession, service: 
 @router.get("/{webhook_id}/deliveries", summary="A webhook's deliveries, newest first, each with its attempts",
             responses=errors(404))
 def list_deliveries(
-    webhook_id: int, team: Team, session: ReadSession,
+    webhook_id: Id, team: Team, session: ReadSession,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before_id: Annotated[int | None, Query(description="Only deliveries older than this one (paging).")] = None,
+    before_id: BeforeId = None,
 ) -> list[WebhookDeliveryPublic]:
     return [
         WebhookDeliveryPublic(

@@ -102,6 +102,15 @@ CASES: dict[str, tuple[Callable[[Scene], Any], int, str]] = {
                                                             **{"Content-Type": "application/json"}),
                                        413, "at most"),
     "a non-number id": (lambda s: s.team.get("/invitations/abc"), 422, "invitation_id"),
+    "an id too large to exist": (lambda s: s.team.get("/submissions/99999999999"), 422, "submission_id"),
+    "an unknown query parameter": (lambda s: s.team.get("/invitations", params={"challenge": "tiny"}), 400,
+                                   "does not take the query parameter 'challenge'; it takes challenge_id"),
+    "a query parameter twice": (lambda s: s.team.get("/audit-events?limit=1&limit=2"), 400, "more than once"),
+    "a number for true or false": (lambda s: s.api.client.patch("/api/v1/team", headers=s.team.headers,
+                                                                json={"candidates_see_scores": 0}),
+                                   422, "candidates_see_scores"),
+    "attempts as a string": (lambda s: invitation(s, {"challenge_id": "tiny", "candidate": "x", "max_attempts": "3",
+                                                     "deadline": "2031-01-01T00:00:00Z"}), 422, "max_attempts"),
     "an unknown submission": (lambda s: s.team.get("/submissions/999"), 404, "no submission 999"),
     "an unknown route": (lambda s: s.team.get("/nothing-here"), 404, "no route GET /api/v1/nothing-here"),
     "a wrong method": (lambda s: s.api.client.delete("/api/v1/invitations", headers=s.team.headers), 405,
@@ -185,3 +194,11 @@ def test_a_revoked_api_key_is_refused(scene: Scene) -> None:
         session.commit()
     refused = scene.team.get("/invitations")
     assert refused.status_code == 401 and "was revoked" in refused.json()["error"]
+
+
+def test_a_wrong_method_is_answered_with_every_method_the_path_takes(scene: Scene) -> None:
+    response = scene.api.client.options("/api/v1/team", headers=scene.team.headers)
+    assert response.status_code == 405 and response.headers["allow"] == "GET, PATCH"
+    response = scene.api.client.put(f"/api/v1/invitations/{scene.candidate.invitation['id']}",
+                                    headers=scene.team.headers)
+    assert response.status_code == 405 and response.headers["allow"] == "GET"

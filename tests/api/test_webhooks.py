@@ -119,8 +119,8 @@ def test_the_secret_is_shown_once_and_never_stored(hooked: Api, receiver_factory
 
 
 @pytest.mark.parametrize("url, reason", [
-    ("ftp://example.com/hook", "must start with http:// or https://"),
-    ("https://", "must start with http:// or https://"),
+    ("https:///no-host", "must start with http:// or https:// and name a host"),
+    ("http://[not-an-address/hook", "must be a valid http:// or https:// URL"),
     ("https://user:pw@example.com/hook", "must not hold a user name or password"),
     ("http://127.0.0.1:9/hook", "loopback or private address"),
     ("http://localhost/hook", "loopback or private address"),
@@ -130,6 +130,11 @@ def test_the_secret_is_shown_once_and_never_stored(hooked: Api, receiver_factory
 def test_urls_that_cannot_or_may_not_be_reached_are_refused(api: Api, url: str, reason: str) -> None:
     response = api.team().post("/webhooks", json={"url": url})
     assert response.status_code == 400 and reason in response.json()["error"], response.text
+
+
+def test_a_url_of_another_scheme_does_not_fit_the_schema(api: Api) -> None:
+    response = api.team().post("/webhooks", json={"url": "ftp://example.com/hook"})
+    assert response.status_code == 422 and "url (body)" in response.json()["error"], response.text
 
 
 def test_a_finished_job_is_posted_signed_and_the_signature_checks_out(
