@@ -9,10 +9,11 @@ every query of a route filters by it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, cast
 
 from fastapi import Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -27,22 +28,38 @@ _invitation_token = HTTPBearer(
 )
 
 
-def get_service(request: Request) -> Service:
+# Dependencies that do no I/O are ``async``: FastAPI runs a plain ``def`` one in a worker thread, a hop
+# that costs more than the work. Those that query the database stay plain, off the event loop.
+
+
+def service_of(request: Request) -> Service:
     return cast(Service, request.app.state.service)
+
+
+async def get_service(request: Request) -> Service:
+    return service_of(request)
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def read_session(service: ServiceDep) -> Iterator[Session]:
-    with service.db.read() as session:
+async def read_session(service: ServiceDep) -> AsyncIterator[Session]:
+    """A read transaction. Opening one does no I/O; closing it (ending the transaction, returning the
+    connection) does, so that happens in a worker thread."""
+    session = service.db.read()
+    try:
         yield session
+    finally:
+        await run_in_threadpool(session.close)
 
 
-def write_session(service: ServiceDep) -> Iterator[Session]:
+async def write_session(service: ServiceDep) -> AsyncIterator[Session]:
     """A write transaction; the route commits it (leaving without a commit rolls back)."""
-    with service.db.write() as session:
+    session = service.db.write()
+    try:
         yield session
+    finally:
+        await run_in_threadpool(session.close)
 
 
 ReadSession = Annotated[Session, Depends(read_session)]
@@ -71,7 +88,7 @@ Team = Annotated[TeamPrincipal, Depends(team)]
 Candidate = Annotated[CandidatePrincipal, Depends(candidate)]
 
 
-def json_body(request: Request) -> None:
+async def json_body(request: Request) -> None:
     """415 for a body that is not declared as JSON (before FastAPI tries to read it as one)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
@@ -86,7 +103,7 @@ Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 BeforeId = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only entries older than this one (paging).")]
 
 
-def checked_query(request: Request) -> None:
+async def checked_query(request: Request) -> None:
     """400 for a query parameter the route does not take (``?challenge=iou`` for ``?challenge_id=``) or one given
     more than once (``?limit=1&limit=2``): silently ignoring it, or keeping the last, would hide the mistake."""
     known = _query_names(request.scope.get("route"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Row, Select, Text, cast, select
 from sqlalchemy.orm import Session
 
 from api import audit, queue
@@ -105,9 +105,18 @@ def _by_key(session: Session, invitation_id: int, key: str) -> Submission | None
 
 # -- the team's view ----------------------------------------------------------------------------
 
-def _team_rows(team: TeamPrincipal) -> Select[Submission, Invitation, Job, Result]:
+# The columns a submission's row shows (never the result's body: a listing of a thousand would parse them all).
+_ROW = (
+    Submission.id, Submission.invitation_id, Invitation.candidate, Submission.challenge_id,
+    Submission.challenge_version, Submission.filename, Submission.kind, Submission.size_bytes, Submission.sha256,
+    Submission.created_at, Submission.charged, Job.state, Job.last_error, Result.score, Result.max_score,
+    Result.passed,
+)
+
+
+def _team_rows(team: TeamPrincipal) -> Select[*tuple[Any, ...]]:
     return (
-        select(Submission, Invitation, Job, Result)
+        select(*_ROW)
         .join(Invitation, Invitation.id == Submission.invitation_id)
         .join(Job, Job.submission_id == Submission.id)
         .outerjoin(Result, Result.submission_id == Submission.id)
@@ -124,46 +133,67 @@ def team_submissions(
         query = query.where(Submission.invitation_id == invitation_id)
     if challenge_id is not None:
         query = query.where(Submission.challenge_id == challenge_id)
-    return [_public(*row) for row in session.execute(query)]
+    return [_public(row) for row in session.execute(query)]
 
 
 def team_submission(session: Session, team: TeamPrincipal, submission_id: int) -> SubmissionPublic:
     row = session.execute(_team_rows(team).where(Submission.id == submission_id)).first()
     if row is None:
         raise NotFound(f"your team has no submission {submission_id}")
-    return _public(*row)
+    return _public(row)
+
+
+def team_result_json(session: Session, team: TeamPrincipal, submission_id: int) -> str:
+    """The grader's full result of one of the team's submissions, as the JSON text stored (what
+    ``GradeResult.model_dump`` made: it is served as is, never parsed); 404 or 409 when there is none."""
+    row = session.execute(
+        select(Job.state, Job.last_error, cast(Result.body, Text))
+        .join(Submission, Submission.id == Job.submission_id)
+        .outerjoin(Result, Result.submission_id == Submission.id)
+        .where(Submission.id == submission_id, Submission.team_id == team.team_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"your team has no submission {submission_id}")
+    state, last_error, body = row
+    if body is None:
+        error = last_error if state in ("failed", "not_gradable") else None
+        raise Conflict(f"submission {submission_id} has no result: its job is {_state_phrase(state)}"
+                       + (f" ({error})" if error else ""))
+    return str(body)
 
 
 def team_result(session: Session, team: TeamPrincipal, submission_id: int) -> GradeResult:
-    """The grader's full result of one of the team's submissions; 404 or 409 when there is none."""
-    submission = team_submission(session, team, submission_id)
-    body = session.scalar(select(Result.body).where(Result.submission_id == submission_id))
-    if body is None:
-        raise Conflict(f"submission {submission_id} has no result: its job is {_state_phrase(submission.state)}"
-                       + (f" ({submission.error})" if submission.error else ""))
-    return GradeResult.model_validate(body)
+    """The same result as a ``GradeResult``."""
+    return GradeResult.model_validate_json(team_result_json(session, team, submission_id))
 
 
-def _public(submission: Submission, invitation: Invitation, job: Job, result: Result | None) -> SubmissionPublic:
-    error = job.last_error if job.state in ("failed", "not_gradable") else None
-    return SubmissionPublic(
-        id=submission.id, invitation_id=invitation.id, candidate=invitation.candidate,
-        challenge_id=submission.challenge_id, challenge_version=submission.challenge_version,
-        filename=submission.filename, kind=submission.kind, size_bytes=submission.size_bytes,
-        sha256=submission.sha256, created_at=submission.created_at, state=_state(job), charged=submission.charged,
-        score=result.score if result else None, max_score=result.max_score if result else None,
-        passed=result.passed if result else None, error=error,
-        note=job.last_error if job.state in ("queued", "running") else None,
+def _public(row: Row[Any]) -> SubmissionPublic:
+    state = row.state
+    assert state in ("queued", "running", "done", "failed", "not_gradable"), state
+    # Built without validation: every field comes from typed columns (checked by the schema tests).
+    return SubmissionPublic.model_construct(
+        id=row.id, invitation_id=row.invitation_id, candidate=row.candidate, challenge_id=row.challenge_id,
+        challenge_version=row.challenge_version, filename=row.filename, kind=row.kind, size_bytes=row.size_bytes,
+        sha256=row.sha256, created_at=row.created_at, state=state, charged=row.charged, score=row.score,
+        max_score=row.max_score, passed=row.passed,
+        error=row.last_error if state in ("failed", "not_gradable") else None,
+        note=row.last_error if state in ("queued", "running") else None,
     )
 
 
 def compare(session: Session, team: TeamPrincipal, challenge_id: str, check_names: list[str]) -> Comparison:
     """Each candidate's latest graded submission to the challenge, ranked: passed, score, earliest."""
     latest: dict[int, tuple[Submission, Invitation, Result]] = {}
-    query = _team_rows(team).where(Submission.challenge_id == challenge_id, Job.state == "done")
-    for submission, invitation, _job, result in session.execute(query):
-        if result is not None:
-            latest[invitation.id] = (submission, invitation, result)  # rows come oldest first
+    query = (
+        select(Submission, Invitation, Result)
+        .join(Invitation, Invitation.id == Submission.invitation_id)
+        .join(Job, Job.submission_id == Submission.id)
+        .join(Result, Result.submission_id == Submission.id)
+        .where(Submission.team_id == team.team_id, Submission.challenge_id == challenge_id, Job.state == "done")
+        .order_by(Submission.id)
+    )
+    for submission, invitation, result in session.execute(query):
+        latest[invitation.id] = (submission, invitation, result)  # rows come oldest first
     ranked = sorted(latest.values(), key=lambda row: (not row[2].passed, -(row[2].score or 0.0), row[0].id))
     rows = []
     for rank, (submission, invitation, result) in enumerate(ranked, start=1):

@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit
 
 import jinja2
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
@@ -31,7 +32,7 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from starlette.datastructures import FormData
 
-from api.deps import Id, ReadSession, ServiceDep, get_service
+from api.deps import Id, ReadSession, ServiceDep, service_of
 from api.errors import ApiError, Forbidden, NotFound, Unauthorized
 from api.invitations import attempts_used, team_invitation, team_invitations
 from api.models import Result, Submission
@@ -148,13 +149,11 @@ def login_form(request: Request, service: ServiceDep, next: str = PREFIX) -> Res
 @router.post("/login")
 async def login(request: Request) -> Response:
     _same_origin(request)
-    service = get_service(request)
+    service = service_of(request)
     form: FormData = await request.form()
     key, target = str(form.get("api_key") or ""), _next_page(form.get("next"))
     try:
-        with service.db.write() as session:
-            _, token = log_in(session, key, service.clock())
-            session.commit()
+        token = await run_in_threadpool(_open_session, service, key)
     except Unauthorized as err:
         return render(request, "login.html.j2", status=401, title="Log in", next=target, error=err.message,
                       session_hours=SESSION_HOURS)
@@ -162,6 +161,13 @@ async def login(request: Request) -> Response:
     response.set_cookie(COOKIE, token, max_age=SESSION_HOURS * 3600, path=PREFIX, httponly=True,
                         samesite="strict", secure=request.url.scheme == "https")
     return response
+
+
+def _open_session(service: Service, key: str) -> str:
+    with service.db.write() as session:
+        _, token = log_in(session, key, service.clock())
+        session.commit()
+    return token
 
 
 @router.post("/logout")

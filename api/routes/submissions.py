@@ -9,7 +9,7 @@ from api.errors import Conflict
 from api.invitations import team_invitation
 from api.routes import errors
 from api.schemas import Comparison, SubmissionPublic
-from api.submissions import compare, team_result, team_submission, team_submissions
+from api.submissions import compare, team_result, team_result_json, team_submission, team_submissions
 from grader.exports import gradescope_results, junit_xml
 
 router = APIRouter(tags=["results"], responses=errors(401, 404))
@@ -46,8 +46,7 @@ _RESULT_DOC = {200: {"description": "The grader's result, as `cvgrade grade --js
 @router.get("/submissions/{submission_id}/result", responses=_RESULT_DOC,
             summary="The full result: every check, metric, limit and the machine that graded it")
 def get_result(submission_id: Id, team: Team, session: ReadSession) -> Response:
-    result = team_result(session, team, submission_id)
-    return Response(result.model_dump_json(), media_type="application/json")
+    return Response(team_result_json(session, team, submission_id), media_type="application/json")
 
 
 @router.get("/submissions/{submission_id}/result/gradescope", responses=errors(409),
