@@ -170,8 +170,7 @@ def team_result(session: Session, team: TeamPrincipal, submission_id: int) -> Gr
 def _public(row: Row[Any]) -> SubmissionPublic:
     state = row.state
     assert state in ("queued", "running", "done", "failed", "not_gradable"), state
-    # Built without validation: every field comes from typed columns (checked by the schema tests).
-    return SubmissionPublic.model_construct(
+    return SubmissionPublic(
         id=row.id, invitation_id=row.invitation_id, candidate=row.candidate, challenge_id=row.challenge_id,
         challenge_version=row.challenge_version, filename=row.filename, kind=row.kind, size_bytes=row.size_bytes,
         sha256=row.sha256, created_at=row.created_at, state=state, charged=row.charged, score=row.score,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from api import audit
 from api.errors import Conflict, NotFound, Unauthorized
@@ -96,7 +96,8 @@ def authenticate_team(session: Session, token: str | None) -> TeamPrincipal:
     if kind_of(token) == "candidate":
         raise Unauthorized("this is a candidate's invitation token; team routes need an API key "
                            "(candidates use the routes under /api/v1/candidate)")
-    key = session.scalar(select(ApiKey).where(ApiKey.token_sha256 == token_sha256(token)))
+    key = session.scalar(select(ApiKey).options(joinedload(ApiKey.team))  # one query, not two
+                         .where(ApiKey.token_sha256 == token_sha256(token)))
     if key is None:
         raise Unauthorized("this API key is not known; check that it was copied whole")
     if key.revoked_at is not None:
