@@ -99,11 +99,15 @@ class Graded:
         return frozenset(test.name for test in self.result.tests if test.status == "passed")
 
 
-def processes_of_the_run(private_tmp: Path) -> list[str]:
-    """Live processes that belong to this module's gradings (see the module docstring)."""
+def processes_of_the_run(private_tmp: Path, earlier: frozenset[int] = frozenset()) -> list[str]:
+    """Live processes that belong to this module's gradings (see the module docstring).
+
+    ``earlier`` are processes that were already running before this module graded
+    anything (a database server another test module started for the session, say).
+    """
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid() or int(entry.name) in earlier:
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -168,6 +172,7 @@ class Grader:
     def __init__(self, private_tmp: Path) -> None:
         self.private_tmp = private_tmp
         self._done: dict[tuple[str, str, str, bool], Graded] = {}
+        self.earlier = frozenset(int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit())
 
     def __call__(self, submission: str | Path, *, backend: str, challenge: Challenge = IOU,
                  practice: bool = False) -> Graded:
@@ -186,7 +191,7 @@ class Grader:
         return self._done[key]
 
     def leftovers(self, backend: str) -> list[str]:
-        found = processes_of_the_run(self.private_tmp)
+        found = processes_of_the_run(self.private_tmp, self.earlier)
         if backend == "docker":
             found += containers_of_the_run(self.private_tmp)
         return found
@@ -698,9 +703,9 @@ def test_a_slow_solution_that_caches_by_input_content_fails_the_speed_gate(grade
     assert_verdict(graded, Verdict(90, ALL - {"box_iou_speed"}, failing_as=("timed_out", "failed")))
 
 
-def test_every_grading_of_this_module_cleaned_up_after_itself(private_tmp: Path) -> None:
+def test_every_grading_of_this_module_cleaned_up_after_itself(private_tmp: Path, grader: Grader) -> None:
     # runs last in this module: nothing of any grading above is left, on disk, running, or in Docker
-    assert processes_of_the_run(private_tmp) == []
+    assert processes_of_the_run(private_tmp, grader.earlier) == []
     left = [path.name for path in private_tmp.iterdir() if path.name.startswith("cvgrade-")]
     assert left == [], f"temporary folders left behind: {left}"
     with contextlib.suppress(SandboxUnavailable):
