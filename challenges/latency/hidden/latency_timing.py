@@ -59,7 +59,12 @@ class Protocol:
     max_original_slowdown: float = 1.2
 
 
-CPU = Protocol(runs=5, warmup_calls=50, warmup_s=3.0, max_spread=0.05)
+# CPU runs may have an IQR / p50 up to 20%, not shared/TIMING.md's 10%: on our 2-core machine
+# with its other core busy, the optimised side's round trip (about 2 ms) showed an IQR of
+# 15 to 20% in every run while the speed-up moved by 2.5% between runs (tools/README.md).
+# That spread is benign (the speed-up stayed put); the guards that protect the verdict
+# are the spread across runs, the original's latency against calibration and the margins.
+CPU = Protocol(runs=5, warmup_calls=50, warmup_s=3.0, max_iqr=0.20, max_spread=0.05)
 GPU = Protocol(runs=3, warmup_calls=200, warmup_s=5.0, max_spread=0.03)
 
 
