@@ -106,7 +106,7 @@ def test_speed(candidate, reference, record, calibration):
         runs.append(timing.measure_run(pair, samples, f"run {len(runs) + 1}"))
         verdict = timing.decide(runs, threshold, protocol, baseline_s)
 
-    figures = timing.summary(runs, protocol)
+    figures = timing.summary(runs, protocol, baseline_s)
     for key, value in figures.items():
         record.metric(key, value)
     record.metric("reference_speedup", round(reference_speedup, 3))

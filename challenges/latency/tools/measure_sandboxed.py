@@ -111,7 +111,7 @@ def main() -> None:
             finally:
                 candidate.session.close()
         for name, runs in rows:
-            figures = timing.summary(runs, protocol)
+            figures = timing.summary(runs, protocol, baseline_s)
             decision = timing.decide(runs, bar, protocol, baseline_s)
             verdict = {True: "pass", False: "fail", None: "inconclusive"}[decision]
             print(f"{name:40s} {figures['original_p50_ms']:8.3f} {figures['original_p95_ms']:7.3f} "
