@@ -4,12 +4,15 @@ A *pair* is two remote callables timed against each other: the original model (a
 the reference's clean worker) and an optimised callable (the candidate's, or the
 reference's own for calibration). Every request carries a fresh image the callable has
 not seen; the judge's clock spans the whole round trip (input out, complete output back);
-the two sides alternate call by call (A B, then B A) on the same image; every output of the
-optimised side is checked against the original's output for that image.
+the sides alternate call by call (A B, then B A) on the same image; every output of the
+optimised side is checked against the original's output for that image. A pair may also
+time a *control*: the reference's own optimised callable, in the reference's worker, on
+the same images, to see what the machine's current state does to speed-ups.
 
 A *run* is one warm machine, ``samples`` images, and each side's p50, p95 and IQR / p50.
-A run is *quiet* when both sides' IQR / p50 are at most ``max_iqr``. Verdicts use the
-median over runs of the per-run speed-up (original p50 / optimised p50), see ``decide``.
+A run is *quiet* when the original's and the optimised side's IQR / p50 are at most
+``max_iqr``. Verdicts use the median over runs of the per-run speed-up (original p50 /
+optimised p50); see ``decide`` for what happens when the machine is not quiet.
 """
 
 from __future__ import annotations
@@ -48,16 +51,15 @@ class Protocol:
     max_iqr: float = 0.10
     max_spread: float = 0.05
     extra_runs: int = 5  # near the threshold, at most this many more runs before "inconclusive"
-    # Runs that are not quiet decide only far from the threshold. A busy machine slows the
-    # long original calls more than short optimised ones (a long call is more likely to be
-    # descheduled midway), which inflated speed-ups by up to 1.45x on our 2-core machine:
-    # noisy runs prove a failure when their median is this factor below the threshold, and
-    # a pass when their median speed-up, deflated by the original's slowdown since
-    # calibration, is this factor above it.
-    clear_fail_margin: float = 1.25
-    clear_pass_margin: float = 1.1
     # Quiet runs count only when their original p50 is within this factor of the calibrated one.
     max_original_slowdown: float = 1.2
+    # Runs that are not quiet decide by the *controlled* speed-up (see ``controlled_speedup``),
+    # and only when it is this factor below (fail) or above (pass) the threshold. On a busy
+    # machine a long call is more likely to be descheduled midway than a short one, which
+    # moved speed-ups by up to 1.45x on our 2-core machine; comparing with a control of
+    # about the candidate's length, measured alongside, leaves far less to cover.
+    noisy_fail_margin: float = 1.25
+    noisy_pass_margin: float = 1.1
 
 
 # CPU runs may have an IQR / p50 up to 20%, not shared/TIMING.md's 10%: on our 2-core machine
@@ -96,8 +98,9 @@ class Side:
 
 @dataclass
 class Run:
-    original: Side
-    optimised: Side
+    original: Side = field(default_factory=Side)
+    optimised: Side = field(default_factory=Side)
+    control: Side = field(default_factory=Side)  # empty when the pair has no control
 
     @property
     def speedup(self) -> float:
@@ -105,6 +108,12 @@ class Run:
 
     def quiet(self, protocol: Protocol) -> bool:
         return max(self.original.iqr_ratio, self.optimised.iqr_ratio) <= protocol.max_iqr
+
+    def add(self, times: tuple[float, float, float | None]) -> None:
+        self.original.seconds.append(times[0])
+        self.optimised.seconds.append(times[1])
+        if times[2] is not None:
+            self.control.seconds.append(times[2])
 
 
 @dataclass
@@ -114,37 +123,43 @@ class Pair:
     check: Check
     images: Images
     seed: int  # secret, per grading: every run draws images no one has seen
-    optimised_timeout_s: float = 10.0
+    control: Remote | None = None
     _next_seed: int = 0
 
     def fresh(self, count: int) -> torch.Tensor:
         self._next_seed += 1
         return self.images(count, self.seed + 7919 * self._next_seed)
 
-    def one(self, image: torch.Tensor, where: str, optimised_first: bool) -> tuple[float, float]:
-        """Time both sides on one image (in the given order); check the optimised output; return both times."""
+    def one(self, image: torch.Tensor, where: str, optimised_first: bool) -> tuple[float, float, float | None]:
+        """Time the sides on one image (original and optimised in the given order, the control between).
+
+        Checks the optimised output against the original's; returns the three times.
+        """
+        control_s = None
         if optimised_first:
             value, optimised_s = self.optimised(image.clone())
+            if self.control is not None:
+                control_s = self.control(image.clone())[1]
             expected, original_s = self.original(image.clone())
         else:
             expected, original_s = self.original(image.clone())
+            if self.control is not None:
+                control_s = self.control(image.clone())[1]
             value, optimised_s = self.optimised(image.clone())
         self.check(value, expected, where)
-        return original_s, optimised_s
+        return original_s, optimised_s, control_s
 
 
 def warm_up(pair: Pair, protocol: Protocol, what: str) -> tuple[float, float]:
-    """Alternate until both sides made ``warmup_calls`` calls and ``warmup_s`` passed; return their p50s."""
+    """Alternate until every side made ``warmup_calls`` calls and ``warmup_s`` passed; return two p50s."""
     images = pair.fresh(protocol.warmup_calls * 4)
-    run = Run(Side(), Side())
+    run = Run()
     started = time.monotonic()
     index = 0
     while index < protocol.warmup_calls or time.monotonic() - started < protocol.warmup_s:
         if index == len(images):
             images = torch.cat([images, pair.fresh(protocol.warmup_calls * 4)])
-        original_s, optimised_s = pair.one(images[index:index + 1], f"{what}, warm-up call {index + 1}", index % 2 == 1)
-        run.original.seconds.append(original_s)
-        run.optimised.seconds.append(optimised_s)
+        run.add(pair.one(images[index:index + 1], f"{what}, warm-up call {index + 1}", index % 2 == 1))
         index += 1
     tail = slice(len(run.original.seconds) // 2, None)  # the second half: warm already
     return statistics.median(run.original.seconds[tail]), statistics.median(run.optimised.seconds[tail])
@@ -157,11 +172,9 @@ def samples_per_run(protocol: Protocol, original_s: float, optimised_s: float) -
 
 def measure_run(pair: Pair, samples: int, what: str) -> Run:
     images = pair.fresh(samples)
-    run = Run(Side(), Side())
+    run = Run()
     for index in range(samples):
-        original_s, optimised_s = pair.one(images[index:index + 1], f"{what}, timed call {index + 1}", index % 2 == 1)
-        run.original.seconds.append(original_s)
-        run.optimised.seconds.append(optimised_s)
+        run.add(pair.one(images[index:index + 1], f"{what}, timed call {index + 1}", index % 2 == 1))
     return run
 
 
@@ -176,46 +189,48 @@ def undisturbed(run: Run, baseline_s: float | None, protocol: Protocol) -> bool:
     return baseline_s is None or run.original.p50 <= protocol.max_original_slowdown * baseline_s
 
 
-def deflated_speedup(run: Run, baseline_s: float | None) -> float:
-    """The run's speed-up, less whatever the original's slowdown since calibration could have added.
+def controlled_speedup(run: Run, reference_speedup: float) -> float:
+    """The run's speed-up corrected for the machine's state: ``reference_speedup * control p50 / optimised p50``.
 
-    A busy machine, or anything competing with the original (another grading, the
-    candidate's spare threads), slows the original and inflates the speed-up by at most
-    that slowdown: dividing by it gives a figure load cannot have inflated.
+    The control (the reference's callable) ran alongside on the same images. If the
+    machine's state moved speed-ups (the original slowed by load, or by anything
+    competing with it), the control's speed-up moved the same way: dividing by how far
+    it moved from its calibrated value cancels that, and the original drops out.
+    Without a control, the plain speed-up.
     """
-    if baseline_s is None:
+    if not run.control.seconds:
         return run.speedup
-    return run.speedup * min(1.0, baseline_s / run.original.p50)
+    return reference_speedup * run.control.p50 / run.optimised.p50
 
 
-def decide(runs: list[Run], threshold: float, protocol: Protocol, baseline_s: float | None) -> bool | None:
+def decide(runs: list[Run], threshold: float, protocol: Protocol, baseline_s: float | None,
+           reference_speedup: float) -> bool | None:
     """True (fast enough), False (too slow), or None (cannot say yet).
 
     - Quiet, undisturbed runs (the last ``protocol.runs`` of them, agreeing within
-      ``max_spread``) decide by their median speed-up.
-    - Otherwise a clear failure: the median speed-up is below the threshold by the clear
-      fail margin (load inflates speed-ups, it does not hide them).
-    - Or a clear pass: the median *deflated* speed-up (``deflated_speedup``) clears the
-      threshold by the clear pass margin.
-    - Else None: measure more, or call it inconclusive.
+      ``max_spread``) decide by their median speed-up, as shared/TIMING.md says.
+    - Otherwise the median controlled speed-up (``controlled_speedup``) decides when it is
+      clear of the threshold by the noisy margins: a busy machine then gives a verdict
+      only when no plausible bias could have flipped it.
+    - Else None: measure more, then call it inconclusive.
     """
     clean = [run for run in runs if run.quiet(protocol) and undisturbed(run, baseline_s, protocol)]
     clean = clean[-protocol.runs:]
     if len(clean) == protocol.runs and spread(clean) <= protocol.max_spread:
         return statistics.median(run.speedup for run in clean) >= threshold
-    if statistics.median(run.speedup for run in runs) * protocol.clear_fail_margin < threshold:
+    controlled = statistics.median(controlled_speedup(run, reference_speedup) for run in runs)
+    if controlled * protocol.noisy_fail_margin < threshold:
         return False
-    if statistics.median(deflated_speedup(run, baseline_s) for run in runs) >= threshold * protocol.clear_pass_margin:
+    if controlled >= threshold * protocol.noisy_pass_margin:
         return True
     return None
 
 
-def summary(runs: list[Run], protocol: Protocol, baseline_s: float | None = None) -> dict[str, float]:
+def summary(runs: list[Run], protocol: Protocol, reference_speedup: float | None = None) -> dict[str, float]:
     """Figures for the result: medians over runs of each side's p50 and p95 (ms), speed-up, spreads."""
-    return {
+    figures = {
         "speedup": round(statistics.median(run.speedup for run in runs), 3),
         "speedup_spread": round(spread(runs), 4),
-        "deflated_speedup": round(statistics.median(deflated_speedup(run, baseline_s) for run in runs), 3),
         "original_p50_ms": round(statistics.median(run.original.p50 for run in runs) * 1e3, 4),
         "original_p95_ms": round(statistics.median(run.original.p95 for run in runs) * 1e3, 4),
         "optimised_p50_ms": round(statistics.median(run.optimised.p50 for run in runs) * 1e3, 4),
@@ -226,6 +241,11 @@ def summary(runs: list[Run], protocol: Protocol, baseline_s: float | None = None
         "quiet_runs": sum(run.quiet(protocol) for run in runs),
         "samples_per_run": len(runs[0].original.seconds),
     }
+    if reference_speedup is not None and runs[0].control.seconds:
+        figures["control_p50_ms"] = round(statistics.median(run.control.p50 for run in runs) * 1e3, 4)
+        figures["controlled_speedup"] = round(
+            statistics.median(controlled_speedup(run, reference_speedup) for run in runs), 3)
+    return figures
 
 
 def _p50_spread(runs: list[Run]) -> float:

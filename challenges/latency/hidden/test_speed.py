@@ -46,13 +46,18 @@ def _remote(session, function: str, timeout_s: float):
     return call
 
 
-def _pair(original_session, optimised_session, seed: int, timeout_s: float) -> timing.Pair:
+def _pair(original_session, optimised_session, seed: int, timeout_s: float, control_session=None) -> timing.Pair:
+    """The original in ``original_session`` against the callable in ``optimised_session``.
+
+    With ``control_session``, that session's callable (the reference's) is timed alongside.
+    """
     return timing.Pair(
         original=_remote(original_session, "adapter.run_original", kit.CALL_TIMEOUT_S),
         optimised=_remote(optimised_session, "adapter.run_optimized", timeout_s),
         check=_check,
         images=kit.synthetic_images,
         seed=seed,
+        control=_remote(control_session, "adapter.run_optimized", kit.CALL_TIMEOUT_S) if control_session else None,
     )
 
 
@@ -90,7 +95,7 @@ def test_speed(candidate, reference, record, calibration):
         return measured["speedup"], measured["original_s"]
 
     # Warm up first: a callable that returns wrong logits fails here, before any calibration.
-    pair = _pair(reference, candidate, secrets.randbits(31), kit.CALL_TIMEOUT_S)
+    pair = _pair(reference, candidate, secrets.randbits(31), kit.CALL_TIMEOUT_S, control_session=reference)
     original_s, optimised_s = timing.warm_up(pair, protocol, "warm-up")
     pair.optimised = _remote(candidate, "adapter.run_optimized", max(1.0, CALL_TIMEOUT_RATIO * original_s))
 
@@ -101,12 +106,12 @@ def test_speed(candidate, reference, record, calibration):
         original_s, optimised_s = timing.warm_up(pair, protocol, "warm-up")
     samples = timing.samples_per_run(protocol, original_s, optimised_s)
     runs = [timing.measure_run(pair, samples, f"run {r + 1}") for r in range(protocol.runs)]
-    verdict = timing.decide(runs, threshold, protocol, baseline_s)
+    verdict = timing.decide(runs, threshold, protocol, baseline_s, reference_speedup)
     while verdict is None and len(runs) < protocol.runs + protocol.extra_runs:
         runs.append(timing.measure_run(pair, samples, f"run {len(runs) + 1}"))
-        verdict = timing.decide(runs, threshold, protocol, baseline_s)
+        verdict = timing.decide(runs, threshold, protocol, baseline_s, reference_speedup)
 
-    figures = timing.summary(runs, protocol, baseline_s)
+    figures = timing.summary(runs, protocol, reference_speedup)
     for key, value in figures.items():
         record.metric(key, value)
     record.metric("reference_speedup", round(reference_speedup, 3))
@@ -130,10 +135,12 @@ def test_speed(candidate, reference, record, calibration):
         f"{FRACTION_OF_REFERENCE:g} of the reference solution's {reference_speedup:.2f}x"
     )
     if verdict is None:
-        busy = f"the original model ran {slowdown:.2f}x as slow as at calibration, " if slowdown > 1.1 else ""
+        busy = f"the original model ran {slowdown:.2f}x as slow as at calibration; " if slowdown > 1.1 else ""
+        controlled = figures.get("controlled_speedup", figures["speedup"])
         raise timing.TimingInconclusive(
-            f"timing inconclusive: {described}, but the machine was too busy to be sure ({busy}"
-            f"{figures['quiet_runs']} of {len(runs)} runs quiet); nothing was scored: grade again "
+            f"timing inconclusive: {described}, and the machine was too busy to be sure ({busy}"
+            f"{figures['quiet_runs']} of {len(runs)} runs quiet; corrected for the machine's state with the "
+            f"reference's callable timed alongside, {controlled:.2f}x); nothing was scored: grade again "
             "when the machine is quieter"
         )
     assert verdict, described

@@ -92,7 +92,7 @@ def main() -> None:
         reference = Remote(_session(CHALLENGE / "reference" / "solution.py", folder, args.backend))
         kit.prepare(reference, 0)
         print(f"{'solution':40s} {'orig p50':>8s} {'p95':>7s} {'opt p50':>8s} {'p95':>7s} {'speedup':>8s} "
-              f"{'spread':>7s} {'IQR/p50':>8s} {'quiet':>5s}  verdict")
+              f"{'spread':>7s} {'IQR/p50':>8s} {'quiet':>5s}  {'controlled':>10s}  verdict")
         pair = speed_check._pair(reference, reference, secrets.randbits(31), kit.CALL_TIMEOUT_S)
         reference_runs = _measure(pair, protocol, args.runs)
         reference_figures = timing.summary(reference_runs, protocol)
@@ -104,20 +104,21 @@ def main() -> None:
             candidate = Remote(_session(path, folder, args.backend))
             try:
                 kit.prepare(candidate, secrets.randbits(31))
-                pair = speed_check._pair(reference, candidate, secrets.randbits(31), kit.CALL_TIMEOUT_S)
+                pair = speed_check._pair(reference, candidate, secrets.randbits(31), kit.CALL_TIMEOUT_S,
+                                         control_session=reference)
                 rows.append((name, _measure(pair, protocol, args.runs)))
             except Exception as err:  # a wrong solution: say why, go on
                 print(f"{name:40s} not measured: {str(err).splitlines()[0][:150]}")
             finally:
                 candidate.session.close()
         for name, runs in rows:
-            figures = timing.summary(runs, protocol, baseline_s)
-            decision = timing.decide(runs, bar, protocol, baseline_s)
+            figures = timing.summary(runs, protocol, reference_figures["speedup"])
+            decision = timing.decide(runs, bar, protocol, baseline_s, reference_figures["speedup"])
             verdict = {True: "pass", False: "fail", None: "inconclusive"}[decision]
             print(f"{name:40s} {figures['original_p50_ms']:8.3f} {figures['original_p95_ms']:7.3f} "
                   f"{figures['optimised_p50_ms']:8.3f} {figures['optimised_p95_ms']:7.3f} {figures['speedup']:8.2f} "
                   f"{figures['speedup_spread']:7.1%} {figures['worst_iqr_ratio']:8.1%} {figures['quiet_runs']:5d}  "
-                  f"{verdict} (bar {bar:.2f}x)")
+                  f"{figures.get('controlled_speedup', figures['speedup']):10.2f}  {verdict} (bar {bar:.2f}x)")
         reference.session.close()
 
 
