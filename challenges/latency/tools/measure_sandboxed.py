@@ -61,7 +61,7 @@ class Remote:
 
 
 def _session(solution: Path, folder: Path, backend: str) -> WorkerSession:
-    workspace = folder / solution.stem
+    workspace = folder / f"{len(list(folder.iterdir()))}-{solution.stem}"
     workspace.mkdir(mode=0o755)
     shutil.copyfile(solution, workspace / "solution.py")
     (workspace / "solution.py").chmod(0o644)
