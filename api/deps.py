@@ -101,6 +101,10 @@ async def json_body(request: Request) -> None:
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database; a larger one cannot exist
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 BeforeId = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only entries older than this one (paging).")]
+AfterId = Annotated[int | None, Query(ge=0, le=MAX_ID, description=(
+    "Only entries after this one (paging: the `Link: <...>; rel=\"next\"` header of a full page gives the next)."))]
+PAGE_LIMIT = 1000
+PageLimit = Annotated[int, Query(ge=1, le=PAGE_LIMIT, description=f"At most this many entries (at most {PAGE_LIMIT}).")]
 
 
 async def checked_query(request: Request) -> None:

@@ -126,13 +126,20 @@ def _team_rows(team: TeamPrincipal) -> Select[*tuple[Any, ...]]:
 
 
 def team_submissions(
-    session: Session, team: TeamPrincipal, *, invitation_id: int | None = None, challenge_id: str | None = None
+    session: Session, team: TeamPrincipal, *, invitation_id: int | None = None, challenge_id: str | None = None,
+    after_id: int | None = None, limit: int | None = None,
 ) -> list[SubmissionPublic]:
+    """The team's submissions, oldest first; ``after_id`` and ``limit`` page through them (keyset paging:
+    a page never repeats or skips a submission while new ones arrive)."""
     query = _team_rows(team)
     if invitation_id is not None:
         query = query.where(Submission.invitation_id == invitation_id)
     if challenge_id is not None:
         query = query.where(Submission.challenge_id == challenge_id)
+    if after_id is not None:
+        query = query.where(Submission.id > after_id)
+    if limit is not None:
+        query = query.limit(limit)
     return [_public(row) for row in session.execute(query)]
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from api.deps import Id, ReadSession, ServiceDep, Team
+from api.deps import PAGE_LIMIT, AfterId, Id, PageLimit, ReadSession, ServiceDep, Team
 from api.errors import Conflict
 from api.invitations import team_invitation
 from api.routes import errors
@@ -15,17 +15,29 @@ from grader.exports import gradescope_results, junit_xml
 router = APIRouter(tags=["results"], responses=errors(401, 404))
 
 
-@router.get("/invitations/{invitation_id}/submissions", summary="An invitation's submissions, with scores")
-def invitation_submissions(invitation_id: Id, team: Team, session: ReadSession) -> list[SubmissionPublic]:
+def _paged(rows: list[SubmissionPublic], request: Request, response: Response, limit: int) -> list[SubmissionPublic]:
+    """Say where the next page starts when this one is full (RFC 8288 ``Link``, as GitHub's API does)."""
+    if len(rows) == limit:
+        following = request.url.include_query_params(after_id=rows[-1].id, limit=limit)
+        response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+    return rows
+
+
+@router.get("/invitations/{invitation_id}/submissions", summary="An invitation's submissions and scores, oldest first")
+def invitation_submissions(invitation_id: Id, team: Team, session: ReadSession, request: Request, response: Response,
+                           after_id: AfterId = None, limit: PageLimit = PAGE_LIMIT) -> list[SubmissionPublic]:
     team_invitation(session, team, invitation_id)  # 404 unless it is the team's
-    return team_submissions(session, team, invitation_id=invitation_id)
+    rows = team_submissions(session, team, invitation_id=invitation_id, after_id=after_id, limit=limit)
+    return _paged(rows, request, response, limit)
 
 
-@router.get("/challenges/{challenge_id}/submissions", summary="Every submission to a challenge, with scores")
-def challenge_submissions(challenge_id: str, team: Team, session: ReadSession, service: ServiceDep
+@router.get("/challenges/{challenge_id}/submissions", summary="A challenge's submissions and scores, oldest first")
+def challenge_submissions(challenge_id: str, team: Team, session: ReadSession, service: ServiceDep, request: Request,
+                          response: Response, after_id: AfterId = None, limit: PageLimit = PAGE_LIMIT
                           ) -> list[SubmissionPublic]:
     service.challenge(challenge_id)
-    return team_submissions(session, team, challenge_id=challenge_id)
+    rows = team_submissions(session, team, challenge_id=challenge_id, after_id=after_id, limit=limit)
+    return _paged(rows, request, response, limit)
 
 
 @router.get("/challenges/{challenge_id}/comparison", summary="Candidates of a challenge side by side, ranked")

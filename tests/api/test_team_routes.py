@@ -69,6 +69,31 @@ def test_submissions_are_listed_per_invitation_and_per_challenge_with_scores(api
                                                                                      ("bob", 10, True)]
 
 
+def test_long_submission_lists_come_in_pages_linked_by_the_link_header(api: Api) -> None:
+    team = api.team()
+    candidates = [team.invite(name, max_attempts=3) for name in ("ada", "bob")]
+    for attempt in range(2):
+        for candidate in candidates:
+            candidate.upload(f"pass:all {attempt}")
+    api.wait_for_jobs()
+    seen, path, pages = [], "/challenges/tiny/submissions?limit=3", 0
+    while path:
+        page = team.get(path)
+        assert page.status_code == 200
+        seen += [row["id"] for row in page.json()]
+        pages += 1
+        link = page.headers.get("link")
+        path = link[link.index("<") + 1:link.index(">")].removeprefix("/api/v1") if link else ""
+    assert pages == 2 and len(seen) == 4 and seen == sorted(seen)  # 3, then the last one: none repeated or lost
+    ada = candidates[0].invitation["id"]
+    first = team.get(f"/invitations/{ada}/submissions", params={"limit": 1})
+    assert len(first.json()) == 1 and 'rel="next"' in first.headers["link"]
+    rest = team.get(f"/invitations/{ada}/submissions", params={"after_id": first.json()[0]["id"]})
+    assert len(rest.json()) == 1 and "link" not in rest.headers  # a page that is not full is the last
+    refused = team.get("/challenges/tiny/submissions", params={"limit": 1001})
+    assert refused.status_code == 422 and "limit" in refused.text
+
+
 def test_a_result_comes_as_our_json_as_gradescope_results_and_as_junit_xml(api: Api) -> None:
     team = api.team()
     submission = team.invite().upload("pass:adds pass:later").json()["id"]
