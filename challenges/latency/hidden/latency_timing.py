@@ -184,6 +184,12 @@ def spread(runs: list[Run]) -> float:
     return (max(speedups) - min(speedups)) / statistics.median(speedups)
 
 
+def middle_spread(runs: list[Run]) -> float:
+    """(third quartile - first quartile) / median of the runs' speed-ups: ``spread`` without the outer runs."""
+    speedups = [run.speedup for run in runs]
+    return (_quantile(speedups, 0.75) - _quantile(speedups, 0.25)) / statistics.median(speedups)
+
+
 def undisturbed(run: Run, baseline_s: float | None, protocol: Protocol) -> bool:
     """Whether the original model ran about as fast as when the machine was calibrated."""
     return baseline_s is None or run.original.p50 <= protocol.max_original_slowdown * baseline_s
@@ -231,6 +237,7 @@ def summary(runs: list[Run], protocol: Protocol, reference_speedup: float | None
     figures = {
         "speedup": round(statistics.median(run.speedup for run in runs), 3),
         "speedup_spread": round(spread(runs), 4),
+        "speedup_middle_spread": round(middle_spread(runs), 4),
         "original_p50_ms": round(statistics.median(run.original.p50 for run in runs) * 1e3, 4),
         "original_p95_ms": round(statistics.median(run.original.p95 for run in runs) * 1e3, 4),
         "optimised_p50_ms": round(statistics.median(run.optimised.p50 for run in runs) * 1e3, 4),
@@ -264,8 +271,10 @@ def calibrate(
 
     The quiet runs must agree within ``max_spread``. The figures are cached for this
     machine and become every later candidate's bar, so a noisy measurement is repeated
-    (up to ``attempts`` times as many runs), and never stored: if no quiet stretch comes,
-    this raises ``TimingInconclusive``. ``report`` gets the runs either way.
+    (up to ``attempts`` times as many runs). If no quiet stretch comes, the medians of all
+    those runs are used when their middle half agrees within ``max_spread``
+    (``middle_spread``); else nothing is stored and this raises ``TimingInconclusive``.
+    ``report`` gets the runs either way.
     """
     original_s, optimised_s = warm_up(pair, protocol, "the reference (calibration)")
     samples = samples_per_run(protocol, original_s, optimised_s)
@@ -276,6 +285,16 @@ def calibrate(
         if len(quiet) == protocol.runs and spread(quiet) <= protocol.max_spread:
             report(quiet)
             return statistics.median(run.speedup for run in quiet), statistics.median(run.original.p50 for run in quiet)
+    if middle_spread(runs) <= protocol.max_spread:
+        # No quiet stretch, but the runs agree on the speed-up: the middle half of the per-run
+        # speed-ups lies within ``max_spread`` of their median. On our shared 2-core VMs the
+        # within-run IQR of a ~2 ms round trip stays above 20% for minutes at load 1 (jitter from
+        # the host), while the median of 15 runs' speed-ups lands within 3% of a quiet
+        # calibration (tools/README.md); what this would not catch, a heavily loaded machine
+        # biasing every run alike (load 4 to 8), is what the original's p50 recorded here
+        # then guards: later runs slower than 1.2x of it are not counted as undisturbed.
+        report(runs)
+        return statistics.median(run.speedup for run in runs), statistics.median(run.original.p50 for run in runs)
     report(runs)
     raise TimingInconclusive(
         f"timing inconclusive: the machine was too noisy to measure the reference solution's speed-up "
