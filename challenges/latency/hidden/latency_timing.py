@@ -58,7 +58,10 @@ class Protocol:
     # machine a long call is more likely to be descheduled midway than a short one: the
     # reference's speed-up read 2.8x to 3.95x under load against 3.19x calibrated on our
     # 2-core machine; comparing with a control measured alongside leaves far less to cover.
-    noisy_fail_margin: float = 1.25
+    # 1.15, not 1.25: in CI (2026-11-21) "inference mode only" (0.42 of the reference when quiet)
+    # read 1.60x controlled against a bar of 1.95x on a noisy run, inconclusive under 1.25; a
+    # solution truly at the bar would have to read 13% low, after the control's correction, to fail.
+    noisy_fail_margin: float = 1.15
     noisy_pass_margin: float = 1.1
 
 
