@@ -267,6 +267,11 @@ def _p50_spread(runs: list[Run]) -> float:
     return max(spreads)
 
 
+def _medians(runs: list[Run]) -> tuple[float, float]:
+    """The calibrated figures from ``runs``: the median speed-up and the original's median p50 (s)."""
+    return statistics.median(run.speedup for run in runs), statistics.median(run.original.p50 for run in runs)
+
+
 def calibrate(
     pair: Pair, protocol: Protocol, report: Callable[[list[Run]], None], attempts: int = 3
 ) -> tuple[float, float]:
@@ -287,7 +292,7 @@ def calibrate(
         quiet = [run for run in runs if run.quiet(protocol)][-protocol.runs:]
         if len(quiet) == protocol.runs and spread(quiet) <= protocol.max_spread:
             report(quiet)
-            return statistics.median(run.speedup for run in quiet), statistics.median(run.original.p50 for run in quiet)
+            return _medians(quiet)
     if middle_spread(runs) <= protocol.max_spread:
         # No quiet stretch, but the runs agree on the speed-up: the middle half of the per-run
         # speed-ups lies within ``max_spread`` of their median. On our shared 2-core VMs the
@@ -297,7 +302,7 @@ def calibrate(
         # biasing every run alike (load 4 to 8), is what the original's p50 recorded here
         # then guards: later runs slower than 1.2x of it are not counted as undisturbed.
         report(runs)
-        return statistics.median(run.speedup for run in runs), statistics.median(run.original.p50 for run in runs)
+        return _medians(runs)
     report(runs)
     raise TimingInconclusive(
         f"timing inconclusive: the machine was too noisy to measure the reference solution's speed-up "
