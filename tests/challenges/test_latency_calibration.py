@@ -78,3 +78,35 @@ def test_runs_that_disagree_on_the_speedup_are_inconclusive_and_store_nothing() 
     pair = _pair(_jittery(0.006, 0.4, seed=3), itertools.chain(warm, per_call))
     with pytest.raises(timing.TimingInconclusive, match="too noisy"):
         timing.calibrate(pair, FAST, report=lambda runs: None)
+
+
+def _noisy_run(original_s: float, optimised_s: float, control_s: float) -> object:
+    """A run whose sides spread by +-30% around their medians: never quiet, so the margins decide."""
+    def side(p50_s: float) -> object:
+        return timing.Side(seconds=[p50_s * factor for factor in (0.7, 1.0, 1.3) * 20])
+    return timing.Run(original=side(original_s), optimised=side(optimised_s), control=side(control_s))
+
+
+REFERENCE_SPEEDUP = 3.25
+BAR = 0.6 * REFERENCE_SPEEDUP  # 1.95x, as calibrated in CI on 2026-11-21
+
+
+@pytest.mark.parametrize(("controlled", "verdict"), [
+    (1.60, False),  # "inference mode only" as CI read it: must fail, not be inconclusive
+    (1.80, None),   # within the margins of the bar: no verdict from a noisy machine
+    (1.95, None),   # at the bar exactly: a noisy machine may not flip it either way
+    (2.20, True),   # clear of the bar by more than the pass margin
+])
+def test_noisy_runs_decide_only_when_the_controlled_speedup_is_clear_of_the_bar(
+        controlled: float, verdict: bool | None) -> None:
+    control_s = 0.002
+    optimised_s = control_s * REFERENCE_SPEEDUP / controlled
+    runs = [_noisy_run(0.0065, optimised_s, control_s) for _ in range(5)]
+    assert timing.controlled_speedup(runs[0], REFERENCE_SPEEDUP) == pytest.approx(controlled)
+    assert timing.decide(runs, BAR, timing.CPU, baseline_s=0.0065, reference_speedup=REFERENCE_SPEEDUP) is verdict
+
+
+def test_quiet_runs_decide_by_their_median_speedup_even_just_below_the_bar() -> None:
+    steady = timing.Side(seconds=[0.0065] * 60)
+    runs = [timing.Run(original=steady, optimised=timing.Side(seconds=[0.0065 / 1.94] * 60)) for _ in range(5)]
+    assert timing.decide(runs, BAR, timing.CPU, baseline_s=0.0065, reference_speedup=REFERENCE_SPEEDUP) is False
