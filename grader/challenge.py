@@ -76,8 +76,18 @@ class CheckSpec(_Strict):
 
 
 class KnownBad(_Strict):
+    """A wrong solution: it must fail ``must_fail`` and still pass ``must_pass`` (partial credit)."""
+
     file: str
     must_fail: Annotated[list[str], Field(min_length=1)]
+    must_pass: list[str] = []
+    why: str = ""
+
+
+class KnownGood(_Strict):
+    """Another sound solution, written differently from the reference: it must pass."""
+
+    file: str
     why: str = ""
 
 
@@ -89,6 +99,7 @@ class ChallengeFile(_Strict):
     assets: AssetsSpec | None = None
     checks: Annotated[list[CheckSpec], Field(min_length=1)]
     known_bad: list[KnownBad] = []
+    known_good: list[KnownGood] = []
 
     @field_validator("checks")
     @classmethod
@@ -106,9 +117,13 @@ class ChallengeFile(_Strict):
     def _known_bad_names_checks(self) -> ChallengeFile:
         names = {check.name for check in self.checks}
         for index, entry in enumerate(self.known_bad):
-            for name in entry.must_fail:
-                if name not in names:
-                    raise ValueError(f"known_bad[{index}].must_fail names no check: {name!r}")
+            for field_name, listed in (("must_fail", entry.must_fail), ("must_pass", entry.must_pass)):
+                for name in listed:
+                    if name not in names:
+                        raise ValueError(f"known_bad[{index}].{field_name} names no check: {name!r}")
+            both = sorted(set(entry.must_fail) & set(entry.must_pass))
+            if both:
+                raise ValueError(f"known_bad[{index}]: {both} cannot be both in must_fail and in must_pass")
         return self
 
 
@@ -222,14 +237,15 @@ def _check_files(path: Path, challenge: Challenge) -> None:
         if not test_file.is_file():
             problems.append(f"{path}: checks '{check.name}'.test: no file hidden/{test_file.name}")
     problems += _asset_problems(path, challenge)
-    for entry in challenge.spec.known_bad:
-        if not (challenge.root / entry.file).is_file():
-            problems.append(f"{path}: known_bad '{entry.file}'.file: no such file")
+    for kind, entries in (("known_bad", challenge.spec.known_bad), ("known_good", challenge.spec.known_good)):
+        for entry in entries:
+            if not (challenge.root / entry.file).is_file():
+                problems.append(f"{path}: {kind} '{entry.file}'.file: no such file")
     if problems:
         raise ChallengeError("\n".join(problems))
 
 
-_NEVER_IN_ASSETS = ("hidden", "reference", "known_bad")
+_NEVER_IN_ASSETS = ("hidden", "reference", "known_bad", "known_good")
 
 
 def _asset_problems(path: Path, challenge: Challenge) -> list[str]:

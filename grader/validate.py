@@ -1,7 +1,9 @@
 """``cvgrade validate``: proof that a challenge's checks tell right from wrong.
 
 The reference gets full marks and passes (twice, with the same verdict), the
-starter does not pass, and each known-bad solution fails the checks it lists.
+starter does not pass, each known-bad solution fails the checks it lists (and
+passes those it must still pass: partial credit), and each known-good solution,
+written differently from the reference, passes.
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ def _failed(result: GradeResult) -> set[str]:
     return {test.name for test in result.tests if test.status == "failed"}
 
 
+def _note_failures(result: GradeResult, note: Callable[[str], None]) -> None:
+    """One line per failed check: its name and the first line of what it said."""
+    for test in result.tests:
+        if test.status == "failed":
+            note(f"  {test.name}: {test.output.splitlines()[0] if test.output else ''}")
+
+
 def validate_challenge(
     challenge: Challenge,
     options: GradeOptions | None = None,
@@ -52,9 +61,7 @@ def validate_challenge(
         note(f"reference (run {attempt}): {result.output}")
         if result.status != "graded" or not result.passed or result.score != result.max_score:
             problem(f"the reference did not get full marks on run {attempt}: {result.output}")
-            for test in result.tests:
-                if test.status == "failed":
-                    note(f"  {test.name}: {test.output.splitlines()[0] if test.output else ''}")
+            _note_failures(result, note)
     if verdicts[0] != verdicts[1]:
         problem(f"grading the reference twice gave different verdicts: {verdicts[0]} vs {verdicts[1]}")
 
@@ -66,9 +73,20 @@ def validate_challenge(
     for entry in challenge.spec.known_bad:
         result = grade_submission(challenge.root / entry.file, challenge, options)
         missing = sorted(set(entry.must_fail) - _failed(result))
+        lost = sorted(set(entry.must_pass) & _failed(result))
         note(f"{entry.file}: failed {sorted(_failed(result))}")
         if result.status != "graded":
             problem(f"{entry.file} was not gradable: {result.error}")
-        elif missing:
+            continue
+        if missing:
             problem(f"{entry.file} should fail {missing} but passed them")
+        if lost:
+            problem(f"{entry.file} should still pass {lost} (partial credit) but failed them")
+
+    for good in challenge.spec.known_good:
+        result = grade_submission(challenge.root / good.file, challenge, options)
+        note(f"{good.file}: {result.output}")
+        if result.status != "graded" or not result.passed:
+            problem(f"{good.file} is a sound solution and should pass, but: {result.output}")
+            _note_failures(result, note)
     return report

@@ -123,7 +123,7 @@ def test_the_result_names_the_device_the_worker_computed_on(challenge_factory, s
     assert hardware_class(device) == "cpu" or hardware_class(device).startswith("cuda-")
 
 
-@pytest.mark.parametrize("folder", ["hidden", "reference", "known_bad"])
+@pytest.mark.parametrize("folder", ["hidden", "reference", "known_bad", "known_good"])
 def test_a_secret_folder_can_never_be_the_assets(challenge_factory, folder: str) -> None:
     challenge = challenge_factory({"test_a.py": "def test_a(candidate):\n    pass\n"},
                                   [{"name": "a", "test": "test_a.py::test_a", "points": 1}],

@@ -135,6 +135,36 @@ def test_validate_accepts_a_sound_challenge_and_reports_a_weak_one(tiny: Path) -
     assert code == 1 and "should fail ['adds']" in output
 
 
+def test_validate_fails_a_challenge_that_fails_a_sound_solution(tiny: Path) -> None:
+    # A known-good solution written another way (b + a) passes: valid.
+    (tiny / "known_good").mkdir()
+    (tiny / "known_good" / "swapped.py").write_text("def add(a, b):\n    return b + a\n")
+    with (tiny / "challenge.toml").open("a") as toml:
+        toml.write('\n[[known_good]]\nfile = "known_good/swapped.py"\n')
+    code, output = invoke("validate", "tiny", "--challenges-dir", str(tiny.parent))
+    assert code == 0 and "known_good/swapped.py: 1 of 1 checks passed, score 1 / 1. PASSED" in output
+    # One that the checks wrongly fail (this check compares with ==, so a sum a hair off fails) is reported.
+    (tiny / "known_good" / "swapped.py").write_text("def add(a, b):\n    return float(b + a) + 1e-9\n")
+    code, output = invoke("validate", "tiny", "--challenges-dir", str(tiny.parent))
+    assert code == 1 and "known_good/swapped.py is a sound solution and should pass" in output
+    assert "adds: wrong sum" in output
+
+
+def test_validate_checks_the_partial_credit_a_known_bad_solution_keeps(challenge_factory) -> None:
+    checks = CHECKS + "\ndef test_adds_zero(candidate):\n    assert candidate.add(0, 0) == 0, 'zero'\n"
+    folder = challenge_factory({"test_add.py": checks},
+                               [*CHECK, {"name": "zero", "test": "test_add.py::test_adds_zero", "points": 1}])
+    (folder / "known_bad").mkdir()
+    (folder / "known_bad" / "minus.py").write_text("def add(a, b):\n    return a - b\n")  # 0 - 0 is right
+    with (folder / "challenge.toml").open("a") as toml:
+        toml.write('\n[[known_bad]]\nfile = "known_bad/minus.py"\nmust_fail = ["adds"]\nmust_pass = ["zero"]\n')
+    code, output = invoke("validate", str(folder))
+    assert code == 0, output
+    (folder / "known_bad" / "minus.py").write_text("def add(a, b):\n    return a - b - 1\n")
+    code, output = invoke("validate", str(folder))
+    assert code == 1 and "known_bad/minus.py should still pass ['zero'] (partial credit) but failed them" in output
+
+
 def test_challenges_lists_the_shipped_ones() -> None:
     code, output = invoke("challenges")
     assert code == 0 and "iou" in output and "junior" in output

@@ -4,7 +4,7 @@ secrets from disk, from other processes' memory and environment, and print them.
 At import the candidate walks the whole file system it can see (following no links, skipping
 /proc, /sys and /dev) for anything that looks like grading material: `test_*.py` files and
 `conftest.py` outside the Python runtime, `challenge.toml`, a `hidden`, `reference`,
-`known_bad` or `judge` folder, another `solution.py`, `records.jsonl`, `judge-spec.json`,
+`known_bad`, `known_good` or `judge` folder, another `solution.py`, `records.jsonl`, `judge-spec.json`,
 `results.json`. It reads every file outside the runtime it finds, every visible process's
 `/proc/<pid>/cmdline` and `/proc/<pid>/environ`, tries `/proc/1/mem` and its parent's
 `/proc/<ppid>/mem`, and dumps its own environment. Everything it reads is printed (grading
@@ -28,7 +28,7 @@ RUNTIME = tuple({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, "/us
 SKIP = ("/proc", "/sys", "/dev")
 NAMES = {"challenge.toml", "records.jsonl", "judge-spec.json", "judge.log", "results.json",
          "junit.xml", "test_box_iou.py", "test_nms.py", "test_inputs.py", "test_public.py"}
-FOLDERS = {"hidden", "reference", "known_bad", "challenges", "judge"}
+FOLDERS = {"hidden", "reference", "known_bad", "known_good", "challenges", "judge"}
 FOUND = {"files": [], "text": [], "walked": 0, "procs": [], "mem": {}, "env": {}}
 
 
