@@ -58,6 +58,20 @@ def queue_for(challenge: Challenge) -> str:
     return QUEUE_GPU if challenge.spec.limits.gpu == "required" else QUEUE_CPU
 
 
+def _redis_transport_options(visibility_timeout_s: float) -> dict[str, float]:
+    """Kombu's Redis options: a dead worker's job goes back to the queue soon after the timeout.
+
+    Kombu looks for messages whose visibility timeout has passed every
+    ``unacked_restore_interval`` seconds but scans Redis only on every
+    ``unacked_restore_throttle``-th look (defaults 10 and 10): a job could wait
+    100 s past its timeout. We scan on every look, every quarter of the timeout
+    (1 to 10 s): one small Redis query per worker and look.
+    """
+    return {"visibility_timeout": visibility_timeout_s,
+            "unacked_restore_interval": max(1, min(10, round(visibility_timeout_s / 4))),
+            "unacked_restore_throttle": 1}
+
+
 def make_celery(broker_url: str, *, result_backend: str | None = None,
                 visibility_timeout_s: float = DEFAULT_VISIBILITY_TIMEOUT_S) -> Celery:
     """The Celery app both the service and the workers use; JSON only, late acknowledgement."""
@@ -67,8 +81,8 @@ def make_celery(broker_url: str, *, result_backend: str | None = None,
         accept_content=["json"], result_accept_content=["json"],
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
         task_default_queue=QUEUE_CPU, task_track_started=True, result_expires=7 * 24 * 3600,
-        broker_transport_options={"visibility_timeout": visibility_timeout_s},
-        result_backend_transport_options={"visibility_timeout": visibility_timeout_s},
+        broker_transport_options=_redis_transport_options(visibility_timeout_s),
+        result_backend_transport_options=_redis_transport_options(visibility_timeout_s),
         broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )

@@ -19,13 +19,14 @@ from typing import Any
 import httpx
 import pytest
 
+from api.fleet import make_celery
 from tests.api.test_service_process import Service, finished, judges_of, team_and_candidate
 from tests.fleet.conftest import Redis, Worker
 
 pytestmark = pytest.mark.slow
 GOOD = "def add(a, b):\n    return a + b\n"
 WRONG = "def add(a, b):\n    return a - b\n"
-VISIBILITY_TIMEOUT_S = 15.0
+VISIBILITY_TIMEOUT_S = 30.0  # well above a tiny grading on a loaded 2-core machine (about 8 s)
 
 
 def checks(pause_s: float) -> str:
@@ -246,3 +247,14 @@ def test_cvgrade_fleet_shows_workers_hardware_and_queue_depth(fleet: Fleet, chal
     table = subprocess.run([str(CVGRADE), "fleet", "--broker", fleet.redis.url], capture_output=True, text=True,
                            timeout=120, check=False).stdout
     assert "watcher" in table and "queued: grade.cpu: 0, grade.gpu: 0" in table
+
+
+@pytest.mark.parametrize(("visibility_timeout_s", "interval_s"), [(4.0, 1), (30.0, 8), (3600.0, 10)])
+def test_a_dead_workers_job_is_looked_for_every_quarter_of_the_visibility_timeout(
+    visibility_timeout_s: float, interval_s: int
+) -> None:
+    # Kombu's defaults scan Redis for such jobs only every 10 x 10 s: up to 100 s past the timeout.
+    app = make_celery("redis://127.0.0.1:9/0", visibility_timeout_s=visibility_timeout_s)
+    options = app.conf.broker_transport_options
+    assert options["visibility_timeout"] == visibility_timeout_s
+    assert options["unacked_restore_interval"] == interval_s and options["unacked_restore_throttle"] == 1
