@@ -43,6 +43,12 @@ HERE = Path(__file__).resolve().parent
 SLEEPER = HERE / "submissions" / "sleep_in_a_call.py"
 SLEEPING = "cvgrade-attack-suite: sleeping in a call"
 CVGRADE = Path(sys.executable).parent / "cvgrade"
+# Run cvgrade with Ctrl-C at its default action, as a terminal starts it. A suite started in the
+# background by a shell without job control (`cmd &` in a script) inherits SIGINT ignored, and so
+# would cvgrade: it would rightly keep ignoring Ctrl-C, as background jobs do, and this test hang.
+AS_FROM_A_TERMINAL = [sys.executable, "-c",
+                      "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                      "os.execv(sys.argv[1], sys.argv[1:])"]
 
 
 def containers_of(folder: Path) -> list[object]:
@@ -121,7 +127,7 @@ class Grading:
         env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
         env["TMPDIR"] = str(tmp)
         self.cli = subprocess.Popen(
-            [CVGRADE, "grade", SLEEPER, "-c", "iou", "--backend", "docker", "--json"],
+            [*AS_FROM_A_TERMINAL, CVGRADE, "grade", SLEEPER, "-c", "iou", "--backend", "docker", "--json"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=HERE.parent.parent,
         )
         self.stdout = self.stderr = ""
