@@ -72,9 +72,10 @@ def validate_challenge(
 
     for entry in challenge.spec.known_bad:
         result = grade_submission(challenge.root / entry.file, challenge, options)
-        missing = sorted(set(entry.must_fail) - _failed(result))
-        lost = sorted(set(entry.must_pass) & _failed(result))
-        note(f"{entry.file}: failed {sorted(_failed(result))}")
+        failed = _failed(result)
+        missing = sorted(set(entry.must_fail) - failed)
+        lost = sorted(set(entry.must_pass) & failed)
+        note(f"{entry.file}: failed {sorted(failed)}")
         if result.status != "graded":
             problem(f"{entry.file} was not gradable: {result.error}")
             continue
