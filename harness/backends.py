@@ -32,10 +32,8 @@ def make_sandbox(config: dict[str, Any]) -> Sandbox:
         return _local(config)
     if name in ("docker", "auto"):
         from harness.containers import DockerSandbox
-        from harness.images import RUNTIME_TAG
-
         try:
-            return DockerSandbox(image=config.get("image") or RUNTIME_TAG, gpu=config.get("gpu", "off"))
+            return DockerSandbox(image=config.get("image") or None, gpu=config.get("gpu", "off"))
         except SandboxUnavailable:
             if name == "docker":
                 raise

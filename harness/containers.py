@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.gpus import GpuLease, host_gpu_count, lease_gpu
-from harness.images import RUNTIME_TAG, image_exists, stale_worker
+from harness.images import image_exists, runtime_tag, stale_worker
 from harness.output import CappedOutput
 from harness.sandbox import ASSETS_MOUNT, ExitInfo, SandboxUnavailable, WorkerSpec
 
@@ -138,8 +138,9 @@ class DockerSandbox:
 
     name = "docker"
 
-    def __init__(self, image: str = RUNTIME_TAG, gpu: GpuPolicy = "off", client: Any | None = None) -> None:
+    def __init__(self, image: str | None = None, gpu: GpuPolicy = "off", client: Any | None = None) -> None:
         self._client = client or docker_client()
+        image = image or runtime_tag()
         if not image_exists(self._client, image):
             raise SandboxUnavailable(f"the runtime image {image} is missing: run `cvgrade image build --bootstrap`")
         if stale_worker(self._client, image):

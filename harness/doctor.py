@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness import cgroups, seccomp
-from harness.images import RUNTIME_TAG, image_exists, stale_worker
+from harness.images import image_exists, runtime_tag, stale_worker
 from harness.sandbox import SandboxUnavailable
 
 Status = Literal["ok", "warn", "missing"]
@@ -94,14 +94,15 @@ def _docker_findings() -> list[Finding]:
     runc = next((c for c in version.get("Components", []) if c.get("Name") == "runc"), None)
     if runc is not None:
         findings.append(check_version("runc", str(runc.get("Version", ""))))
-    if not image_exists(client, RUNTIME_TAG):
+    tag = runtime_tag()
+    if not image_exists(client, tag):
         findings.append(Finding("runtime image", "missing",
-                                f"{RUNTIME_TAG} not built: run `cvgrade image build --bootstrap`"))
-    elif stale_worker(client, RUNTIME_TAG):
+                                f"{tag} not built: run `cvgrade image build --bootstrap`"))
+    elif stale_worker(client, tag):
         findings.append(Finding("runtime image", "warn",
-                                f"{RUNTIME_TAG} holds an older candidate worker: run `cvgrade image build`"))
+                                f"{tag} holds an older candidate worker: run `cvgrade image build`"))
     else:
-        findings.append(Finding("runtime image", "ok", RUNTIME_TAG))
+        findings.append(Finding("runtime image", "ok", tag))
     has_gpu_runtime = engine_gpus(client)
     findings.append(Finding("engine GPU runtime", "ok" if has_gpu_runtime else "warn",
                             "nvidia" if has_gpu_runtime else "no nvidia runtime: GPU challenges run on the CPU "

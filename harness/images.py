@@ -36,6 +36,15 @@ WORKER_FILES = (_HARNESS / "wire.py", _HARNESS / "worker" / "candidate_worker.py
 DOCKERFILE = _HARNESS / "image" / "Dockerfile"
 
 
+def runtime_tag() -> str:
+    """The runtime image to grade in and to build: ``CVGRADE_IMAGE``, else ``cvgrade/runtime:latest``.
+
+    Two checkouts of cvgrade on one engine (a release and a branch under test) each
+    keep their own image this way, since the image holds the worker of one version.
+    """
+    return os.environ.get("CVGRADE_IMAGE") or RUNTIME_TAG
+
+
 def cache_dir() -> Path:
     """Where wheels and base file systems are kept between builds (``CVGRADE_CACHE``)."""
     return Path(os.environ.get("CVGRADE_CACHE", Path.home() / ".cache" / "cvgrade"))
@@ -125,11 +134,12 @@ def _fingerprint(base_id: str, packages: Sequence[str], wheels: Path) -> str:
 
 
 def build_runtime(
-    client: Any | None = None, *, base: str = BASE_TAG, tag: str = RUNTIME_TAG,
+    client: Any | None = None, *, base: str = BASE_TAG, tag: str | None = None,
     extra_packages: Sequence[str] = (), log: Callable[[str], None] = print,
 ) -> str:
     """Build the runtime image from ``base``; a no-op when nothing changed since the last build."""
     client = client or _docker_client()
+    tag = tag or runtime_tag()
     if not image_exists(client, base):
         raise SandboxUnavailable(f"base image {base} is missing: run `cvgrade image build --bootstrap`")
     packages = [*PINNED, *extra_packages]

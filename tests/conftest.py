@@ -27,12 +27,12 @@ def bwrap() -> None:
 def require_docker() -> None:
     """A reachable engine and the runtime image; fail under CI=true, skip elsewhere."""
     from harness.containers import docker_client
-    from harness.images import RUNTIME_TAG, image_exists
+    from harness.images import image_exists, runtime_tag
     from harness.sandbox import SandboxUnavailable
 
     try:
-        ready = image_exists(docker_client(), RUNTIME_TAG)
-        reason = f"the runtime image {RUNTIME_TAG} is not built (cvgrade image build --bootstrap)"
+        ready = image_exists(docker_client(), runtime_tag())
+        reason = f"the runtime image {runtime_tag()} is not built (cvgrade image build --bootstrap)"
     except SandboxUnavailable as err:
         ready, reason = False, str(err)
     if not ready:
