@@ -30,6 +30,7 @@ from grader.html_report import write_report
 from grader.practice import practice_challenge_id, practice_submission, start_practice
 from grader.report import print_result, print_summary
 from grader.results import GradeResult
+from grader.terminal import as_markup, as_text
 from grader.validate import validate_challenge
 from harness.sandbox import SandboxUnavailable
 
@@ -76,7 +77,7 @@ def _load(challenge: str, challenges_dir: Path | None) -> Challenge:
 
 
 def _fail(err: CvgradeError) -> None:
-    errors.print(f"[bold red]error:[/bold red] {err}", highlight=False)
+    errors.print(f"[bold red]error:[/bold red] {as_markup(err)}", highlight=False)
     raise typer.Exit(err.exit_code)
 
 
@@ -99,10 +100,10 @@ def _write_html(result: GradeResult, target: Path, submission: Path, *, several:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_report(result, path)
     except OSError as err:
-        errors.print(f"[bold red]error:[/bold red] cannot write the HTML report {path}: {err.strerror}",
+        errors.print(f"[bold red]error:[/bold red] cannot write the HTML report {as_markup(path)}: {err.strerror}",
                      highlight=False)
         return
-    errors.print(f"report: {path}", highlight=False)
+    errors.print(f"report: {as_markup(path)}", highlight=False)
 
 
 def _worst_exit(codes: list[int]) -> int:
@@ -198,7 +199,7 @@ def grade(
     pool.shutdown()
     for submission, result in zip(submissions, outcomes, strict=True):
         if isinstance(result, CvgradeError):
-            errors.print(f"[bold red]error:[/bold red] {submission}: {result}", highlight=False)
+            errors.print(f"[bold red]error:[/bold red] {as_markup(submission)}: {as_markup(result)}", highlight=False)
             codes.append(result.exit_code)
             rows.append((str(submission), str(result)))
             continue
@@ -225,7 +226,7 @@ def challenges(challenges_dir: ChallengesDirOption = None) -> None:
         try:
             loaded = load_challenge(challenge_id, challenges_dir)
         except CvgradeError as err:
-            table.add_row(challenge_id, "", "", f"[red]invalid: {err}[/red]", "", "")
+            table.add_row(as_text(challenge_id), "", "", as_text(f"invalid: {err}", "red"), "", "")
             continue
         info = loaded.spec.challenge
         table.add_row(info.id, info.level, info.version, info.title,
@@ -248,10 +249,9 @@ def start(
         _fail(err)
         return
     for path in written:
-        console.print(f"  wrote {path}", highlight=False)
+        console.print(f"  wrote {as_markup(path)}", highlight=False)
     console.print(
-        f"Read {folder / 'README.md'}, edit {folder / 'solution.py'}, then run: cvgrade test {folder}",
-        highlight=False,
+        as_text(f"Read {folder / 'README.md'}, edit {folder / 'solution.py'}, then run: cvgrade test {folder}"),
     )
 
 
@@ -299,7 +299,7 @@ def validate(
             return
         console.print(f"[bold]validating {loaded.id} v{loaded.version}[/bold]")
         report = validate_challenge(loaded, _options(backend, isolation),
-                                    progress=lambda line: console.print(f"  {line}", highlight=False))
+                                    progress=lambda line: console.print(as_text(f"  {line}")))
         ok = ok and report.ok
         console.print("[green]  valid[/green]" if report.ok else f"[red]  {len(report.problems)} problem(s)[/red]")
     raise typer.Exit(0 if ok else 1)
@@ -350,7 +350,7 @@ def demo(
         loaded = _load(challenge_id, challenges_dir)
         for sample in _samples(loaded):
             label = f"{loaded.id}: {sample.relative_to(loaded.root)}"
-            console.print(f"grading {label} ...", highlight=False)
+            console.print(f"grading {as_markup(label)} ...", highlight=False)
             try:
                 rows.append((label, grade_submission(sample, loaded, options)))
             except CvgradeError as err:
@@ -378,7 +378,8 @@ def image_build(
         try:
             wanted.update(load_challenge(challenge_id, challenges_dir).spec.image.packages)
         except CvgradeError as err:  # one broken challenge must not stop the image every other one needs
-            errors.print(f"[yellow]warning:[/yellow] skipping {challenge_id}'s packages: {err}", highlight=False)
+            errors.print(f"[yellow]warning:[/yellow] skipping {as_markup(challenge_id)}'s packages: {as_markup(err)}",
+                         highlight=False)
     extras = sorted(wanted)
     try:
         if bootstrap:

@@ -54,12 +54,14 @@ class Cgroup:
     cpu controller is available, a CPU quota of ``cpu_threads`` CPUs' worth of time."""
 
     def __init__(
-        self, memory_mb: int, max_processes: int, version: str | None = None, cpu_threads: int | None = None
+        self, memory_mb: int, max_processes: int, version: str | None = None, cpu_threads: int | None = None,
+        *, prefix: str = "run",
     ) -> None:
+        """``prefix`` names the group (``run-`` for a worker, ``judge-`` for a judge)."""
         self.version = version or detect()
         if self.version is None:
             raise CgroupUnavailable("no writable cgroup hierarchy with memory and pids controllers")
-        name = f"run-{uuid.uuid4().hex[:12]}"
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
         self.cpu_limited = False
         memory_bytes = str(memory_mb * 1024 * 1024)
         if self.version == "v2":
@@ -128,6 +130,14 @@ class Cgroup:
                 if key == "oom_kill" and int(value) > 0:
                     return True
         return False
+
+    def peak_memory_bytes(self) -> int | None:
+        """The most memory the group has held (page cache included), where the kernel keeps that figure."""
+        peak = self.dirs[0] / ("memory.peak" if self.version == "v2" else "memory.max_usage_in_bytes")
+        try:
+            return int(peak.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def kill_all(self, timeout_s: float = 5.0) -> None:
         """SIGKILL every process in the group until it is empty."""

@@ -28,6 +28,7 @@ import fcntl
 import json
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -353,6 +354,8 @@ class LocalSandbox:
             rlimits["RLIMIT_DATA"] = limits.memory_mb * 1024 * 1024
             if os.geteuid() != 0:
                 rlimits["RLIMIT_NPROC"] = limits.max_processes
+        else:  # the cgroup limits memory; drop a data limit inherited from a judge under rlimits of its own
+            rlimits["RLIMIT_DATA"] = resource.RLIM_INFINITY
         return rlimits
 
     @staticmethod

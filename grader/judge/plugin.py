@@ -5,6 +5,14 @@ lives where the candidate cannot reach. A check counts as passed only when its
 setup and call both passed here; skipped, xfailed, crashed and missing checks
 are failures. Messages for hidden checks carry the check's own assertion
 message, never pytest's introspection of hidden expressions and values.
+
+Every text a record holds is cut to a fixed length here, whatever the worker
+or the check produced. A record says whether the candidate's worker had been
+handed held-back data by then (``saw_held_back_data``: a check marked
+``held_back_data`` ran, this one or an earlier one), so that the candidate's
+feedback can withhold text the solution could have filled with that data. A
+``started`` record precedes each check's own: if the judge is killed in the
+middle (its memory limit), the grader knows which check was running.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ from harness.sandbox import SandboxUnavailable
 from harness.session import CallFailure, WorkerSession
 
 MAX_MESSAGE_CHARS = 2000
+MAX_DETAIL_CHARS = 4000  # the end of the traceback and of the output
+MAX_METRICS = 64
+MAX_METRIC_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,9 @@ class JudgePlugin:
         timed_tests: frozenset[str] = frozenset(),
         calibration: CalibrationSettings | None = None,
         timing_resource: str = "cpu",
+        max_reply_bytes: dict[str, int] | None = None,
+        default_max_reply_bytes: int | None = None,
+        held_back_tests: frozenset[str] = frozenset(),
     ) -> None:
         self._records = records_path.open("a", encoding="utf-8")
         self._timeouts_s = timeouts_s
@@ -71,15 +85,21 @@ class JudgePlugin:
         self._calibration_settings = calibration
         self._timing_resource = timing_resource  # "cpu", or "gpu<N>" when this grading leased GPU N
         self._calibration: Calibration | None = None
+        self._max_reply_bytes = max_reply_bytes or {}
+        self._default_max_reply_bytes = default_max_reply_bytes
+        self._held_back_tests = held_back_tests
+        self._saw_held_back_data = False
 
     # Workers are started by the runner before pytest is even imported, from the
     # main thread: bubblewrap's --die-with-parent is tied to the thread that
     # started it, so a worker must never be started from a short-lived thread.
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        hello = self._candidate.hello
         self._write({
             "kind": "session",
-            "candidate_versions": self._candidate.hello.versions if self._candidate.hello else {},
+            # What the candidate's worker says about itself: its claim, never a fact of the result.
+            "candidate_claims": {"versions": hello.versions, "device": hello.device} if hello else {},
             "worker_starts": self._candidate.stats.starts,
             "failures": dict(self._candidate.stats.failures),
             "device": self._device(),
@@ -123,9 +143,9 @@ class JudgePlugin:
         return self._calibration
 
     def _device(self) -> dict[str, str | int]:
-        for session in (self._reference, self._candidate):
-            if session is not None and session.hello is not None and session.hello.device:
-                return dict(session.hello.device)
+        """The device as the reference's worker (ours) saw it; nothing when only the candidate's ran."""
+        if self._reference is not None and self._reference.hello is not None:
+            return dict(self._reference.hello.device)
         return {}
 
     # ------------------------------------------------------------------ running checks
@@ -137,13 +157,21 @@ class JudgePlugin:
                 "kind": "check", "nodeid": _short_id(item), "passed": False,
                 "outcome": "timed_out", "duration_s": 0.0, "metrics": {},
                 "message": "not run: the whole run's time limit was reached", "detail": "",
-                "infrastructure": False,
+                "infrastructure": False, "saw_held_back_data": self._saw_held_back_data,
             })
             return True
         self._clock.deadline = None  # set when the check's body starts; see pytest_runtest_call
         self._recorder.metrics = {}
         self._recorder.charts = []
         self._phases[item.nodeid] = {"started": time.monotonic()}
+        limit = self._max_reply_bytes.get(_short_id(item), self._default_max_reply_bytes)
+        if limit is not None:
+            for session in (self._candidate, self._reference):
+                if session is not None:
+                    session.set_reply_limit(limit)
+        if _short_id(item) in self._held_back_tests:
+            self._saw_held_back_data = True  # for the rest of the grading: the worker may keep what it saw
+        self._write({"kind": "started", "nodeid": _short_id(item)})
         return None
 
     @pytest.hookimpl(hookwrapper=True)
@@ -186,19 +214,20 @@ class JudgePlugin:
         error = call.excinfo.value if call.excinfo is not None else None
         if isinstance(error, CallFailure):
             detail = "\n".join(part for part in (error.detail, _output_block(error.output)) if part)
-            return {"message": error.message, "detail": detail[-MAX_MESSAGE_CHARS:],
+            return {"message": error.message, "detail": detail,
                     "outcome": str(error.outcome), "infrastructure": False}
+        if isinstance(error, MemoryError):  # the judge's own limit (rlimits), reached handling the solution's values
+            return {"message": "the judge ran out of memory handling what the solution returned: return less data",
+                    "detail": "", "outcome": "out_of_memory", "infrastructure": False}
         if isinstance(error, SandboxUnavailable):
             return {"message": f"the sandbox failed: {error}", "detail": "",
                     "outcome": "error", "infrastructure": True}
         if not self._hidden:
             return {"message": _first_line(str(error)) if error else "check failed",
-                    "detail": report.longreprtext[-MAX_MESSAGE_CHARS:], "outcome": "failed",
-                    "infrastructure": False}
+                    "detail": report.longreprtext, "outcome": "failed", "infrastructure": False}
         if isinstance(error, AssertionError):
             message = str(error).strip() or "the check's condition did not hold"
-            return {"message": message[:MAX_MESSAGE_CHARS], "detail": "", "outcome": "failed",
-                    "infrastructure": False}
+            return {"message": message, "detail": "", "outcome": "failed", "infrastructure": False}
         # Any other exception in a hidden check: name it, but do not print hidden values.
         name = type(error).__name__ if error is not None else "an error"
         return {"message": f"the check could not use the solution's result ({name})",
@@ -211,12 +240,13 @@ class JudgePlugin:
             "nodeid": _short_id(item),
             "passed": bool(state.get("passed", False)),
             "outcome": state.get("outcome", "failed"),
-            "message": state.get("message", "the check did not report"),
-            "detail": state.get("detail", ""),
+            "message": _cut(str(state.get("message", "the check did not report")), MAX_MESSAGE_CHARS),
+            "detail": _cut(str(state.get("detail", "")), MAX_DETAIL_CHARS, keep_end=True),
             "infrastructure": bool(state.get("infrastructure", False)),
             "duration_s": round(time.monotonic() - state["started"], 4),
-            "metrics": dict(self._recorder.metrics),
+            "metrics": _capped_metrics(self._recorder.metrics),
             "charts": list(self._recorder.charts),
+            "saw_held_back_data": self._saw_held_back_data,
         })
 
     def _write(self, record: dict[str, Any]) -> None:
@@ -231,7 +261,19 @@ def _short_id(item: pytest.Item) -> str:
 
 
 def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0][:MAX_MESSAGE_CHARS] if text.strip() else "check failed"
+    return text.strip().splitlines()[0] if text.strip() else "check failed"
+
+
+def _cut(text: str, limit: int, *, keep_end: bool = False) -> str:
+    if len(text) <= limit:
+        return text
+    return "..." + text[-(limit - 3):] if keep_end else text[:limit - 3] + "..."
+
+
+def _capped_metrics(metrics: dict[str, float | str]) -> dict[str, float | str]:
+    """At most MAX_METRICS metrics; a text value (a check may record what the solution said) cut short."""
+    return {_cut(str(name), MAX_METRIC_CHARS): _cut(value, MAX_METRIC_CHARS) if isinstance(value, str) else value
+            for name, value in list(metrics.items())[:MAX_METRICS]}
 
 
 def _output_block(output: str) -> str:

@@ -5,11 +5,19 @@ judge starts the candidate's worker (and the reference's, when checks ask for
 it) through the harness, runs pytest over the checks with ``JudgePlugin``, and
 writes its record of each check to ``records_path``. Its exit code only says
 whether the judge itself worked; verdicts live in the records.
+
+The judge runs under limits of its own (see ``grader.grading``): a cgroup the
+grader puts it in, or, without one, the soft rlimits in the spec, set here
+first. It touches no GPU but the one its sandbox leased (``CUDA_VISIBLE_DEVICES``
+names only that one, or none), and writes what it used, its peak memory and
+its CPU time, as its last record.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import resource
 import signal
 import sys
 import time
@@ -47,6 +55,7 @@ def run(spec: dict[str, Any]) -> int:
     launched = [sandbox.start(candidate_spec)]
     if reference_spec is not None:
         launched.append(sandbox.start(reference_spec))
+    cuda_device = _own_gpu_only(sandbox)  # before anything here can start CUDA
 
     import pytest
 
@@ -54,11 +63,11 @@ def run(spec: dict[str, Any]) -> int:
     from grader.judge.timing import registered_judge
     from harness.session import WorkerSession
 
-    candidate = WorkerSession(sandbox, candidate_spec)
+    candidate = WorkerSession(sandbox, candidate_spec, cuda_device=cuda_device)
     candidate.adopt(launched[0])
     reference = None
     if reference_spec is not None:
-        reference = WorkerSession(sandbox, reference_spec)
+        reference = WorkerSession(sandbox, reference_spec, cuda_device=cuda_device)
         reference.adopt(launched[1])
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -79,6 +88,9 @@ def run(spec: dict[str, Any]) -> int:
         timed_tests=frozenset(spec.get("timed_tests", [])),
         calibration=_calibration_settings(spec, candidate_spec),
         timing_resource=_timing_resource(sandbox),
+        max_reply_bytes=spec.get("max_reply_bytes", {}),
+        default_max_reply_bytes=spec.get("default_max_reply_bytes"),
+        held_back_tests=frozenset(spec.get("held_back_tests", [])),
     )
     tests_dir = Path(spec["tests_dir"])
     ini = Path(spec["records_path"]).parent / "judge-pytest.ini"
@@ -97,8 +109,37 @@ def run(spec: dict[str, Any]) -> int:
         candidate.close()
         if reference is not None:
             reference.close()
+        _record_own_usage(Path(spec["records_path"]))
     # pytest's own codes: 0 all passed, 1 some failed, 5 none collected; others are our problem.
     return EXIT_OK if code in (0, 1) else EXIT_JUDGE_FAILED
+
+
+def _own_gpu_only(sandbox: object) -> str | None:
+    """Let this process see only the GPU its sandbox leased (none without a lease); its device name, or None.
+
+    A reply that names ``cuda:N`` then lands on this grading's own GPU (see ``harness.wire``),
+    and a check's ``.cuda()`` too: never on a GPU another grading leased.
+    """
+    index = getattr(sandbox, "gpu_index", None)
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(index) if isinstance(index, int) else ""
+    return "cuda" if isinstance(index, int) else None
+
+
+def _apply_own_limits(rlimits: dict[str, int]) -> None:
+    """Soft limits only: the workers this process starts locally set their own, which may be higher."""
+    for name, value in rlimits.items():
+        number = getattr(resource, name)
+        _, hard = resource.getrlimit(number)
+        resource.setrlimit(number, (value if hard == resource.RLIM_INFINITY else min(value, hard), hard))
+
+
+def _record_own_usage(records_path: Path) -> None:
+    """The judge's peak resident memory and CPU time, as its last record (the grader reports them)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    record = {"kind": "judge", "peak_memory_mb": round(usage.ru_maxrss / 1024, 1),
+              "cpu_s": round(usage.ru_utime + usage.ru_stime, 2)}
+    with records_path.open("a", encoding="utf-8") as records:
+        records.write(json.dumps(record) + "\n")
 
 
 def _timing_resource(sandbox: object) -> str:
@@ -125,6 +166,7 @@ def _calibration_settings(spec: dict[str, Any], candidate: WorkerSpec) -> Any:
 
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    _apply_own_limits(spec.get("judge_rlimits", {}))
     sys.exit(run(spec))
 
 

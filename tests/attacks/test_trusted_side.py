@@ -35,10 +35,9 @@ from grader.challenge import Challenge, load_challenge
 from grader.feedback import candidate_feedback
 from grader.report import print_feedback
 from harness.sandbox import OUTCOME_SENTENCES
-from tests.attacks.test_attacks import (  # noqa: F401 - fixtures, imported to be used here
+from tests.attacks import test_attacks as attacks
+from tests.attacks.test_attacks import (
     ALL,
-    BOX_IOU,
-    INPUTS,
     IOU_DIR,
     NMS,
     REPO,
@@ -46,13 +45,14 @@ from tests.attacks.test_attacks import (  # noqa: F401 - fixtures, imported to b
     Graded,
     GradeWith,
     Verdict,
-    assert_graded_fairly,
     assert_verdict,
-    grade,
-    grader,
     outputs,
-    private_tmp,
 )
+
+# The attack suite's fixtures: a private temporary folder with a secret, a grader that grades once per backend.
+private_tmp = attacks.private_tmp
+grader = attacks.grader
+grade = attacks.grade
 
 FINETUNE = load_challenge(REPO / "challenges" / "finetune")
 CANDIDATE_TEXT_LIMIT = 256 * 1024  # bytes of the solution's text a result may hold, in all
@@ -65,20 +65,14 @@ CVGRADE = Path(sys.executable).parent / "cvgrade"
 
 def leaked_test_images(text: str) -> int:
     """How many held-back test images a text carries, byte for byte (the submission's blob, decoded)."""
-    import importlib.util
-
     found = 0
     for blob in re.findall(r"HELDBACK:([A-Za-z0-9+/=]+):END", text):
         try:
             images = np.load(io.BytesIO(zlib.decompress(base64.b64decode(blob))), allow_pickle=False)
         except (ValueError, zlib.error, OSError):
             continue
-        spec = importlib.util.spec_from_file_location("finetune_data_for_tests",
-                                                      FINETUNE.root / "assets" / "finetune_data.py")
-        assert spec is not None and spec.loader is not None
-        data = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(data)
-        held_back = data.load_images(FINETUNE.hidden_dir / "data" / "test.npz", 32).images.numpy()
+        with np.load(FINETUNE.hidden_dir / "data" / "test.npz", allow_pickle=False) as data:
+            held_back = data["images"]
         same = min(len(images), len(held_back))
         found = max(found, int((images[:same] == held_back[:same]).reshape(same, -1).all(axis=1).sum()))
     return found

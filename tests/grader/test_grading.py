@@ -264,5 +264,5 @@ def test_the_result_carries_gradescope_fields_and_our_own(
     for field in ("name", "score", "max_score", "status", "output", "visibility"):
         assert field in result["tests"][0]
     assert result["environment"]["sandbox"]["backend"] == backend
-    assert result["environment"]["candidate_runtime"]["torch"].startswith("2.14.1")
+    assert result["environment"]["runtime"]["torch"].startswith("2.14.1")
     assert result["limits"]["memory_mb"] == 2048
