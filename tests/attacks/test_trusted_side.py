@@ -78,8 +78,19 @@ def leaked_test_images(text: str) -> int:
     return found
 
 
-def test_held_back_test_images_never_leave_through_feedback(grade: GradeWith) -> None:
-    graded = grade("leak_held_back_data.py", challenge=FINETUNE)
+@pytest.fixture(scope="module")
+def finetune(tmp_path_factory: pytest.TempPathFactory) -> Challenge:
+    """The shipped finetune challenge, with a setup time limit that a busy shared machine cannot break."""
+    target = tmp_path_factory.mktemp("challenges") / "finetune"
+    shutil.copytree(FINETUNE.root, target, ignore=shutil.ignore_patterns("__pycache__"))
+    toml = (target / "challenge.toml").read_text()
+    assert toml.count("setup_timeout_s = 60\n") == 1
+    (target / "challenge.toml").write_text(toml.replace("setup_timeout_s = 60\n", "setup_timeout_s = 600\n"))
+    return load_challenge(target)
+
+
+def test_held_back_test_images_never_leave_through_feedback(grade: GradeWith, finetune: Challenge) -> None:
+    graded = grade("leak_held_back_data.py", challenge=finetune)
     result = graded.result
     view = json.dumps(candidate_feedback(result, deadline_passed=True, show_scores=True))
     assert leaked_test_images(view) == 0, "held-back test images reached the candidate's feedback"
@@ -91,9 +102,13 @@ def test_held_back_test_images_never_leave_through_feedback(grade: GradeWith) ->
     assert {name for name, test in by_name.items() if test.status == "passed"} == {
         "small_task", "time_budget", "no_work_outside_finetune"}, result.output
     assert result.score == 35
-    assert by_name["consistent_predictions"].outcome == "raised"
-    # The hiring team's result keeps a short, capped prefix of what the solution said.
-    assert len(by_name["consistent_predictions"].output) <= 8000
+    # The attack ran: its reply (the blob twice, in the message and the traceback: 5 MB) is
+    # refused whole, past the judge's 4 MB for a header; a smaller one would be cut to 2,000
+    # characters (tests/harness/test_untrusted_replies.py). The hiring team's result stays short.
+    consistent = by_name["consistent_predictions"]
+    assert consistent.outcome == "bad_value", consistent.output[:500]
+    assert "more than the 4 MB the judge reads" in consistent.output
+    assert len(consistent.output) <= 8000
     # The candidate sees, for every check after held-back data reached the worker, the property
     # (the check's description from challenge.toml) and the kind of failure, never a message.
     descriptions = {check.name: check.description for check in FINETUNE.spec.checks}
@@ -127,13 +142,13 @@ def test_a_reply_that_expands_on_decoding_is_refused_and_the_judge_stays_small(g
 
 @pytest.fixture
 def iou_with_a_small_judge(tmp_path: Path) -> Challenge:
-    """iou with a 600 MB reply allowed for box_iou_edge_cases, and a judge limit too small to decode one."""
+    """iou with a 1.1 GB reply allowed for box_iou_edge_cases, and a judge limit too small to decode one."""
     target = tmp_path / "iou"
     shutil.copytree(IOU_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))
     toml = (target / "challenge.toml").read_text()
     line = 'name = "box_iou_edge_cases"\n'
     assert toml.count(line) == 1
-    toml = toml.replace(line, f"{line}max_reply_mb = 600\n")
+    toml = toml.replace(line, f"{line}max_reply_mb = 1100\n")
     toml = toml.replace("memory_mb = 2048\n", "memory_mb = 2048\njudge_memory_mb = 1000\n")
     (target / "challenge.toml").write_text(toml)
     return load_challenge(target)

@@ -100,3 +100,4 @@ def test_values_are_counted_before_anything_is_decoded() -> None:
     empty_lists = b"[" + b"[]," * 999 + b"[]]"  # the count errs on the safe side: 2001 for 1001 values
     with pytest.raises(wire.ProtocolError, match="more values than the judge decodes"):
         wire.decode(empty_lists, [], max_values=1500)
+

@@ -1,6 +1,6 @@
 """Attack class: Availability -- exhaust the trusted side with a reply the channel's bounds still allow.
 
-An honest `nms`; `box_iou` answers its first call with a 500 MB tensor, which a check that allows
+An honest `nms`; `box_iou` answers its first call with a 1 GB tensor, which a check that allows
 large replies (`max_reply_mb`, set high in the test's copy of the challenge) lets through the
 channel, and which the judge must then hold in memory. With the judge's own memory limit set
 below what that takes, the judge breaks its limit while it handles the reply.
@@ -18,7 +18,7 @@ CALLS = [0]
 def box_iou(boxes1, boxes2):
     CALLS[0] += 1
     if CALLS[0] == 1:
-        return torch.ones(125_000_000, dtype=torch.float32)
+        return torch.ones(250_000_000, dtype=torch.float32)
     return _iou(boxes1, boxes2)
 
 
