@@ -77,6 +77,14 @@ def _check(test: TestResult, *, deadline_passed: bool, show_scores: bool) -> dic
     return check
 
 
+def output_for_candidate(test: TestResult) -> str:
+    """What a candidate-facing export may carry as the check's output: after held-back data, the kind of failure
+    and the property checked (its description), never the message."""
+    if not test.saw_held_back_data:
+        return test.output
+    return "" if test.status == "passed" else f"{_kind_of_failure(test)}: {test.description}".rstrip(": ")
+
+
 def _kind_of_failure(test: TestResult) -> str:
     if test.status == "passed":
         return "passed"
