@@ -127,28 +127,41 @@ def judge_figures(graded: Graded) -> dict[str, float]:
     return judge
 
 
-def test_a_reply_that_expands_on_decoding_is_refused_and_the_judge_stays_small(grade: GradeWith) -> None:
-    graded = grade("flood_the_judge.py")
-    reference = grade(IOU_DIR / "reference" / "solution.py")
+@pytest.fixture(scope="module")
+def patient_iou(tmp_path_factory: pytest.TempPathFactory) -> Challenge:
+    """The shipped iou challenge with a long setup time limit: every check of the flood restarts the worker,
+    and on a busy shared machine importing torch ten times can outlast the usual minute."""
+    target = tmp_path_factory.mktemp("challenges") / "iou"
+    shutil.copytree(IOU_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))
+    toml = (target / "challenge.toml").read_text()
+    assert toml.count("[limits]\n") == 1
+    (target / "challenge.toml").write_text(toml.replace("[limits]\n", "[limits]\nsetup_timeout_s = 600\n"))
+    return load_challenge(target)
+
+
+def test_a_reply_that_expands_on_decoding_is_refused_and_the_judge_stays_small(
+    grade: GradeWith, patient_iou: Challenge
+) -> None:
+    graded = grade("flood_the_judge.py", challenge=patient_iou)
+    reference = grade(IOU_DIR / "reference" / "solution.py", challenge=patient_iou)
     attacked, usual = judge_figures(graded), judge_figures(reference)
     # Measured from inside the judge (its peak resident memory), whatever the reply.
     assert attacked["peak_memory_mb"] <= usual["peak_memory_mb"] + 150, (attacked, usual)
     assert attacked["cpu_s"] <= usual["cpu_s"] + 60, (attacked, usual)
     assert attacked["memory_limit_mb"] == graded.result.limits["judge_memory_mb"]
     assert_verdict(graded, Verdict(0, failing_as=("bad_value",)))
-    said = outputs(graded)
-    assert "more values than the judge decodes" in said or "larger than" in said, said[:2000]
+    assert "the message's header is 66000001 bytes, more than the 4 MB the judge reads" in outputs(graded)
 
 
 @pytest.fixture
 def iou_with_a_small_judge(tmp_path: Path) -> Challenge:
-    """iou with a 1.1 GB reply allowed for box_iou_edge_cases, and a judge limit too small to decode one."""
+    """iou with a 1 GB reply allowed for box_iou_edge_cases, and a judge limit too small to decode one."""
     target = tmp_path / "iou"
     shutil.copytree(IOU_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))
     toml = (target / "challenge.toml").read_text()
     line = 'name = "box_iou_edge_cases"\n'
     assert toml.count(line) == 1
-    toml = toml.replace(line, f"{line}max_reply_mb = 1100\n")
+    toml = toml.replace(line, f"{line}max_reply_mb = 1000\n")
     toml = toml.replace("memory_mb = 2048\n", "memory_mb = 2048\njudge_memory_mb = 1000\n")
     (target / "challenge.toml").write_text(toml)
     return load_challenge(target)

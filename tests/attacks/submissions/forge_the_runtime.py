@@ -20,8 +20,8 @@ _real_reply = _worker._reply
 
 def _forged_reply(fd, message):
     if message.get("phase") == "import" and message.get("ok"):
-        versions = {f"forged-package-{i}": "1.0" for i in range(2000)}
-        versions.update(python="0.0.1", torch="9.9.9", numpy="0.0.1")
+        versions = {"python": "0.0.1", "torch": "9.9.9", "numpy": "0.0.1"}
+        versions.update({f"forged-package-{i}": "1.0" for i in range(2000)})
         message = {**message, "versions": versions,
                    "device": {"type": "cuda", "name": "NVIDIA H100 80GB HBM3 (forged)", "memory_mb": 81559,
                               "count": 8}}
