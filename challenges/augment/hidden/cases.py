@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from augment_oracle import DECISION_MARGIN, expected_boxes, frame_after_rotation
 
 GRID = 16.0  # box coordinates are multiples of 1/16: flips, rotations and crops of them are exact in float32
@@ -57,7 +56,8 @@ def random_params(rng: np.random.Generator, image_hw: tuple[int, int], *, flip: 
     }
     height, width = frame_after_rotation(image_hw, params["rotate"])
     if crop:
-        crop_h, crop_w = int(rng.integers((height + 1) // 2, height + 1)), int(rng.integers((width + 1) // 2, width + 1))
+        crop_h = int(rng.integers((height + 1) // 2, height + 1))
+        crop_w = int(rng.integers((width + 1) // 2, width + 1))
         top, left = int(rng.integers(0, height - crop_h + 1)), int(rng.integers(0, width - crop_w + 1))
     else:
         top, left, crop_h, crop_w = 0, 0, height, width

@@ -63,7 +63,7 @@ def augment(image, boxes, labels, params, min_visibility=0.25):
 def _uniform_int(generator, low, high):
     """low..high inclusive, from one uniform float."""
     u = float(torch.rand((), generator=generator, dtype=torch.float64))
-    return min(low + int(math.floor(u * (high - low + 1))), high)
+    return min(low + math.floor(u * (high - low + 1)), high)
 
 
 def sample_params(generator, image_hw, out_hw):

@@ -58,10 +58,7 @@ def augment(image, boxes: Tensor, labels: Tensor, params: dict, min_visibility: 
     scale = clipped.new_tensor([out_w / crop_w, out_h / crop_h, out_w / crop_w, out_h / crop_h])
     kept_boxes = clipped[keep] * scale
 
-    if as_numpy:
-        result_image = pixels.permute(1, 2, 0).contiguous().numpy()
-    else:
-        result_image = pixels.contiguous()
+    result_image = pixels.permute(1, 2, 0).contiguous().numpy() if as_numpy else pixels.contiguous()
     return result_image, kept_boxes, labels[keep]
 
 

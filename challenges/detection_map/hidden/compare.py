@@ -32,7 +32,8 @@ def check_result(value: Any, expected: dict[str, Any], num_classes: int, what: s
     assert ap.is_floating_point(), f"{what}: result['ap'] must be a floating-point tensor"
     got = ap.detach().cpu().to(torch.float64)
     want = expected["ap"]
-    assert bool(torch.isfinite(got).all()), f"{what}: result['ap'] has NaN or infinite values (a class without ground truth has AP -1, not NaN)"
+    assert bool(torch.isfinite(got).all()), (
+        f"{what}: result['ap'] has NaN or infinite values (a class without ground truth has AP -1, not NaN)")
     undefined = want < -0.5
     wrong_undefined = (got[undefined] != -1).any() if bool(undefined.any()) else False
     assert not wrong_undefined, (

@@ -62,7 +62,8 @@ HAND_MADE = [
     ("half the ground truths found", ([A, B], [0.9, 0.8], [0, 0], [0, 1]),
      ([A, B, C, [40, 40, 50, 50]], [0, 0, 0, 0], [0, 1, 0, 1]), 2, 1),
     ("a touching box (IoU 0)", ([[10, 0, 20, 10]], [0.9], [0], [0]), ([A], [0], [0]), 1, 1),
-    ("a zero-area ground truth", ([A, [5, 5, 5, 8]], [0.9, 0.8], [0, 0], [0, 0]), ([A, [5, 5, 5, 8]], [0, 0], [0, 0]), 1, 1),
+    ("a zero-area ground truth", ([A, [5, 5, 5, 8]], [0.9, 0.8], [0, 0], [0, 0]),
+     ([A, [5, 5, 5, 8]], [0, 0], [0, 0]), 1, 1),
 ]
 
 
@@ -146,7 +147,8 @@ def test_max_detections(candidate):
     truth_boxes = boxes[::3] + 1.0  # a third of them are close to a ground truth (IoU above 0.8)
     for labels, what in ((torch.zeros(150, dtype=torch.int64), "150 detections of one class in one image"),
                          (torch.arange(150) % 2, "75 detections of each of two classes in one image")):
-        detections = {"boxes": boxes, "scores": scores, "labels": labels, "image_ids": torch.zeros(150, dtype=torch.int64)}
+        detections = {"boxes": boxes, "scores": scores, "labels": labels,
+                      "image_ids": torch.zeros(150, dtype=torch.int64)}
         ground_truths = {"boxes": truth_boxes, "labels": labels[::3], "image_ids": torch.zeros(50, dtype=torch.int64)}
         agree(candidate, detections, ground_truths, 1, 2, what)
     detections = {"boxes": torch.cat([boxes, boxes + 2]), "scores": torch.cat([scores, scores * 0.9]),

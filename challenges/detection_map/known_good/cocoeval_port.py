@@ -47,11 +47,11 @@ def coco_map(detections, ground_truths, num_images, num_classes):
 
     dets = defaultdict(list)
     for box, score, label, image in zip(detections["boxes"].double().tolist(), detections["scores"].double().tolist(),
-                                        detections["labels"].tolist(), detections["image_ids"].tolist()):
+                                        detections["labels"].tolist(), detections["image_ids"].tolist(), strict=True):
         dets[image, label].append((score, box))
     gts = defaultdict(list)
     for box, label, image in zip(ground_truths["boxes"].double().tolist(), ground_truths["labels"].tolist(),
-                                 ground_truths["image_ids"].tolist()):
+                                 ground_truths["image_ids"].tolist(), strict=True):
         gts[image, label].append(box)
 
     ap = -np.ones((num_classes, len(IOU_THRESHOLDS)))

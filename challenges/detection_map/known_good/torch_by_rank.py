@@ -46,7 +46,7 @@ def coco_map(detections, ground_truths, num_images, num_classes):
     order = order[torch.sort(dk[order], stable=True).indices]
     _, _, rank = _pad(dk[order], ds[order], groups, 0.0)
     order = order[rank < 100]
-    det_boxes, det_valid, det_rank = _pad(dk[order], db[order], groups, 0.0)
+    det_boxes, det_valid, _ = _pad(dk[order], db[order], groups, 0.0)
     gt_order = torch.sort(gk, stable=True).indices
     gt_boxes, gt_valid, _ = _pad(gk[gt_order], gb[gt_order], groups, 0.0)
 

@@ -39,6 +39,7 @@ def test_class_without_ground_truth_is_minus_one(candidate):
 
 def test_iou_exactly_half(candidate):
     # IoU 0.5: a true positive at threshold 0.50 only
-    result = candidate.coco_map(_dets([[0.0, 0.0, 2.0, 1.0]], [0.9], [0], [0]), _gts([[0.0, 0.0, 1.0, 1.0]], [0], [0]), 1, 1)
+    detections = _dets([[0.0, 0.0, 2.0, 1.0]], [0.9], [0], [0])
+    result = candidate.coco_map(detections, _gts([[0.0, 0.0, 1.0, 1.0]], [0], [0]), 1, 1)
     assert abs(float(result["map_50"]) - 1.0) < 1e-9 and abs(float(result["map_75"])) < 1e-9, "AP50 1, AP75 0"
     assert abs(float(result["map"]) - 0.1) < 1e-9, "mAP is the mean over ten thresholds: 0.1"
