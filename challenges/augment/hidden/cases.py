@@ -33,10 +33,12 @@ def as_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
 
-def random_boxes(rng: np.random.Generator, count: int, height: int, width: int) -> np.ndarray:
+def random_boxes(rng: np.random.Generator, count: int, height: int, width: int,
+                 zero_area: bool = True) -> np.ndarray:
     """Boxes inside the image, on the 1/16 grid: small and large, some on the border, a few of zero area."""
     size = rng.uniform(0.02, 0.7, (count, 2)) * [width, height]
-    size[rng.random(count) < 0.05, rng.integers(0, 2)] = 0.0
+    if zero_area:
+        size[rng.random(count) < 0.05, rng.integers(0, 2)] = 0.0
     corner = rng.uniform(0, 1, (count, 2)) * ([width, height] - size)
     boxes = np.concatenate([corner, corner + size], axis=1)
     on_border = rng.random(count) < 0.1
@@ -71,13 +73,14 @@ def random_params(rng: np.random.Generator, image_hw: tuple[int, int], *, flip: 
 
 
 def random_case(seed: int, *, dtype: torch.dtype = torch.float32, count: int = 40, min_visibility: float = 0.25,
-                **param_options: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+                zero_area: bool = True, **param_options: Any
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
     """(image uint8 [3, H, W], boxes [N, 4], labels int64 [N], params) with no keep/drop decision near a tie."""
     rng = np.random.default_rng(seed)
     height, width = (int(v) for v in rng.integers(16, 97, 2))
     image = smooth_image(rng, height, width)
     params = random_params(rng, (height, width), **param_options)
-    boxes = random_boxes(rng, count, height, width)
+    boxes = random_boxes(rng, count, height, width, zero_area)
     _, _, margins = expected_boxes(boxes, (height, width), params, min_visibility)
     boxes = boxes[margins > DECISION_MARGIN]
     labels = torch.from_numpy(rng.permutation(len(boxes)) + 1).to(torch.int64)  # distinct: alignment shows

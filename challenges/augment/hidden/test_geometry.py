@@ -65,7 +65,8 @@ def test_flip(candidate):
         check_result(candidate.augment(image, b, labels, params), image, b, labels, params, 0.25,
                      f"horizontal flip of boxes on the border ({dtype})")
     for seed in (11, 12, 13):
-        image, boxes, labels, params = random_case(seed, flip=True, rotate=0, crop=False, resize=False)
+        image, boxes, labels, params = random_case(seed, flip=True, rotate=0, crop=False, resize=False,
+                                                   zero_area=False)
         check_result(candidate.augment(image, boxes, labels, params), image, boxes, labels, params, 0.25,
                      "horizontal flip of random boxes")
 
@@ -78,7 +79,8 @@ def test_rotate(candidate):
             check_result(candidate.augment(image, boxes, labels, params), image, boxes, labels, params, 0.25,
                          "rotation of boxes on the border")
     for seed in (21, 22, 23):
-        image, boxes, labels, params = random_case(seed, rotate=1 + seed % 3, crop=False, resize=False)
+        image, boxes, labels, params = random_case(seed, rotate=1 + seed % 3, crop=False, resize=False,
+                                                   zero_area=False)
         check_result(candidate.augment(image, boxes, labels, params), image, boxes, labels, params, 0.25,
                      "rotation of random boxes")
 
@@ -140,7 +142,7 @@ def test_resize(candidate):
             check_result(candidate.augment(as_float, boxes, labels, params), as_float, boxes, labels, params, 0.25,
                          f"resize of a {height}x{width} float32 image to {out_h}x{out_w}")
     for seed in (41, 42):
-        image, boxes, labels, params = random_case(seed, rotate=0, flip=False, crop=False)
+        image, boxes, labels, params = random_case(seed, rotate=0, flip=False, crop=False, zero_area=False)
         check_result(candidate.augment(image, boxes, labels, params), image, boxes, labels, params, 0.25,
                      "resize of random boxes")
 
