@@ -36,25 +36,36 @@ def _full(height: int, width: int, **params):
     return {"flip": False, "rotate": 0, "crop": (0, 0, h, w), "size": (h, w), **params}
 
 
+def _format(value, image, boxes: torch.Tensor, labels: torch.Tensor, params, what: str) -> None:
+    """Types, dtypes, layout and shapes only: the values are the other checks' business."""
+    assert isinstance(value, (tuple, list)) and len(value) == 3, (
+        f"{what}: augment must return a tuple (image, boxes, labels)")
+    out_h, out_w = params["size"]
+    channels = image.shape[0]
+    expect_tensor(value[0], what=f"{what}: the image", shape=(channels, out_h, out_w), dtype=image.dtype)
+    got = expect_tensor(value[1], what=f"{what}: the boxes", dtype=boxes.dtype)
+    assert got.dim() == 2 and got.shape[1] == 4, f"{what}: the boxes must have shape [M, 4]"
+    assert len(got) <= len(boxes), f"{what}: more boxes came back than went in"
+    expect_tensor(value[2], what=f"{what}: the labels", shape=(len(got),), dtype=labels.dtype)
+
+
 def test_output_format(candidate):
-    image, boxes, labels, params = random_case(1)
-    value = candidate.augment(image, boxes, labels, params)
-    assert isinstance(value, (tuple, list)) and len(value) == 3, "augment must return a tuple (image, boxes, labels)"
-    expect_tensor(value[0], what="augment's image (a uint8 tensor in)", dtype=torch.uint8)
-    assert value[0].dim() == 3 and value[0].shape[0] == 3, "augment's image must be [C, H, W] like the input"
-    assert tuple(value[0].shape[1:]) == tuple(params["size"]), "augment's image must have the size params['size']"
-    expect_tensor(value[1], what="augment's boxes (float32 in)", dtype=torch.float32)
-    expect_tensor(value[2], what="augment's labels (int64 in)", dtype=torch.int64)
-    for dtype in (torch.float64, torch.float32):
-        image, boxes, labels, params = random_case(2, dtype=dtype)
-        check_result(candidate.augment(image, boxes, labels, params), image, boxes, labels, params, 0.25,
-                     f"augment with {dtype} boxes")
+    for seed, dtype in ((1, torch.float32), (2, torch.float64)):
+        image, boxes, labels, params = random_case(seed, dtype=dtype)
+        _format(candidate.augment(image, boxes, labels, params), image, boxes, labels, params,
+                f"augment of a uint8 image with {dtype} boxes")
     # float images keep their dtype; labels of another integer dtype keep theirs
     image, boxes, labels, params = random_case(3)
     image = image.to(torch.float32) / 255
     labels = labels.to(torch.int32)
-    check_result(candidate.augment(image, boxes, labels, params), image, boxes, labels, params, 0.25,
-                 "augment of a float32 image with int32 labels")
+    _format(candidate.augment(image, boxes, labels, params), image, boxes, labels, params,
+            "augment of a float32 image with int32 labels")
+    # the default min_visibility and the keyword form give the same result
+    image, boxes, labels, params = random_case(4)
+    default = candidate.augment(image, boxes, labels, params)
+    keyword = candidate.augment(image, boxes, labels, params, min_visibility=0.25)
+    _format(default, image, boxes, labels, params, "augment with the default min_visibility")
+    assert len(default[1]) == len(keyword[1]), "min_visibility must default to 0.25"
 
 
 def test_flip(candidate):
