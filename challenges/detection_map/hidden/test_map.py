@@ -15,7 +15,9 @@ if str(Path(__file__).parent) not in sys.path:
 
 from cases import dataset
 from coco_oracle import coco_eval
-from compare import check_result
+from compare import as_float, check_result
+
+from grader.judgekit import expect_tensor
 
 
 def make(boxes, scores, labels, images, dtype=torch.float32):
@@ -37,17 +39,22 @@ A, B, C = [0, 0, 10, 10], [20, 0, 30, 10], [0, 20, 10, 30]
 
 
 def test_output_format(candidate):
-    detections = make([A, B], [0.9, 0.8], [0, 1], [0, 0])
-    ground_truths = truths([A, C], [0, 1], [0, 0])
-    value = candidate.coco_map(detections, ground_truths, 1, 3)
-    assert isinstance(value, dict), "coco_map must return a dict"
-    for key in ("ap", "ap_per_class", "map", "map_50", "map_75"):
-        assert key in value, f"coco_map's result must have the key {key!r}"
-    assert type(value["ap"]) is torch.Tensor and tuple(value["ap"].shape) == (3, 10), (
-        "result['ap'] must be a tensor [num_classes, 10]")
-    assert type(value["ap_per_class"]) is torch.Tensor and tuple(value["ap_per_class"].shape) == (3,), (
-        "result['ap_per_class'] must be a tensor [num_classes]")
-    agree(candidate, detections, ground_truths, 1, 3, "two classes, one found and one missed, one class absent")
+    """Types and shapes only: the values are the other checks' business."""
+    for dtype in (torch.float32, torch.float64):
+        detections = make([A, B], [0.9, 0.8], [0, 1], [0, 0], dtype=dtype)
+        ground_truths = truths([A, C], [0, 1], [0, 0], dtype=dtype)
+        value = candidate.coco_map(detections, ground_truths, 1, 3)
+        assert isinstance(value, dict), "coco_map must return a dict"
+        for key in ("ap", "ap_per_class", "map", "map_50", "map_75"):
+            assert key in value, f"coco_map's result must have the key {key!r}"
+        for key, shape in (("ap", (3, 10)), ("ap_per_class", (3,))):
+            tensor = expect_tensor(value[key], what=f"result[{key!r}] for 3 classes", shape=shape)
+            assert tensor.is_floating_point(), f"result[{key!r}] must be a floating-point tensor"
+        for key in ("map", "map_50", "map_75"):
+            as_float(value[key], f"result[{key!r}]")
+    value = candidate.coco_map(make([], [], [], []), truths([], [], []), 0, 2)
+    assert isinstance(value, dict) and "ap" in value, "coco_map of no images must return a dict too"
+    expect_tensor(value["ap"], what="result['ap'] for no images and 2 classes", shape=(2, 10))
 
 
 # name, detections (boxes, scores, labels, images), ground truths (boxes, labels, images), images, classes
