@@ -23,7 +23,8 @@ from api.db import Database, migrate
 from api.deliveries import WebhookSender
 from api.deps import checked_query
 from api.errors import install_error_handlers
-from api.routes import candidate, dashboard, errors, meta, submissions, team, webhooks
+from api.logs import install_token_mask
+from api.routes import candidate, candidate_page, dashboard, errors, meta, submissions, team, webhooks
 from api.service import Clock, Service, utc_now
 from api.store import FileUploadStore
 from api.uploads import FORM_OVERHEAD_BYTES
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cvgrade.api")
 API_PREFIX = "/api/v1"
-UPLOAD_PATH = f"{API_PREFIX}/candidate/submissions"
+UPLOAD_PATHS = (f"{API_PREFIX}/candidate/submissions", "/candidate/submissions")  # the API's, the page's
 
 DESCRIPTION = """
 Hiring teams invite candidates to a challenge; candidates upload a solution;
@@ -65,6 +66,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        install_token_mask()  # after uvicorn has configured its loggers
         migrate(service.db)
         settings.staging_dir.mkdir(parents=True, exist_ok=True)
         pool: WorkerPool | CeleryDispatcher
@@ -99,6 +101,7 @@ def create_app(
     for router in (meta.router, team.router, submissions.router, candidate.router, webhooks.router):
         app.include_router(router, prefix=API_PREFIX)
     dashboard.install(app)  # HTML pages under /dashboard, outside the API's schema
+    app.include_router(candidate_page.router)  # the candidate's page: /c/<token>, then /candidate
     app.add_middleware(BodyLimit, max_json_bytes=settings.max_json_bytes,
                        max_upload_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
     return app
@@ -121,7 +124,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        upload = scope["path"].rstrip("/") == UPLOAD_PATH
+        upload = scope["path"].rstrip("/") in UPLOAD_PATHS
         limit = self.max_upload_bytes if upload else self.max_json_bytes
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:

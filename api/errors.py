@@ -8,6 +8,7 @@
     +-- Conflict                  409  the request clashes with what is stored
     +-- Forbidden                 403  known and yours, but not allowed now (deadline, budget)
     +-- PayloadTooLarge           413
+    +-- Unprocessable             422  well-formed, but a value the service cannot take
     +-- UnsupportedMediaType      415
 
 The grader's own errors (``grader.errors``) carry their HTTP status
@@ -67,6 +68,10 @@ class PayloadTooLarge(ApiError):
 
 class UnsupportedMediaType(ApiError):
     status = 415
+
+
+class Unprocessable(ApiError):
+    status = 422
 
 
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
