@@ -27,7 +27,7 @@ from api.logs import install_token_mask
 from api.routes import candidate, candidate_page, dashboard, errors, meta, submissions, team, webhooks
 from api.service import Clock, Service, utc_now
 from api.store import FileUploadStore
-from api.uploads import FORM_OVERHEAD_BYTES
+from api.uploads import FORM_OVERHEAD_BYTES, too_large
 from api.workers import GradeFunction, WorkerPool
 from grader import __version__
 
@@ -102,17 +102,17 @@ def create_app(
         app.include_router(router, prefix=API_PREFIX)
     dashboard.install(app)  # HTML pages under /dashboard, outside the API's schema
     app.include_router(candidate_page.router)  # the candidate's page: /c/<token>, then /candidate
-    app.add_middleware(BodyLimit, max_json_bytes=settings.max_json_bytes,
-                       max_upload_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
+    app.add_middleware(BodyLimit, max_json_bytes=settings.max_json_bytes, max_upload_bytes=settings.max_upload_bytes)
     return app
 
 
 class BodyLimit:
     """Refuse request bodies over the limit with 413: uploads may be large, everything else is small.
 
-    A declared ``Content-Length`` over the limit is answered before the body is
-    read; a chunked body is cut off where it passes the limit. The upload route
-    enforces its own, exact cap on the file while streaming it.
+    A declared ``Content-Length`` over the limit (for uploads: the file's limit
+    plus room for a form's boundaries) is answered before the body is read, in
+    the same words as the upload route's own, exact cap on the file while it
+    streams; a chunked JSON body is cut off where it passes the limit.
     """
 
     def __init__(self, app: ASGIApp, *, max_json_bytes: int, max_upload_bytes: int) -> None:
@@ -125,12 +125,13 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         upload = scope["path"].rstrip("/") in UPLOAD_PATHS
-        limit = self.max_upload_bytes if upload else self.max_json_bytes
+        limit = self.max_upload_bytes + FORM_OVERHEAD_BYTES if upload else self.max_json_bytes
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            what = "an upload" if upload else "a request body"
-            await _send_json(send, 413, f"{what} may be at most {limit / 2**20:g} MiB; this one is "
-                                         f"{int(declared) / 2**20:.1f} MiB")
+            message = (too_large(self.max_upload_bytes, int(declared)).message if upload else
+                       f"a request body may be at most {limit / 2**20:g} MiB; this one is "
+                       f"{int(declared) / 2**20:.1f} MiB")
+            await _send_json(send, 413, message)
             return
         if upload:
             await self.app(scope, receive, send)

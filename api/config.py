@@ -71,6 +71,9 @@ class Settings:
     webhook_timeout_s: float = 10.0
     webhook_allow_private: bool = False
     public_url: str | None = None  # https://grader.example.com; None: links use the address the request came to
+    # Refuse code Python cannot parse at upload (api.syntax). Always on in the service; tests whose fake grader
+    # reads directives rather than Python ("pass:all") turn it off.
+    parse_check: bool = True
 
     def base_url(self, request_base: str | None = None) -> str:
         """The address links start with: the configured public URL, else the request's, else loopback."""

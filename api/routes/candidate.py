@@ -29,8 +29,10 @@ from api.routes import errors
 from api.schemas import CandidateChallenge, CandidateInvitation, CandidateSubmission, FunctionPublic
 from api.service import Service
 from api.submissions import accept_upload, candidate_submissions, check_idempotency_key, precheck_upload
+from api.syntax import parse_error
 from api.uploads import receive_upload
 from grader.challenge import Challenge
+from grader.errors import BadSubmission
 from grader.practice import start_practice
 from grader.workspace import prepare_workspace
 
@@ -147,7 +149,7 @@ async def receive_submission(request: Request, service: Service, candidate: Cand
     settings = service.settings
     received = await receive_upload(request, settings.staging_dir, settings.max_upload_bytes)
     try:
-        kind = await run_in_threadpool(_check_submission, received.path)
+        kind = await run_in_threadpool(_check_submission, received.path, settings.parse_check)
         accepted = await run_in_threadpool(accept_upload, service, candidate, received, kind, key)
     finally:
         received.discard()
@@ -157,10 +159,19 @@ async def receive_submission(request: Request, service: Service, candidate: Cand
     return view, accepted.replayed
 
 
-def _check_submission(path: Path) -> str:
-    """The grader's own checks (safe zip, valid notebook, sizes); raises BadSubmission (422)."""
+def _check_submission(path: Path, parse_check: bool = True) -> str:
+    """The grader's own checks (safe zip, valid notebook, sizes) and ours (not empty, parses: ``api.syntax``);
+    raises ``BadSubmission`` (422: nothing is stored, no attempt is spent)."""
+    if path.stat().st_size == 0:
+        raise BadSubmission(f"{path.name} is empty (0 bytes); choose the file that holds your solution and upload "
+                            "it again (this upload did not use an attempt)")
     workspace = prepare_workspace(path, work_root=path.parent)
-    workspace.cleanup()
+    try:
+        error = parse_error(workspace, path.name) if parse_check else None
+    finally:
+        workspace.cleanup()
+    if error is not None:
+        raise BadSubmission(error)
     return workspace.kind
 
 

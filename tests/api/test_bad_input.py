@@ -124,7 +124,7 @@ CASES: dict[str, tuple[Callable[[Scene], Any], int, str]] = {
                                                                headers={"Authorization": "Bearer cvgi_nonsense"}),
                                     401, "not known"),
     "an oversized upload, declared": (lambda s: upload_raw(s, b"x" * (2 * ONE_MIB)), 413,
-                                      "an upload may be at most"),
+                                      "the upload is larger than 1 MiB, the limit (this one is 2.0 MiB); leave"),
     "an oversized upload, streamed": (lambda s: upload_raw(s, chunks(2 * ONE_MIB)), 413,
                                       "larger than 1 MiB, the limit"),
     "an oversized upload in a form": (lambda s: s.candidate.upload(b"x" * (ONE_MIB + 10)), 413,
