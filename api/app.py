@@ -24,7 +24,7 @@ from api.deliveries import WebhookSender
 from api.deps import checked_query
 from api.errors import install_error_handlers
 from api.logs import install_token_mask
-from api.routes import candidate, candidate_page, dashboard, errors, meta, submissions, team, webhooks
+from api.routes import candidate, candidate_page, dashboard, docs, errors, meta, submissions, team, webhooks
 from api.service import Clock, Service, utc_now
 from api.store import FileUploadStore
 from api.uploads import FORM_OVERHEAD_BYTES, too_large
@@ -93,13 +93,14 @@ def create_app(
 
     app = FastAPI(
         title="cvgrade", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-        openapi_url=f"{API_PREFIX}/openapi.json", docs_url="/docs", redoc_url=None,
+        openapi_url=f"{API_PREFIX}/openapi.json", docs_url=None, redoc_url=None,  # /docs: api.routes.docs
         dependencies=[Depends(checked_query)], responses=errors(400),  # any route: an unknown or repeated query
     )
     app.state.service = service
     install_error_handlers(app)
     for router in (meta.router, team.router, submissions.router, candidate.router, webhooks.router):
         app.include_router(router, prefix=API_PREFIX)
+    docs.install(app, f"{API_PREFIX}/openapi.json")  # Swagger UI from our own files, and /openapi.json
     dashboard.install(app)  # HTML pages under /dashboard, outside the API's schema
     app.include_router(candidate_page.router)  # the candidate's page: /c/<token>, then /candidate
     app.add_middleware(BodyLimit, max_json_bytes=settings.max_json_bytes, max_upload_bytes=settings.max_upload_bytes)

@@ -38,11 +38,11 @@ from sqlalchemy import or_, select
 from api.models import Webhook, WebhookAttempt, WebhookDelivery
 from api.service import Service
 from api.webhooks import (
-    absolute_links,
     DELIVERY_HEADER,
     EVENT_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    absolute_links,
     is_public_host,
     sign,
     webhook_secret,

@@ -38,10 +38,19 @@ class ErrorBody(BaseModel):
     error: str = Field(description="What went wrong, as a sentence a person understands.")
 
 
+class GradingHealth(BaseModel):
+    backend: str = Field(description="The sandbox backend configured: auto, docker, local, or fleet (workers grade).")
+    chosen: str | None = Field(description="The backend that grades here (auto's choice); none when none can.")
+    ready: bool
+    problem: str | None = Field(description="Why grading is not possible now, in a sentence; the log has the detail.")
+
+
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(description=(
+        "degraded: the service answers and keeps uploads, but cannot grade them now (see grading.problem)."))
     version: str
     database: str
+    grading: GradingHealth
 
 
 class TeamPublic(BaseModel):

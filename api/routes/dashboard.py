@@ -32,9 +32,9 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from starlette.datastructures import FormData
 
+from api.candidate_access import candidate_url
 from api.deps import Id, ReadSession, ServiceDep, service_of
 from api.errors import ApiError, Forbidden, NotFound, Unauthorized
-from api.candidate_access import candidate_url
 from api.invitations import attempts_used, team_invitation, team_invitations, uploads_close_at
 from api.models import Result, Submission
 from api.schemas import Comparison, SubmissionPublic
