@@ -1,5 +1,6 @@
 """The interactive API docs at ``/docs`` (Swagger UI) and the schema at ``/openapi.json`` too, all served by
-the service itself: Swagger UI's files come from the ``swagger-ui-bundle`` package, never from a CDN, so the
+the service itself: Swagger UI's files come from the ``fastapi-offline`` package (Swagger UI 5, which reads
+OpenAPI 3.1), never from a CDN, so the
 docs work on a machine without internet. The page runs only its own files (a strict Content-Security-Policy;
 the start-up script is ``api/static/swagger-init.js``, not inline)."""
 
@@ -18,7 +19,7 @@ _STATIC = Path(__file__).resolve().parent.parent / "static"
 _SWAGGER_FILES = {
     "swagger-ui.css": "text/css; charset=utf-8",
     "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
-    "favicon-32x32.png": "image/png",
+    "favicon.png": "image/png",
 }
 _PAGE = """<!doctype html>
 <html lang="en">
@@ -26,7 +27,7 @@ _PAGE = """<!doctype html>
 <meta charset="utf-8">
 <title>cvgrade API</title>
 <link rel="stylesheet" href="/docs/assets/swagger-ui.css">
-<link rel="icon" type="image/png" href="/docs/assets/favicon-32x32.png">
+<link rel="icon" type="image/png" href="/docs/assets/favicon.png">
 </head>
 <body>
 <div id="swagger-ui" data-schema-url="{schema}"></div>
@@ -41,9 +42,9 @@ _DOCS_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; style-
                 "form-action 'self'")
 
 def _swagger_folder() -> Path:
-    import swagger_ui_bundle
+    import fastapi_offline  # only for its files: the page is ours
 
-    return Path(swagger_ui_bundle.swagger_ui_path)
+    return Path(fastapi_offline.__file__).resolve().parent / "static"
 
 
 @functools.cache

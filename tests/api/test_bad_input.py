@@ -156,6 +156,28 @@ CASES: dict[str, tuple[Callable[[Scene], Any], int, str]] = {
     "an idempotency key that is not ASCII": (lambda s: upload_raw(s, b"pass:all", **{"Idempotency-Key": "k" * 300}),
                                              400, "Idempotency-Key"),
     "another candidate's submission": (lambda s: s.candidate.get("/submissions/999"), 404, "no submission 999"),
+    # Found by the hiring-round trial (issue 15): each was accepted, charged or a 500 before.
+    "an empty upload": (lambda s: s.candidate.upload(b"", name="solution.py"), 422,
+                        "solution.py is empty (0 bytes)"),
+    "a deadline ten thousand years away": (lambda s: invitation(s, {"challenge_id": "tiny", "candidate": "x",
+                                                                   "deadline": "9999-12-31T23:59:59Z"}),
+                                           422, "more than ten years away"),
+    "a deadline before year 1 in UTC": (lambda s: invitation(s, {"challenge_id": "tiny", "candidate": "x",
+                                                                "deadline": "0001-01-01T00:00:00+14:00"}),
+                                        422, "is out of range"),
+    "a deadline that is not a time": (lambda s: invitation(s, {"challenge_id": "tiny", "candidate": "x",
+                                                              "deadline": "next friday"}),
+                                      422, "must be a date and time with a time zone, such as 2030-06-01T17:00:00Z"),
+    "a time box of no minutes": (lambda s: invitation(s, {"challenge_id": "tiny", "candidate": "x",
+                                                         "deadline": "2031-01-01T00:00:00Z",
+                                                         "time_limit_minutes": 0}), 422, "time_limit_minutes"),
+    "a notebook whose JSON breaks": (lambda s: s.candidate.upload(b'{"cells": [', name="work.ipynb"), 422,
+                                     "it is not JSON (expecting value at line 1, column 12)"),
+    "a notebook of the wrong shape": (lambda s: s.candidate.upload(b'{"cells": 3}', name="work.ipynb"), 422,
+                                      "it does not follow the notebook format"),
+    "malformed JSON, where it breaks": (lambda s: invitation(s, content=b'{"challenge_id": ',
+                                                             **{"Content-Type": "application/json"}),
+                                        400, "(expecting value at character 17)"),
 }
 
 

@@ -275,3 +275,15 @@ def test_the_page_without_its_link_explains_how_to_get_in(live: Live, driver: An
     driver.get(f"{live.url}/c/cvgi_not-a-real-token")
     assert driver.find_element(By.ID, "error").text == "This link is not known; check that it was copied whole."
     shoot(driver, "7-bad-link")
+
+
+def test_the_api_docs_render_offline_from_our_own_files(live: Live, driver: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{live.url}/docs")
+    paths = wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"))
+    assert "/api/v1/invitations" in {path.text.replace("\u200b", "") for path in paths}
+    requested = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert requested and all(url.startswith(live.url) for url in requested), requested  # nothing from a CDN
+    assert script_errors(driver) == []  # nothing the page's policy had to block
+    shoot(driver, "8-api-docs")
