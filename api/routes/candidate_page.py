@@ -276,4 +276,6 @@ def _asset(name: str) -> bytes:
 
 @router.get(PAGE_PATH + "/{rest:path}")
 def no_such_page(rest: str) -> Response:
+    if not rest.strip("/"):
+        return RedirectResponse(PAGE_PATH, status_code=308)  # /candidate/ is the page
     raise NotFound(f"there is no page {PAGE_PATH}/{rest[:200]}")
