@@ -10,6 +10,11 @@ frame names.
 
 from __future__ import annotations
 
+import os
+import struct
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,3 +106,37 @@ def test_values_are_counted_before_anything_is_decoded() -> None:
     with pytest.raises(wire.ProtocolError, match="more values than the judge decodes"):
         wire.decode(empty_lists, [], max_values=1500)
 
+
+
+def test_a_message_waiting_since_before_its_deadline_is_still_read() -> None:
+    read_fd, write_fd = os.pipe()
+    try:
+        header, _ = wire.encode({"ok": True})
+        os.write(write_fd, struct.pack("<II", len(header), 0) + header)
+        reader = wire.Reader(read_fd, max_message_bytes=1000)
+        assert reader.read(time.monotonic() - 60) == {"ok": True}  # asked a minute late
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def test_a_trickle_that_keeps_the_channel_busy_cannot_hold_the_judge_past_its_deadline() -> None:
+    # Another process keeps a byte waiting at all times, a byte per write, for a 200 MB message:
+    # past the deadline the judge takes what is waiting for LATE_READ_S only, then gives up.
+    read_fd, write_fd = os.pipe()
+    trickle = subprocess.Popen(
+        [sys.executable, "-c", "import os, struct, sys\nfd = int(sys.argv[1])\n"
+         "os.write(fd, struct.pack('<II', 2, 1) + b'{}' + struct.pack('<Q', 200 << 20))\n"
+         "while True:\n    os.write(fd, b'x')\n", str(write_fd)],
+        pass_fds=[write_fd], stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    try:
+        started = time.monotonic()
+        with pytest.raises(wire.ChannelTimeout):
+            wire.Reader(read_fd, max_message_bytes=1 << 30).read(started + 0.5)
+        assert time.monotonic() - started < 30  # the trickle alone would take minutes
+    finally:
+        trickle.kill()
+        trickle.wait()
+        os.close(read_fd)
