@@ -23,7 +23,7 @@ from api.db import Database, migrate
 from api.deliveries import WebhookSender
 from api.deps import checked_query
 from api.errors import install_error_handlers
-from api.routes import candidate, dashboard, errors, meta, submissions, team, webhooks
+from api.routes import candidate, dashboard, errors, meta, review, sources, submissions, team, webhooks
 from api.service import Clock, Service, utc_now
 from api.store import FileUploadStore
 from api.uploads import FORM_OVERHEAD_BYTES
@@ -96,7 +96,8 @@ def create_app(
     )
     app.state.service = service
     install_error_handlers(app)
-    for router in (meta.router, team.router, submissions.router, candidate.router, webhooks.router):
+    for router in (meta.router, team.router, submissions.router, review.router, sources.router, candidate.router,
+                   webhooks.router):
         app.include_router(router, prefix=API_PREFIX)
     dashboard.install(app)  # HTML pages under /dashboard, outside the API's schema
     app.add_middleware(BodyLimit, max_json_bytes=settings.max_json_bytes,

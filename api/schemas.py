@@ -85,6 +85,13 @@ class InvitationCreate(_In):
     )
 
 
+class InvitationUpdate(_In):
+    deadline: AwareDatetime | None = Field(default=None, description=(
+        "A new time at which uploads close (in the future). The token then works at least 30 days after it."))
+    max_attempts: Annotated[int | None, Field(ge=1, le=100, description="A new attempt budget."),
+                            BeforeValidator(_a_number)] = None
+
+
 class InvitationPublic(BaseModel):
     id: int
     challenge_id: str
@@ -96,6 +103,9 @@ class InvitationPublic(BaseModel):
     attempts_used: int
     revoked: bool
     created_at: datetime
+    same_candidate_as: list[int] = Field(default_factory=list, description=(
+        "Other invitations of yours to the same challenge for the same candidate (the address compared "
+        "without case, +tags or Gmail's dots): a person invited twice gets twice the attempts."))
 
 
 class InvitationCreated(InvitationPublic):
@@ -124,24 +134,47 @@ class SubmissionPublic(BaseModel):
         "was queued again."))
 
 
+class SimilarToPublic(BaseModel):
+    """Another candidate whose code this candidate's resembles (any of their submissions)."""
+
+    candidate: str
+    invitation_id: int
+    submission_id: int = Field(description="This candidate's submission that matched.")
+    other_submission_id: int
+    share: float = Field(description="The share of the smaller submission's code the other holds too, 0 to 1.")
+    identical: bool
+    same_code: bool
+
+
 class ComparisonRow(BaseModel):
     rank: int
     invitation_id: int
     candidate: str
-    submission_id: int
+    submission_id: int = Field(description="The submission the candidate is ranked by (their best, or latest).")
+    latest_submission_id: int
+    graded_submissions: int
     score: float | None
     max_score: float
     passed: bool
     failed_gates: list[str]
     checks: dict[str, Literal["passed", "failed"]]
     metrics: dict[str, Any]
+    timed_alongside_other_gradings: int = Field(description=(
+        "How many other gradings ran on the machine during the timed checks (0: it had the machine alone); "
+        "timed figures taken while others ran may be slower than the code is."))
+    decision: Literal["advance", "hold", "reject"] | None = Field(description="The team's current decision.")
+    similar_to: list[SimilarToPublic] = Field(description="Candidates whose code is flagged as similar.")
 
 
 class Comparison(BaseModel):
     challenge_id: str
+    rank_by: Literal["best", "latest"] = Field(description=(
+        "best: each candidate's best graded submission (passed, then score, then earliest); latest: their latest."))
     checks: list[str]
+    timed_checks: list[str] = Field(description="Checks that measure time.")
+    metric_labels: dict[str, str] = Field(description="Each metric's name in plain words.")
     rows: list[ComparisonRow] = Field(
-        description="Each candidate's latest graded submission, best first: passed, then score, then earliest."
+        description="One row per candidate with a graded submission, best first: passed, then score, then earliest."
     )
 
 
@@ -246,3 +279,151 @@ class WebhookDeliveryPublic(BaseModel):
     delivered_at: datetime | None
     payload: dict[str, Any] = Field(description="The event as sent (the body also carries delivery_id).")
     log: list[WebhookAttemptPublic]
+
+
+# -- the round's review: re-grades, sources, similarity, notes and decisions ---------------------
+
+Decision = Literal["advance", "hold", "reject"]
+
+
+class ResultVersionPublic(BaseModel):
+    version: int
+    current: bool = Field(description="The result the submission has now (the others were replaced by re-grades).")
+    challenge_version: str
+    status: Literal["graded", "error"] | str
+    score: float | None
+    max_score: float
+    passed: bool
+    graded_at: datetime
+    superseded_at: datetime | None
+    superseded_by: str | None = Field(description="Who asked for the re-grade that replaced it.")
+
+
+class Regraded(BaseModel):
+    submission: SubmissionPublic
+    next_version: int = Field(description="The version the coming result will be.")
+
+
+class CellOutputPublic(BaseModel):
+    kind: Literal["stream", "result", "error", "image"]
+    mime: str = Field(description="What the output was; HTML, JavaScript and SVG outputs are given as text.")
+    text: str
+    image_base64: str | None = Field(description="A PNG or JPEG whose bytes were checked, as base64.")
+    truncated: bool
+
+
+class CellPublic(BaseModel):
+    number: int
+    kind: Literal["code", "markdown", "raw"]
+    source: str
+    execution_count: int | None
+    outputs: list[CellOutputPublic]
+
+
+class SourceFilePublic(BaseModel):
+    path: str
+    size_bytes: int
+    language: Literal["python", "notebook", "text", "binary"]
+    text: str | None = Field(description="The file's text (None for a binary file); a notebook's raw JSON.")
+    truncated: bool
+    cells: list[CellPublic] | None = Field(description="A notebook's cells, with their outputs.")
+    note: str = Field(description="Why something is not shown in full.")
+
+
+class SubmissionFiles(BaseModel):
+    submission_id: int
+    filename: str
+    kind: str
+    sha256: str
+    size_bytes: int
+    entry: str | None = Field(description="The file that is graded.")
+    files: list[SourceFilePublic]
+    note: str
+
+
+class SimilarityPublic(BaseModel):
+    """How much of one submission's code another one (or a known public solution) holds too."""
+
+    submission_id: int
+    candidate: str
+    other_submission_id: int | None
+    other_candidate: str | None
+    known_solution_id: int | None
+    known_solution: str | None = Field(description="The known solution's label.")
+    shared: int = Field(description="Fingerprints (runs of code) the two share.")
+    share: float = Field(description="The share of the smaller one's code that the other holds too, 0 to 1.")
+    identical: bool = Field(description="Byte for byte the same upload.")
+    same_code: bool = Field(description="The same code once names, layout and comments are set aside.")
+    flagged: bool = Field(description="Worth a look: likely one was copied from the other (or both from one source).")
+
+
+class ReferenceSimilarity(BaseModel):
+    submission_id: int
+    candidate: str
+    shared: int
+    share: float = Field(description="The share of the submission's code found in the challenge's reference solution.")
+    flagged: bool
+
+
+class ChallengeSimilarity(BaseModel):
+    challenge_id: str
+    submissions: int = Field(description="Submissions compared.")
+    pairs: list[SimilarityPublic] = Field(
+        description="Pairs sharing at least a fifth of their code, most similar first.")
+    reference: list[ReferenceSimilarity] = Field(
+        description="Submissions resembling the challenge's own reference solution (flagged ones only).")
+
+
+class MatchedRegion(BaseModel):
+    number: int
+    file: str = Field(description="The file (or notebook cell) in this submission.")
+    first_line: int
+    last_line: int
+    other_file: str
+    other_first_line: int
+    other_last_line: int
+    fingerprints: int
+
+
+class PairDetail(BaseModel):
+    similarity: SimilarityPublic
+    regions: list[MatchedRegion]
+
+
+class KnownSolutionPublic(BaseModel):
+    id: int
+    challenge_id: str
+    label: str
+    source_url: str
+    filename: str
+    sha256: str
+    size_bytes: int
+    fingerprints: int
+    created_at: datetime
+
+
+class NoteCreate(_In):
+    body: Annotated[str, Field(min_length=1, max_length=10_000, description="The note, as plain text.")]
+
+
+class NotePublic(BaseModel):
+    id: int
+    submission_id: int
+    invitation_id: int
+    body: str
+    author: str
+    created_at: datetime
+
+
+class DecisionCreate(_In):
+    decision: Decision
+    reason: Annotated[str, Field(max_length=10_000, description="Why, as plain text (optional).")] = ""
+
+
+class DecisionPublic(BaseModel):
+    id: int
+    invitation_id: int
+    decision: Decision
+    reason: str
+    author: str
+    created_at: datetime
