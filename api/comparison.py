@@ -31,11 +31,18 @@ from grader.challenge import Challenge
 RankBy = Literal["best", "latest"]
 SHARED_MACHINE = "timed_alongside_other_gradings"
 
-# Metrics the grader itself records, in words a hiring manager reads.
+# Metrics the grader itself records, in words a hiring manager reads (and what they mean, for a tooltip).
 _METRIC_LABELS = {
-    "worker_starts": "Sandbox starts (more than 1: restarted after a crash or time-out)",
-    SHARED_MACHINE: "Other gradings running during the timed checks",
+    "worker_starts": "Sandbox starts",
+    SHARED_MACHINE: "Other gradings during timed checks",
     "timed_on": "Timed on",
+}
+_METRIC_DESCRIPTIONS = {
+    "worker_starts": "How many times the candidate's sandbox was started: more than 1 means it was restarted "
+                     "after a crash or a time-out.",
+    SHARED_MACHINE: "How many other gradings ran on the machine while the timed checks ran (0: it was alone); "
+                    "times measured beside others may be slower than the code is.",
+    "timed_on": "What the timed checks ran on: cpu, or a GPU.",
 }
 _WORDS = {"iou": "IoU", "nms": "NMS", "gpu": "GPU", "cpu": "CPU", "ms": "(ms)", "s": "(s)", "mb": "(MB)",
           "top1": "top-1", "top5": "top-5", "bn": "batch norm", "p50": "median", "p95": "95th percentile",
@@ -51,6 +58,11 @@ def metric_label(name: str) -> str:
         return name
     label = " ".join(words)
     return label[0].upper() + label[1:]
+
+
+def metric_description(name: str) -> str:
+    """What a metric means, where we know; else its name as recorded."""
+    return _METRIC_DESCRIPTIONS.get(name, f"recorded as {name}")
 
 
 def compare(session: Session, team: TeamPrincipal, challenge: Challenge, rank_by: RankBy = "best") -> Comparison:

@@ -32,7 +32,7 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from starlette.datastructures import FormData
 
-from api.comparison import RankBy, compare
+from api.comparison import RankBy, compare, metric_description
 from api.deps import Id, ReadSession, ServiceDep, service_of
 from api.errors import ApiError, Forbidden, NotFound, Unauthorized
 from api.invitations import attempts_used, same_candidate, team_invitation, team_invitations
@@ -98,7 +98,7 @@ def _environment() -> jinja2.Environment:
     environment.filters["points"] = lambda value: "" if value is None else f"{value:g}"
     environment.filters["percent"] = lambda value: f"{value:.0%}"
     environment.filters["number"] = _number
-    environment.globals["DONE"] = DONE
+    environment.globals["describe"] = metric_description
     return environment
 
 
@@ -124,8 +124,11 @@ DONE = {
 
 
 @functools.cache
-def _style_sheet() -> str:
-    return report_css() + code_css() + (_TEMPLATES / "dashboard.css").read_text(encoding="utf-8")
+def _style_sheet() -> Markup:
+    """Our own CSS, inserted as it is (escaping would turn its ``>`` combinators into ``&gt;``)."""
+    css = report_css() + code_css() + (_TEMPLATES / "dashboard.css").read_text(encoding="utf-8")
+    assert "</" not in css, "a style sheet must not close its <style> element"
+    return Markup(css)  # noqa: S704  # files of ours, never data
 
 
 def render(request: Request, template: str, *, status: int = 200, team: TeamPrincipal | None = None,

@@ -124,7 +124,8 @@ def pair_page(submission_id: Id, other_id: Id, request: Request, service: Servic
     return render(request, "pair.html.j2", team=team, title=f"Submissions {first.id} and {second.id}", wide=True,
                   similarity=similarity, first=first, second=second, regions=found, left=left, right=right,
                   left_blocks=_side_blocks(left, found, True, "a"), right_blocks=_side_blocks(right, found, False, "b"),
-                  other_label=similarity.other_candidate, other_url=f"{PREFIX}/submissions/{second.id}")
+                  first_label=similarity.candidate, other_label=similarity.other_candidate,
+                  other_url=f"{PREFIX}/submissions/{second.id}")
 
 
 @router.get("/submissions/{submission_id}/known/{solution_id}")
@@ -142,6 +143,7 @@ def known_pair_page(submission_id: Id, solution_id: Id, request: Request, servic
     return render(request, "pair.html.j2", team=team, title=f"Submission {first.id} and {solution.label}", wide=True,
                   similarity=None, shared=shared, first=first, second=None, regions=found, left=left, right=right,
                   left_blocks=_side_blocks(left, found, True, "a"), right_blocks=_side_blocks(right, found, False, "b"),
+                  first_label=team_invitation(session, team, first.invitation_id).candidate,
                   other_label=f"known solution: {solution.label}", other_url=solution.source_url or None)
 
 
@@ -157,7 +159,8 @@ def reference_page(submission_id: Id, request: Request, service: ServiceDep, ses
     return render(request, "pair.html.j2", team=team, title=f"Submission {first.id} and the reference", wide=True,
                   similarity=None, shared=overlap(left.fingerprint, reference_side(challenge)), first=first,
                   second=None, regions=found, left=left, right=None, left_blocks=_side_blocks(left, found, True, "a"),
-                  right_blocks=[], other_label="the challenge's reference solution (not shown)", other_url=None)
+                  right_blocks=[], first_label=team_invitation(session, team, first.invitation_id).candidate,
+                  other_label="the challenge's reference solution (not shown)", other_url=None)
 
 
 @router.get("/challenges/{challenge_id}/similarity")
