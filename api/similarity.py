@@ -115,6 +115,13 @@ def refresh(service: Service, team_id: int, challenge: Challenge) -> int:
     return _store(service, team_id, challenge, computed)
 
 
+def refreshed(session: Session, service: Service, team_id: int, challenge: Challenge) -> None:
+    """``refresh``, then end ``session``'s transaction so that its next read sees what was stored (a read
+    transaction on SQLite sees the database as it was at its first read)."""
+    if refresh(service, team_id, challenge):
+        session.commit()
+
+
 def _store(service: Service, team_id: int, challenge: Challenge, computed: dict[int, Fingerprint]) -> int:
     now = service.clock()
     reference = _reference(str(challenge.root), challenge.version)

@@ -42,7 +42,7 @@ from api.review import current_decisions, decisions, notes
 from api.schemas import Comparison, SubmissionPublic
 from api.service import Service
 from api.sessions import COOKIE, SESSION_HOURS, log_in, log_out, team_of
-from api.similarity import reference_share, refresh, similar_submissions, submission_similarity
+from api.similarity import reference_share, refreshed, similar_submissions, submission_similarity
 from api.sources import code_css, stored_submission, submission_sources, unit_anchors
 from api.submissions import team_submission, team_submissions
 from api.teams import TeamPrincipal
@@ -246,7 +246,7 @@ def invitation_page(invitation_id: Id, request: Request, service: ServiceDep, se
                     done: Done = None) -> Response:
     team = page_team(request, service)
     invitation = team_invitation(session, team, invitation_id)
-    refresh(service, team.team_id, service.challenge(invitation.challenge_id))
+    refreshed(session, service, team.team_id, service.challenge(invitation.challenge_id))
     return render(request, "invitation.html.j2", team=team, title=invitation.candidate, invitation=invitation,
                   used=attempts_used(session, [invitation.id])[invitation.id],
                   same=same_candidate(session, [invitation])[invitation.id],
@@ -262,7 +262,7 @@ def challenge_submissions_page(challenge_id: str, request: Request, service: Ser
                                ) -> Response:
     team = page_team(request, service)
     challenge = service.challenge(challenge_id)
-    refresh(service, team.team_id, challenge)
+    refreshed(session, service, team.team_id, challenge)
     return render(request, "submissions.html.j2", team=team, title=f"Submissions to {challenge.id}",
                   challenge=challenge, submissions=team_submissions(session, team, challenge_id=challenge.id),
                   similar=similar_submissions(session, team, challenge.id))
@@ -273,7 +273,7 @@ def comparison_page(challenge_id: str, request: Request, service: ServiceDep, se
                     rank_by: RankBy = "best") -> Response:
     team = page_team(request, service)
     challenge = service.challenge(challenge_id)
-    refresh(service, team.team_id, challenge)
+    refreshed(session, service, team.team_id, challenge)
     comparison = compare(session, team, challenge, rank_by)
     return render(request, "comparison.html.j2", team=team, title=f"Comparison: {challenge.id}", wide=True,
                   challenge=challenge, comparison=comparison, bars=_score_bars(comparison),
@@ -287,7 +287,7 @@ def submission_page(submission_id: Id, request: Request, service: ServiceDep, se
     team = page_team(request, service)
     submission = team_submission(session, team, submission_id)
     challenge = service.challenge(submission.challenge_id)
-    refresh(service, team.team_id, challenge)
+    refreshed(session, service, team.team_id, challenge)
     body = session.scalar(select(Result.body).where(Result.submission_id == submission.id))
     report = None
     if body is not None:

@@ -37,7 +37,7 @@ from api.routes.review import create_many
 from api.routes.submissions import csv_response
 from api.schemas import DecisionCreate, InvitationCreate, InvitationCreated, InvitationUpdate, NoteCreate
 from api.service import Service
-from api.similarity import Side, challenge_similarity, pair, reference_side, refresh, side
+from api.similarity import Side, challenge_similarity, pair, reference_side, refresh, refreshed, side
 from api.sources import (
     download,
     highlighted_lines,
@@ -115,7 +115,7 @@ def pair_page(submission_id: Id, other_id: Id, request: Request, service: Servic
     first = stored_submission(session, team, submission_id)
     second = stored_submission(session, team, other_id)
     challenge = service.challenge(first.challenge_id)
-    refresh(service, team.team_id, challenge)
+    refreshed(session, service, team.team_id, challenge)
     similarity = pair(session, team, submission_id, other_id)
     with service.store.local_path(first.store_key) as a, service.store.local_path(second.store_key) as b:
         left = side(a.read_bytes(), first.filename, first.kind, challenge)
@@ -168,7 +168,7 @@ def similarity_page(challenge_id: str, request: Request, service: ServiceDep, se
                     done: str | None = None) -> Response:
     team = page_team(request, service)
     challenge = service.challenge(challenge_id)
-    refresh(service, team.team_id, challenge)
+    refreshed(session, service, team.team_id, challenge)
     return render(request, "similarity.html.j2", team=team, title=f"Copies: {challenge.id}", challenge=challenge,
                   similarity=challenge_similarity(session, team, challenge.id),
                   known=known_solutions(session, team, challenge.id), done=DONE.get(done or ""))
@@ -179,7 +179,7 @@ def comparison_csv_file(challenge_id: str, request: Request, service: ServiceDep
                         rank_by: RankBy = "best") -> Response:
     team = page_team(request, service)
     challenge = service.challenge(challenge_id)
-    refresh(service, team.team_id, challenge)
+    refreshed(session, service, team.team_id, challenge)
     return csv_response(comparison_csv(compare(session, team, challenge, rank_by)), f"{challenge.id}-comparison.csv")
 
 

@@ -19,7 +19,7 @@ from api.schemas import (
     SimilarityPublic,
     SubmissionFiles,
 )
-from api.similarity import challenge_similarity, pair, refresh, side, submission_similarity
+from api.similarity import challenge_similarity, pair, refresh, refreshed, side, submission_similarity
 from api.sources import download, files_public, stored_submission, submission_sources
 from api.uploads import receive_upload
 from grader.similarity import regions
@@ -46,7 +46,7 @@ def get_upload(submission_id: Id, team: Team, session: ReadSession, service: Ser
 def get_challenge_similarity(challenge_id: str, team: Team, session: ReadSession, service: ServiceDep
                              ) -> ChallengeSimilarity:
     challenge = service.challenge(challenge_id)
-    refresh(service, team.team_id, challenge)
+    refreshed(session, service, team.team_id, challenge)
     return challenge_similarity(session, team, challenge.id)
 
 
@@ -55,7 +55,7 @@ def get_challenge_similarity(challenge_id: str, team: Team, session: ReadSession
 def get_submission_similarity(submission_id: Id, team: Team, session: ReadSession, service: ServiceDep
                               ) -> list[SimilarityPublic]:
     stored = stored_submission(session, team, submission_id)
-    refresh(service, team.team_id, service.challenge(stored.challenge_id))
+    refreshed(session, service, team.team_id, service.challenge(stored.challenge_id))
     return submission_similarity(session, team, submission_id)
 
 
@@ -65,7 +65,7 @@ def get_pair(submission_id: Id, other_id: Id, team: Team, session: ReadSession, 
     first = stored_submission(session, team, submission_id)
     second = stored_submission(session, team, other_id)
     challenge = service.challenge(first.challenge_id)
-    refresh(service, team.team_id, challenge)
+    refreshed(session, service, team.team_id, challenge)
     found = pair(session, team, submission_id, other_id)
     with service.store.local_path(first.store_key) as a, service.store.local_path(second.store_key) as b:
         left = side(a.read_bytes(), first.filename, first.kind, challenge)

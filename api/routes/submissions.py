@@ -12,7 +12,7 @@ from api.errors import Conflict
 from api.invitations import team_invitation
 from api.routes import errors
 from api.schemas import Comparison, SubmissionPublic
-from api.similarity import refresh
+from api.similarity import refreshed
 from api.submissions import team_result, team_result_json, team_submission, team_submissions
 from grader.exports import gradescope_results, junit_xml
 
@@ -53,7 +53,7 @@ RankByQuery = Annotated[RankBy, Query(description=(
 def challenge_comparison(challenge_id: str, team: Team, session: ReadSession, service: ServiceDep,
                          rank_by: RankByQuery = "best") -> Comparison:
     challenge = service.challenge(challenge_id)
-    refresh(service, team.team_id, challenge)
+    refreshed(session, service, team.team_id, challenge)
     return compare(session, team, challenge, rank_by)
 
 
@@ -64,7 +64,7 @@ def challenge_comparison(challenge_id: str, team: Team, session: ReadSession, se
 def challenge_comparison_csv(challenge_id: str, team: Team, session: ReadSession, service: ServiceDep,
                              rank_by: RankByQuery = "best") -> Response:
     challenge = service.challenge(challenge_id)
-    refresh(service, team.team_id, challenge)
+    refreshed(session, service, team.team_id, challenge)
     return csv_response(comparison_csv(compare(session, team, challenge, rank_by)), f"{challenge.id}-comparison.csv")
 
 

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Depends, Query, status
 
 from api import audit
 from api.deps import BeforeId, Id, ReadSession, ServiceDep, Team, WriteSession, json_body
-from api.invitations import attempts_used, create_invitation, revoke_invitation, team_invitation, team_invitations
+from api.invitations import (
+    attempts_used,
+    create_invitation,
+    revoke_invitation,
+    same_candidate,
+    team_invitation,
+    team_invitations,
+)
 from api.invitations import to_public as invitation_public
 from api.models import Team as TeamRow
 from api.routes import errors
@@ -92,13 +99,16 @@ def list_invitations(
 ) -> list[InvitationPublic]:
     invitations = team_invitations(session, team, challenge_id)
     used = attempts_used(session, [invitation.id for invitation in invitations])
-    return [invitation_public(invitation, attempts_used=used[invitation.id]) for invitation in invitations]
+    same = same_candidate(session, invitations)
+    return [invitation_public(invitation, attempts_used=used[invitation.id], same_candidate_as=same[invitation.id])
+            for invitation in invitations]
 
 
 @router.get("/invitations/{invitation_id}", summary="One invitation", responses=errors(404))
 def get_invitation(invitation_id: Id, team: Team, session: ReadSession) -> InvitationPublic:
     invitation = team_invitation(session, team, invitation_id)
-    return invitation_public(invitation, attempts_used=attempts_used(session, [invitation.id])[invitation.id])
+    return invitation_public(invitation, attempts_used=attempts_used(session, [invitation.id])[invitation.id],
+                             same_candidate_as=same_candidate(session, [invitation])[invitation.id])
 
 
 @router.post("/invitations/{invitation_id}/revoke", responses=errors(404),
@@ -106,7 +116,8 @@ def get_invitation(invitation_id: Id, team: Team, session: ReadSession) -> Invit
 def post_revoke(invitation_id: Id, team: Team, session: WriteSession, service: ServiceDep) -> InvitationPublic:
     invitation = revoke_invitation(session, team, invitation_id, service.clock())
     session.commit()
-    return invitation_public(invitation, attempts_used=attempts_used(session, [invitation.id])[invitation.id])
+    return invitation_public(invitation, attempts_used=attempts_used(session, [invitation.id])[invitation.id],
+                             same_candidate_as=same_candidate(session, [invitation])[invitation.id])
 
 
 @router.get("/audit-events", summary="Who did what in your team, newest first")
