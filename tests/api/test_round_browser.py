@@ -199,7 +199,8 @@ def test_a_team_runs_a_round_reads_code_sees_a_copy_notes_decides_and_exports(
     rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")
     similar = {row.find_element(By.CSS_SELECTOR, "td:nth-child(2) a").text: row.find_element(
         By.CSS_SELECTOR, "td:nth-child(6)").text for row in rows}
-    assert similar == {"ada@example.com": "same code as Bob@Example.com", "Bob@Example.com": "same code as ada@example.com"}
+    assert similar == {"ada@example.com": "same code as Bob@Example.com",
+                       "Bob@Example.com": "same code as ada@example.com"}
     assert "timed while 1 other grading(s) shared the machine" in rows[0].text  # Ada's timed check had company
     assert "Box IoU speed ratio" in driver.find_element(By.ID, "metrics").text  # a metric in plain words
     shoot(driver, "07-comparison")
