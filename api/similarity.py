@@ -5,7 +5,7 @@ every new one compared with those of the same challenge, and the pairs worth a l
 fingerprints yet are read from the store and fingerprinted (outside any
 transaction: that is the slow part), then, in one write transaction that holds
 the team's row (so two refreshes never miss each other's submissions), compared
-with every stored fingerprint of the challenge through an inverted index, with
+with every stored fingerprint of the challenge (``grader.similarity.shared_counts``), with
 the challenge's reference solution, and with the team's known public solutions.
 Pages and routes call it before they read, so what they show is never stale;
 when nothing is new it is one query.
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, delete, insert, select
 from sqlalchemy.orm import Session, aliased
 
 from api.errors import NotFound
@@ -137,15 +137,20 @@ def _store(service: Service, team_id: int, challenge: Challenge, computed: dict[
             .where(Submission.id.in_(list(fresh))))}
         new = [_Stored(submission_id, meta[submission_id].invitation_id, meta[submission_id].sha256, found.digest,
                        found.hashes) for submission_id, found in fresh.items()]
+        rows = []
         for item, found in zip(new, fresh.values(), strict=True):
             with_reference = overlap(found, reference)
-            session.add(SubmissionFingerprint(
-                submission_id=item.submission_id, team_id=team_id, challenge_id=challenge.id,
-                invitation_id=item.invitation_id, hashes=pack(found.hashes), fingerprints=len(found),
-                tokens=found.tokens, normalised_sha256=found.digest, reference_shared=with_reference.shared,
-                reference_share=with_reference.share_a, created_at=now))
-        _match_pairs(session, team_id, challenge.id, existing, new, now)
-        _match_known(session, team_id, challenge.id, new, _known(session, team_id, challenge.id), now)
+            rows.append({
+                "submission_id": item.submission_id, "team_id": team_id, "challenge_id": challenge.id,
+                "invitation_id": item.invitation_id, "hashes": pack(found.hashes), "fingerprints": len(found),
+                "tokens": found.tokens, "normalised_sha256": found.digest,
+                "reference_shared": with_reference.shared, "reference_share": with_reference.share_a,
+                "created_at": now})
+        session.execute(insert(SubmissionFingerprint), rows)
+        matches = _match_pairs(team_id, challenge.id, existing, new, now)
+        matches += _match_known(team_id, challenge.id, new, _known(session, team_id, challenge.id), now)
+        if matches:
+            session.execute(insert(SimilarityMatch), matches)
         session.commit()
     log.info("similarity: %d submission(s) of team %s to %s fingerprinted and compared", len(new), team_id,
              challenge.id)
@@ -164,8 +169,9 @@ def _stored(session: Session, team_id: int, challenge_id: str) -> list[_Stored]:
     ]
 
 
-def _match_pairs(session: Session, team_id: int, challenge_id: str, existing: list[_Stored], new: list[_Stored],
-                 now: datetime) -> None:
+def _match_pairs(team_id: int, challenge_id: str, existing: list[_Stored], new: list[_Stored],
+                 now: datetime) -> list[dict[str, object]]:
+    """The rows to store for the pairs of ``new`` with each other and with ``existing``."""
     items = existing + new
     counts = shared_counts([(item.invitation_id, item.hashes) for item in items], new_from=len(existing))
     # Copies that share no fingerprint still count: two uploads of the same bytes or the same normalised code.
@@ -181,21 +187,23 @@ def _match_pairs(session: Session, team_id: int, challenge_id: str, existing: li
             for earlier in positions:
                 if earlier < later and items[earlier].invitation_id != items[later].invitation_id:
                     counts.setdefault((earlier, later), 0)
+    rows: list[dict[str, object]] = []
     for (first, second), shared in counts.items():
         a, b = sorted((items[first], items[second]), key=lambda item: item.submission_id)
         found = _overlap(shared, a.hashes, b.hashes)
         identical, same_code = a.sha256 == b.sha256, a.normalised_sha256 == b.normalised_sha256
         if found.share < KEPT_SHARE and not identical and not same_code:
             continue
-        session.add(SimilarityMatch(
-            team_id=team_id, challenge_id=challenge_id, submission_id=a.submission_id,
-            other_submission_id=b.submission_id, known_solution_id=None, shared=shared, share=round(found.share, 4),
-            identical=identical, same_code=same_code, flagged=identical or same_code or found.flagged,
-            created_at=now))
+        rows.append({"team_id": team_id, "challenge_id": challenge_id, "submission_id": a.submission_id,
+                     "other_submission_id": b.submission_id, "known_solution_id": None, "shared": shared,
+                     "share": round(found.share, 4), "identical": identical, "same_code": same_code,
+                     "flagged": identical or same_code or found.flagged, "created_at": now})
+    return rows
 
 
-def _match_known(session: Session, team_id: int, challenge_id: str, submissions: Sequence[_Stored],
-                 known: Sequence[KnownSolution], now: datetime) -> None:
+def _match_known(team_id: int, challenge_id: str, submissions: Sequence[_Stored], known: Sequence[KnownSolution],
+                 now: datetime) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
     for item in submissions:
         for solution in known:
             hashes = unpack(solution.hashes)
@@ -203,11 +211,11 @@ def _match_known(session: Session, team_id: int, challenge_id: str, submissions:
             identical, same_code = item.sha256 == solution.sha256, item.normalised_sha256 == solution.normalised_sha256
             if not item.hashes or (found.share < KEPT_SHARE and not identical and not same_code):
                 continue
-            session.add(SimilarityMatch(
-                team_id=team_id, challenge_id=challenge_id, submission_id=item.submission_id,
-                other_submission_id=None, known_solution_id=solution.id, shared=found.shared,
-                share=round(found.share, 4), identical=identical, same_code=same_code,
-                flagged=identical or same_code or found.flagged, created_at=now))
+            rows.append({"team_id": team_id, "challenge_id": challenge_id, "submission_id": item.submission_id,
+                         "other_submission_id": None, "known_solution_id": solution.id, "shared": found.shared,
+                         "share": round(found.share, 4), "identical": identical, "same_code": same_code,
+                         "flagged": identical or same_code or found.flagged, "created_at": now})
+    return rows
 
 
 def _overlap(shared: int, a: frozenset[int], b: frozenset[int]) -> Overlap:
@@ -222,8 +230,10 @@ def _known(session: Session, team_id: int, challenge_id: str) -> list[KnownSolut
 
 def match_known_solution(session: Session, solution: KnownSolution, now: datetime) -> None:
     """Compare a newly added known solution with every stored submission of its challenge."""
-    _match_known(session, solution.team_id, solution.challenge_id,
-                 _stored(session, solution.team_id, solution.challenge_id), [solution], now)
+    rows = _match_known(solution.team_id, solution.challenge_id,
+                        _stored(session, solution.team_id, solution.challenge_id), [solution], now)
+    if rows:
+        session.execute(insert(SimilarityMatch), rows)
 
 
 def forget_known_solution(session: Session, solution: KnownSolution) -> None:

@@ -51,7 +51,7 @@ _CSV_DOC: dict[str, Any] = {"requestBody": {"required": True, "content": {"text/
                                  "ada@example.com,iou,2030-06-01T17:00:00Z,3\n"}}}}}
 
 
-@router.post("/invitations/bulk", status_code=status.HTTP_201_CREATED, openapi_extra=_CSV_DOC,
+@router.post("/bulk-invitations", status_code=status.HTTP_201_CREATED, openapi_extra=_CSV_DOC,
              summary="Invite many candidates from a CSV file; the answer holds their tokens, shown this once",
              description=(
                  "Columns: candidate (or email), and optionally challenge_id, deadline, max_attempts, expires_at; "

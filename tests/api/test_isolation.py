@@ -109,9 +109,9 @@ TEAM_ROUTES: dict[tuple[str, str], Check] = {
                                            headers=w.b.headers, json={"max_attempts": 9})),
         _check(w.a.get(f"/invitations/{w.a_candidate.invitation['id']}").json()["max_attempts"] == 3),
     ),
-    ("POST", "/api/v1/invitations/bulk"): lambda w: _check(  # A's invitation of the same person stays A's
+    ("POST", "/api/v1/bulk-invitations"): lambda w: _check(  # A's invitation of the same person stays A's
         [row["same_candidate_as"] for row in w.b.api.client.post(
-            "/api/v1/invitations/bulk", params={"challenge_id": "tiny", "deadline": "2031-01-01T00:00:00Z"},
+            "/api/v1/bulk-invitations", params={"challenge_id": "tiny", "deadline": "2031-01-01T00:00:00Z"},
             content=b"candidate\nADA@a.example\n", headers={**w.b.headers, "Content-Type": "text/csv"}).json()]
         == [[]]),
     ("POST", "/api/v1/submissions/{submission_id}/regrade"): lambda w: _not_found(

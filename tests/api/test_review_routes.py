@@ -93,7 +93,7 @@ def test_a_team_moves_the_deadline_and_changes_the_budget(api: Api) -> None:
 
 
 def post_csv(team: TeamClient, body: str, content_type: str = "text/csv", **params: str) -> Any:
-    return team.api.client.post("/api/v1/invitations/bulk", params=params, content=body.encode(),
+    return team.api.client.post("/api/v1/bulk-invitations", params=params, content=body.encode(),
                                 headers={**team.headers, "Content-Type": content_type})
 
 
