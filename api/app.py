@@ -25,6 +25,7 @@ from api.deps import checked_query
 from api.errors import install_error_handlers
 from api.routes import candidate, dashboard, errors, meta, review, sources, submissions, team, webhooks
 from api.service import Clock, Service, utc_now
+from api.similarity import SimilarityKeeper
 from api.store import FileUploadStore
 from api.uploads import FORM_OVERHEAD_BYTES
 from api.workers import GradeFunction, WorkerPool
@@ -77,9 +78,11 @@ def create_app(
         else:
             pool = WorkerPool(service, grade=grade, stop_gradings=stop_gradings)
         sender = WebhookSender(service)
+        keeper = SimilarityKeeper(service)
         if workers:
             pool.start()
             sender.start()
+            keeper.start()
         service.pool = pool
         log.info("cvgrade service ready: database %s, data in %s", service.db.describe(), settings.data_dir)
         try:
@@ -87,6 +90,7 @@ def create_app(
         finally:
             pool.stop()
             sender.stop()
+            keeper.stop()
             service.db.dispose()
 
     app = FastAPI(

@@ -21,10 +21,10 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.copies import similar_candidates
 from api.models import Invitation, Job, Result, Submission
 from api.review import current_decisions
 from api.schemas import Comparison, ComparisonRow, SimilarToPublic
-from api.similarity import similar_candidates
 from api.teams import TeamPrincipal
 from grader.challenge import Challenge
 

@@ -14,9 +14,9 @@
 
     submissions ─┬─ result_versions           (results replaced by a re-grade, kept)
                  ├─ submission_fingerprints   (for the similarity check)
-                 ├─ similarity_matches        (pairs of submissions, or one and a known solution)
                  └─ review_notes
-    invitations ── review_decisions           (advance / hold / reject; the newest counts)
+    invitations ─┬─ review_decisions          (advance / hold / reject; the newest counts)
+                 └─ similarity_matches        (two candidates' closest submissions, or one and a known solution)
 
 Tokens and keys are never stored, only the SHA-256 of a 32-byte random token
 (``api.tokens``). Times are timezone-aware UTC in Python, whatever the database.
@@ -325,21 +325,24 @@ class KnownSolution(Base):
 
 
 class SimilarityMatch(Base):
-    """Two submissions of one challenge, from different invitations, that share fingerprints
-    (``submission_id`` < ``other_submission_id``), or a submission and a known solution. Only pairs
-    worth a look are kept (``api.similarity.KEPT_SHARE``)."""
+    """How much two candidates' code (two invitations to one challenge) shares, by their closest pair of
+    submissions (``invitation_id`` < ``other_invitation_id``); or a candidate's and a known solution's.
+    One row per pair of candidates, whatever the number of attempts: a round of 100 candidates has at
+    most 4,950. Only pairs worth a look are kept (``api.similarity.KEPT_SHARE``)."""
 
     __tablename__ = "similarity_matches"
     __table_args__ = (
-        UniqueConstraint("submission_id", "other_submission_id"),
-        UniqueConstraint("submission_id", "known_solution_id"),
+        UniqueConstraint("invitation_id", "other_invitation_id"),
+        UniqueConstraint("invitation_id", "known_solution_id"),
         Index(None, "team_id", "challenge_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
     challenge_id: Mapped[str] = mapped_column(String(100))
-    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"))
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id"))
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    other_invitation_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id"), index=True)
     other_submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"), index=True)
     known_solution_id: Mapped[int | None] = mapped_column(ForeignKey("known_solutions.id"), index=True)
     shared: Mapped[int]

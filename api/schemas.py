@@ -368,8 +368,9 @@ class ReferenceSimilarity(BaseModel):
 class ChallengeSimilarity(BaseModel):
     challenge_id: str
     submissions: int = Field(description="Submissions compared.")
-    pairs: list[SimilarityPublic] = Field(
-        description="Pairs sharing at least a fifth of their code, most similar first.")
+    pairs: list[SimilarityPublic] = Field(description=(
+        "Every flagged pair, then the 100 closest pairs that are not flagged (sharing at least a fifth of the "
+        "smaller one's code), most similar first."))
     reference: list[ReferenceSimilarity] = Field(
         description="Submissions resembling the challenge's own reference solution (flagged ones only).")
 

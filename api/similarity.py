@@ -1,54 +1,49 @@
-"""Copies between candidates: each submission's fingerprints (``grader.similarity``) stored once,
-every new one compared with those of the same challenge, and the pairs worth a look kept.
+"""Copies between candidates, kept up to date: each submission's fingerprints (``grader.similarity``)
+stored once, every new one compared with those of the same challenge, and for each pair of candidates
+their closest pair of submissions kept when it is worth a look. Reading them: ``api.copies``.
 
 ``refresh`` brings a team's challenge up to date: the submissions without
 fingerprints yet are read from the store and fingerprinted (outside any
 transaction: that is the slow part), then, in one write transaction that holds
 the team's row (so two refreshes never miss each other's submissions), compared
-with every stored fingerprint of the challenge (``grader.similarity.shared_counts``), with
-the challenge's reference solution, and with the team's known public solutions.
-Pages and routes call it before they read, so what they show is never stale;
-when nothing is new it is one query.
+with every stored fingerprint of the challenge (``grader.similarity.shared_counts``),
+with the challenge's reference solution, and with the team's known public
+solutions. Pages and routes call it before they read, so what they show is
+never stale; when nothing is new it is one query. A keeper thread in the
+service (``SimilarityKeeper``) does the same in the background after uploads,
+so the first page after a round of uploads seldom has to.
 
-Kept: pairs from different invitations sharing at least ``KEPT_SHARE`` of the
-smaller one's fingerprints, and byte-identical or same-code pairs. Flagged
-(shown to the team as "similar to"): identical uploads, the same code once names
-and layout are normalised, and pairs over ``grader.similarity.FLAG_SHARE``. A
-submission with no code of its own (the untouched starter) is never flagged.
+Kept, one row per pair of candidates (``similarity_matches``): their closest
+pair of submissions, when it shares at least ``KEPT_SHARE`` of the smaller one's
+fingerprints, or is byte-identical, or the same code. Flagged (shown to the team
+as "similar to"): identical uploads, the same code once names and layout are
+normalised, and pairs over ``grader.similarity.FLAG_SHARE``. A submission with no
+code of its own (the untouched starter) is never flagged.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, insert, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
 
 from api.errors import NotFound
-from api.models import Invitation, KnownSolution, SimilarityMatch, Submission, SubmissionFingerprint, Team
-from api.schemas import ChallengeSimilarity, ReferenceSimilarity, SimilarityPublic, SimilarToPublic
+from api.models import KnownSolution, SimilarityMatch, Submission, SubmissionFingerprint, Team
 from api.service import Service
-from api.teams import TeamPrincipal
 from grader.challenge import Challenge
 from grader.similarity import Fingerprint, Overlap, fingerprint, kgram_hashes, overlap, pack, shared_counts, unpack
 from grader.sources import SubmissionSources, read_sources
 
 log = logging.getLogger("cvgrade.api.similarity")
 KEPT_SHARE = 0.2
+KEEPER_POLL_S = 2.0
 MAX_CODE_CHARS = 1024 * 1024  # of one submission's code, fingerprinted
-
-
-@dataclass(frozen=True)
-class _Stored:
-    submission_id: int
-    invitation_id: int
-    sha256: str
-    normalised_sha256: str
-    hashes: frozenset[int]
 
 
 # -- what everyone starts from, and the reference -----------------------------------------------
@@ -127,7 +122,7 @@ def _store(service: Service, team_id: int, challenge: Challenge, computed: dict[
     reference = _reference(str(challenge.root), challenge.version)
     with service.db.write() as session:
         session.scalars(select(Team.id).where(Team.id == team_id).with_for_update()).one()  # one refresher per team
-        existing = _stored(session, team_id, challenge.id)
+        existing = stored_fingerprints(session, team_id, challenge.id)
         done = {item.submission_id for item in existing}
         fresh = {submission_id: found for submission_id, found in computed.items() if submission_id not in done}
         if not fresh:
@@ -135,8 +130,8 @@ def _store(service: Service, team_id: int, challenge: Challenge, computed: dict[
         meta = {row.id: row for row in session.execute(
             select(Submission.id, Submission.invitation_id, Submission.sha256)
             .where(Submission.id.in_(list(fresh))))}
-        new = [_Stored(submission_id, meta[submission_id].invitation_id, meta[submission_id].sha256, found.digest,
-                       found.hashes) for submission_id, found in fresh.items()]
+        new = [Stored(submission_id, meta[submission_id].invitation_id, meta[submission_id].sha256, found.digest,
+                      found.hashes) for submission_id, found in fresh.items()]
         rows = []
         for item, found in zip(new, fresh.values(), strict=True):
             with_reference = overlap(found, reference)
@@ -147,19 +142,29 @@ def _store(service: Service, team_id: int, challenge: Challenge, computed: dict[
                 "reference_shared": with_reference.shared, "reference_share": with_reference.share_a,
                 "created_at": now})
         session.execute(insert(SubmissionFingerprint), rows)
-        matches = _match_pairs(team_id, challenge.id, existing, new, now)
-        matches += _match_known(team_id, challenge.id, new, _known(session, team_id, challenge.id), now)
-        if matches:
-            session.execute(insert(SimilarityMatch), matches)
+        best = _closest_pairs(existing, new)
+        best.update(_closest_known(new, _known(session, team_id, challenge.id)))
+        _keep(session, team_id, challenge.id, best, new, now)
         session.commit()
     log.info("similarity: %d submission(s) of team %s to %s fingerprinted and compared", len(new), team_id,
              challenge.id)
     return len(new)
 
 
-def _stored(session: Session, team_id: int, challenge_id: str) -> list[_Stored]:
+@dataclass(frozen=True)
+class Stored:
+    """A stored fingerprint, with what comparing needs."""
+
+    submission_id: int
+    invitation_id: int
+    sha256: str
+    normalised_sha256: str
+    hashes: frozenset[int]
+
+
+def stored_fingerprints(session: Session, team_id: int, challenge_id: str) -> list[Stored]:
     return [
-        _Stored(row.submission_id, row.invitation_id, row.sha256, row.normalised_sha256, unpack(row.hashes))
+        Stored(row.submission_id, row.invitation_id, row.sha256, row.normalised_sha256, unpack(row.hashes))
         for row in session.execute(
             select(SubmissionFingerprint.submission_id, SubmissionFingerprint.invitation_id, Submission.sha256,
                    SubmissionFingerprint.normalised_sha256, SubmissionFingerprint.hashes)
@@ -169,53 +174,112 @@ def _stored(session: Session, team_id: int, challenge_id: str) -> list[_Stored]:
     ]
 
 
-def _match_pairs(team_id: int, challenge_id: str, existing: list[_Stored], new: list[_Stored],
-                 now: datetime) -> list[dict[str, object]]:
-    """The rows to store for the pairs of ``new`` with each other and with ``existing``."""
+@dataclass(frozen=True)
+class Match:
+    """Two submissions compared: ``a`` is of the lower invitation (or the submission, against a known one)."""
+
+    a: Stored
+    b: Stored | None
+    known_solution_id: int | None
+    found: Overlap
+    identical: bool
+    same_code: bool
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.a.hashes) and (self.identical or self.same_code or self.found.flagged)
+
+    @property
+    def closeness(self) -> tuple[bool, bool, float, int]:
+        return (self.flagged and self.identical, self.flagged and self.same_code, self.found.share, self.found.shared)
+
+    @property
+    def kept(self) -> bool:
+        return self.flagged or self.found.share >= KEPT_SHARE
+
+
+def compare_two(a: Stored, b: Stored, shared: int | None = None) -> Match:
+    """Two submissions compared (``shared``: their shared fingerprints, when already counted)."""
+    first, second = (a, b) if (a.invitation_id, a.submission_id) < (b.invitation_id, b.submission_id) else (b, a)
+    if shared is None:
+        shared = len(a.hashes & b.hashes)
+    return Match(first, second, None, _overlap(shared, first.hashes, second.hashes), first.sha256 == second.sha256,
+                 first.normalised_sha256 == second.normalised_sha256)
+
+
+def _closest_pairs(existing: list[Stored], new: list[Stored]) -> dict[tuple[int, int | None, int | None], Match]:
+    """For each pair of candidates with a new submission, their closest pair of submissions (if kept)."""
     items = existing + new
     counts = shared_counts([(item.invitation_id, item.hashes) for item in items], new_from=len(existing))
-    # Copies that share no fingerprint still count: two uploads of the same bytes or the same normalised code.
+    # Copies that share no fingerprint still count: the same bytes, or the same normalised code.
     by_digest: dict[str, list[int]] = {}
     for position, item in enumerate(items):
         if item.hashes:
             by_digest.setdefault(item.sha256, []).append(position)
             by_digest.setdefault(item.normalised_sha256, []).append(position)
     for positions in by_digest.values():
-        for later in positions:
-            if later < len(existing):
-                continue
-            for earlier in positions:
-                if earlier < later and items[earlier].invitation_id != items[later].invitation_id:
+        for later in (p for p in positions if p >= len(existing)):
+            for earlier in (p for p in positions if p < later):
+                if items[earlier].invitation_id != items[later].invitation_id:
                     counts.setdefault((earlier, later), 0)
-    rows: list[dict[str, object]] = []
-    for (first, second), shared in counts.items():
-        a, b = sorted((items[first], items[second]), key=lambda item: item.submission_id)
-        found = _overlap(shared, a.hashes, b.hashes)
-        identical, same_code = a.sha256 == b.sha256, a.normalised_sha256 == b.normalised_sha256
-        if found.share < KEPT_SHARE and not identical and not same_code:
-            continue
-        rows.append({"team_id": team_id, "challenge_id": challenge_id, "submission_id": a.submission_id,
-                     "other_submission_id": b.submission_id, "known_solution_id": None, "shared": shared,
-                     "share": round(found.share, 4), "identical": identical, "same_code": same_code,
-                     "flagged": identical or same_code or found.flagged, "created_at": now})
-    return rows
+    best: dict[tuple[int, int | None, int | None], Match] = {}
+    sizes = [len(item.hashes) for item in items]
+    for (earlier, later), shared in counts.items():
+        one, other = items[earlier], items[later]
+        if (shared < KEPT_SHARE * min(sizes[earlier], sizes[later]) and one.sha256 != other.sha256
+                and one.normalised_sha256 != other.normalised_sha256):
+            continue  # most pairs share a line or two: decided without making a Match
+        match = compare_two(one, other, shared)
+        assert match.b is not None
+        key = (match.a.invitation_id, match.b.invitation_id, None)
+        if match.kept and (key not in best or match.closeness > best[key].closeness):
+            best[key] = match
+    return best
 
 
-def _match_known(team_id: int, challenge_id: str, submissions: Sequence[_Stored], known: Sequence[KnownSolution],
-                 now: datetime) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = []
-    for item in submissions:
-        for solution in known:
-            hashes = unpack(solution.hashes)
+def _closest_known(new: Sequence[Stored], known: Sequence[KnownSolution]
+                   ) -> dict[tuple[int, int | None, int | None], Match]:
+    best: dict[tuple[int, int | None, int | None], Match] = {}
+    for solution in known:
+        hashes = unpack(solution.hashes)
+        for item in new:
             found = overlap(item.hashes, hashes)
-            identical, same_code = item.sha256 == solution.sha256, item.normalised_sha256 == solution.normalised_sha256
-            if not item.hashes or (found.share < KEPT_SHARE and not identical and not same_code):
-                continue
-            rows.append({"team_id": team_id, "challenge_id": challenge_id, "submission_id": item.submission_id,
-                         "other_submission_id": None, "known_solution_id": solution.id, "shared": found.shared,
-                         "share": round(found.share, 4), "identical": identical, "same_code": same_code,
-                         "flagged": identical or same_code or found.flagged, "created_at": now})
-    return rows
+            match = Match(item, None, solution.id, found, item.sha256 == solution.sha256,
+                          item.normalised_sha256 == solution.normalised_sha256)
+            key = (item.invitation_id, None, solution.id)
+            if match.kept and (key not in best or match.closeness > best[key].closeness):
+                best[key] = match
+    return best
+
+
+def _keep(session: Session, team_id: int, challenge_id: str, best: dict[tuple[int, int | None, int | None], Match],
+          new: Sequence[Stored], now: datetime) -> None:
+    """Store each candidate pair's closest match, replacing the stored one only when the new is closer
+    (every match has a submission of ``new`` on one side: only their candidates' rows are read)."""
+    if not best:
+        return
+    new_ids = {item.submission_id for item in new}
+    touched = {match.a.invitation_id if match.b is None or match.a.submission_id in new_ids else match.b.invitation_id
+               for match in best.values()}
+    stored = {(row.invitation_id, row.other_invitation_id, row.known_solution_id): row for row in session.scalars(
+        select(SimilarityMatch).where(SimilarityMatch.team_id == team_id, SimilarityMatch.challenge_id == challenge_id,
+                                      SimilarityMatch.invitation_id.in_(touched)
+                                      | SimilarityMatch.other_invitation_id.in_(touched)))}
+    inserts = []
+    for key, match in best.items():
+        values = {"submission_id": match.a.submission_id,
+                  "other_submission_id": match.b.submission_id if match.b else None, "shared": match.found.shared,
+                  "share": round(match.found.share, 4), "identical": match.identical, "same_code": match.same_code,
+                  "flagged": match.flagged}
+        row = stored.get(key)
+        if row is None:
+            inserts.append({"team_id": team_id, "challenge_id": challenge_id, "invitation_id": key[0],
+                            "other_invitation_id": key[1], "known_solution_id": key[2], "created_at": now, **values})
+        elif match.closeness > (row.flagged and row.identical, row.flagged and row.same_code, row.share, row.shared):
+            for name, value in values.items():
+                setattr(row, name, value)
+    if inserts:
+        session.execute(insert(SimilarityMatch), inserts)
 
 
 def _overlap(shared: int, a: frozenset[int], b: frozenset[int]) -> Overlap:
@@ -230,163 +294,64 @@ def _known(session: Session, team_id: int, challenge_id: str) -> list[KnownSolut
 
 def match_known_solution(session: Session, solution: KnownSolution, now: datetime) -> None:
     """Compare a newly added known solution with every stored submission of its challenge."""
-    rows = _match_known(solution.team_id, solution.challenge_id,
-                        _stored(session, solution.team_id, solution.challenge_id), [solution], now)
-    if rows:
-        session.execute(insert(SimilarityMatch), rows)
+    submissions = stored_fingerprints(session, solution.team_id, solution.challenge_id)
+    _keep(session, solution.team_id, solution.challenge_id, _closest_known(submissions, [solution]), submissions, now)
 
 
 def forget_known_solution(session: Session, solution: KnownSolution) -> None:
     session.execute(delete(SimilarityMatch).where(SimilarityMatch.known_solution_id == solution.id))
 
 
-# -- reading ------------------------------------------------------------------------------------
+# -- in the background ---------------------------------------------------------------------------
 
-def _public(match: SimilarityMatch, candidates: dict[int, tuple[int, str]], known: dict[int, str],
-            viewpoint: int | None = None) -> SimilarityPublic:
-    """A stored match; from ``viewpoint``'s side when it is the pair's second submission."""
-    first, second = match.submission_id, match.other_submission_id
-    if viewpoint is not None and second == viewpoint:
-        first, second = second, first
-    return SimilarityPublic(
-        submission_id=first, candidate=candidates[first][1],
-        other_submission_id=second, other_candidate=candidates[second][1] if second is not None else None,
-        known_solution_id=match.known_solution_id,
-        known_solution=known.get(match.known_solution_id) if match.known_solution_id is not None else None,
-        shared=match.shared, share=match.share, identical=match.identical, same_code=match.same_code,
-        flagged=match.flagged)
+class SimilarityKeeper:
+    """A thread that fingerprints and compares new submissions shortly after they arrive (every
+    ``KEEPER_POLL_S``), so the first page after a round of uploads does not have to. Pages still refresh
+    before they read: the keeper only saves them the wait. Several services on one database may each
+    run one; the team's row lock keeps their work from overlapping."""
 
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._seen = 0  # the newest submission id already looked at
 
-def _candidates(session: Session, submission_ids: set[int]) -> dict[int, tuple[int, str]]:
-    if not submission_ids:
-        return {}
-    return {row.id: (row.invitation_id, row.candidate) for row in session.execute(
-        select(Submission.id, Submission.invitation_id, Invitation.candidate)
-        .join(Invitation, Invitation.id == Submission.invitation_id).where(Submission.id.in_(submission_ids)))}
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="similarity-keeper", daemon=True)
+        self._thread.start()
 
+    def stop(self, timeout_s: float = 15.0) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
 
-def _labels(session: Session, team_id: int) -> dict[int, str]:
-    return dict(session.execute(select(KnownSolution.id, KnownSolution.label)
-                                .where(KnownSolution.team_id == team_id)).all())
+    def _loop(self) -> None:
+        while not self._stopping.wait(KEEPER_POLL_S):
+            try:
+                self.catch_up()
+            except Exception:
+                log.exception("the similarity keeper failed; trying again shortly")
 
-
-def _ids(matches: Sequence[SimilarityMatch]) -> set[int]:
-    return {i for match in matches for i in (match.submission_id, match.other_submission_id) if i is not None}
-
-
-def challenge_similarity(session: Session, team: TeamPrincipal, challenge_id: str) -> ChallengeSimilarity:
-    """Every kept pair of the challenge, most similar first, and the submissions close to the reference."""
-    matches = list(session.scalars(
-        select(SimilarityMatch).where(SimilarityMatch.team_id == team.team_id,
-                                      SimilarityMatch.challenge_id == challenge_id)
-        .order_by(SimilarityMatch.flagged.desc(), SimilarityMatch.identical.desc(), SimilarityMatch.share.desc(),
-                  SimilarityMatch.id)))
-    candidates = _candidates(session, _ids(matches))
-    known = _labels(session, team.team_id)
-    fingerprints = session.execute(
-        select(SubmissionFingerprint.submission_id, SubmissionFingerprint.reference_shared,
-               SubmissionFingerprint.reference_share, Invitation.candidate)
-        .join(Invitation, Invitation.id == SubmissionFingerprint.invitation_id)
-        .where(SubmissionFingerprint.team_id == team.team_id, SubmissionFingerprint.challenge_id == challenge_id)
-        .order_by(SubmissionFingerprint.reference_share.desc())).all()
-    reference = [
-        ReferenceSimilarity(submission_id=row.submission_id, candidate=row.candidate, shared=row.reference_shared,
-                            share=row.reference_share, flagged=True)
-        for row in fingerprints if Overlap(row.reference_shared, row.reference_share, 0.0).flagged
-    ]
-    return ChallengeSimilarity(challenge_id=challenge_id, submissions=len(fingerprints),
-                               pairs=[_public(match, candidates, known) for match in matches], reference=reference)
-
-
-def submission_similarity(session: Session, team: TeamPrincipal, submission_id: int) -> list[SimilarityPublic]:
-    """The kept matches of one submission, from its side, most similar first."""
-    matches = list(session.scalars(
-        select(SimilarityMatch).where(SimilarityMatch.team_id == team.team_id,
-                                      (SimilarityMatch.submission_id == submission_id)
-                                      | (SimilarityMatch.other_submission_id == submission_id))
-        .order_by(SimilarityMatch.flagged.desc(), SimilarityMatch.share.desc(), SimilarityMatch.id)))
-    candidates = _candidates(session, _ids(matches) | {submission_id})
-    known = _labels(session, team.team_id)
-    return [_public(match, candidates, known, viewpoint=submission_id) for match in matches]
-
-
-def reference_share(session: Session, team: TeamPrincipal, submission_id: int) -> Overlap | None:
-    row = session.execute(select(SubmissionFingerprint.reference_shared, SubmissionFingerprint.reference_share)
-                          .where(SubmissionFingerprint.submission_id == submission_id,
-                                 SubmissionFingerprint.team_id == team.team_id)).first()
-    return Overlap(row.reference_shared, row.reference_share, 0.0) if row is not None else None
-
-
-def pair(session: Session, team: TeamPrincipal, submission_id: int, other_id: int) -> SimilarityPublic:
-    """The stored match of two of the team's submissions (from the first one's side), or 404."""
-    first, second = sorted((submission_id, other_id))
-    match = session.scalar(select(SimilarityMatch).where(
-        SimilarityMatch.team_id == team.team_id, SimilarityMatch.submission_id == first,
-        SimilarityMatch.other_submission_id == second))
-    if match is None:
-        owned = session.scalars(select(Submission.id).where(Submission.id.in_([submission_id, other_id]),
-                                                           Submission.team_id == team.team_id)).all()
-        missing = next((i for i in (submission_id, other_id) if i not in owned), None)
-        if missing is not None:
-            raise NotFound(f"your team has no submission {missing}")
-        raise NotFound(f"submissions {submission_id} and {other_id} share little or no code (less than "
-                       f"{KEPT_SHARE:.0%} of the smaller one), or are the same candidate's")
-    return _public(match, _candidates(session, {first, second}), {}, viewpoint=submission_id)
-
-
-def _flagged(session: Session, team: TeamPrincipal, challenge_id: str) -> list[tuple[int, SimilarToPublic]]:
-    """Each flagged pair of submissions, once from each side: (the side's invitation, what it is similar to)."""
-    first, second = aliased(Submission), aliased(Submission)
-    first_invitation, second_invitation = aliased(Invitation), aliased(Invitation)
-    rows = session.execute(
-        select(SimilarityMatch.submission_id, SimilarityMatch.other_submission_id, SimilarityMatch.share,
-               SimilarityMatch.identical, SimilarityMatch.same_code,
-               first.invitation_id.label("first_invitation"), second.invitation_id.label("second_invitation"),
-               first_invitation.candidate.label("first_candidate"),
-               second_invitation.candidate.label("second_candidate"))
-        .join(first, first.id == SimilarityMatch.submission_id)
-        .join(second, second.id == SimilarityMatch.other_submission_id)
-        .join(first_invitation, first_invitation.id == first.invitation_id)
-        .join(second_invitation, second_invitation.id == second.invitation_id)
-        .where(and_(SimilarityMatch.team_id == team.team_id, SimilarityMatch.challenge_id == challenge_id,
-                    SimilarityMatch.flagged.is_(True)))).all()
-    sides = []
-    for row in rows:
-        sides.append((row.first_invitation, SimilarToPublic(
-            candidate=row.second_candidate, invitation_id=row.second_invitation, submission_id=row.submission_id,
-            other_submission_id=row.other_submission_id, share=row.share, identical=row.identical,
-            same_code=row.same_code)))
-        sides.append((row.second_invitation, SimilarToPublic(
-            candidate=row.first_candidate, invitation_id=row.first_invitation, submission_id=row.other_submission_id,
-            other_submission_id=row.submission_id, share=row.share, identical=row.identical,
-            same_code=row.same_code)))
-    return sides
-
-
-def similar_candidates(session: Session, team: TeamPrincipal, challenge_id: str) -> dict[int, list[SimilarToPublic]]:
-    """For each invitation, the other candidates whose code is flagged as similar to any of theirs (the
-    closest pair with each), closest first."""
-    best: dict[tuple[int, int], SimilarToPublic] = {}
-    for mine, found in _flagged(session, team, challenge_id):
-        key = (mine, found.invitation_id)
-        if key not in best or _closeness(found) > _closeness(best[key]):
-            best[key] = found
-    grouped: dict[int, list[SimilarToPublic]] = {}
-    for (mine, _theirs), found in best.items():
-        grouped.setdefault(mine, []).append(found)
-    return {mine: sorted(found, key=_closeness, reverse=True) for mine, found in grouped.items()}
-
-
-def similar_submissions(session: Session, team: TeamPrincipal, challenge_id: str) -> dict[int, list[SimilarToPublic]]:
-    """For each submission, the flagged matches with other candidates' submissions, closest first."""
-    grouped: dict[int, list[SimilarToPublic]] = {}
-    for _mine, found in _flagged(session, team, challenge_id):
-        grouped.setdefault(found.submission_id, []).append(found)
-    return {submission: sorted(found, key=_closeness, reverse=True) for submission, found in grouped.items()}
-
-
-def _closeness(found: SimilarToPublic) -> tuple[bool, bool, float]:
-    return (found.identical, found.same_code, found.share)
+    def catch_up(self) -> int:
+        """Refresh every team's challenge with new submissions; return how many were fingerprinted."""
+        with self.service.db.read() as session:
+            pending = session.execute(
+                select(Submission.team_id, Submission.challenge_id, func.max(Submission.id))
+                .outerjoin(SubmissionFingerprint, SubmissionFingerprint.submission_id == Submission.id)
+                .where(Submission.id > self._seen, SubmissionFingerprint.submission_id.is_(None))
+                .group_by(Submission.team_id, Submission.challenge_id)).all()
+        done = 0
+        for team_id, challenge_id, newest in pending:
+            if self._stopping.is_set():
+                break
+            try:
+                done += refresh(self.service, team_id, self.service.challenge(challenge_id))
+            except NotFound:
+                pass  # a challenge that is gone: nothing to compare with
+            except Exception:  # the next page to need it will try again, and say what is wrong
+                log.exception("comparing the submissions of team %s to %s failed", team_id, challenge_id)
+            self._seen = max(self._seen, newest)
+        return done
 
 
 # -- a pair, side by side -----------------------------------------------------------------------

@@ -33,6 +33,7 @@ from sqlalchemy import func, select
 from starlette.datastructures import FormData
 
 from api.comparison import RankBy, compare, metric_description
+from api.copies import reference_share, similar_submissions, submission_similarity
 from api.deps import Id, ReadSession, ServiceDep, service_of
 from api.errors import ApiError, Forbidden, NotFound, Unauthorized
 from api.invitations import attempts_used, same_candidate, team_invitation, team_invitations
@@ -42,7 +43,7 @@ from api.review import current_decisions, decisions, notes
 from api.schemas import Comparison, SubmissionPublic
 from api.service import Service
 from api.sessions import COOKIE, SESSION_HOURS, log_in, log_out, team_of
-from api.similarity import reference_share, refreshed, similar_submissions, submission_similarity
+from api.similarity import refreshed
 from api.sources import code_css, stored_submission, submission_sources, unit_anchors
 from api.submissions import team_submission, team_submissions
 from api.teams import TeamPrincipal

@@ -26,6 +26,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from api.bulk_invitations import parse_invitations
 from api.comparison import RankBy, compare, comparison_csv
+from api.copies import challenge_similarity, pair
 from api.deps import Id, ReadSession, ServiceDep, service_of
 from api.errors import ApiError
 from api.invitations import revoke_invitation, team_invitation, update_invitation
@@ -37,7 +38,7 @@ from api.routes.review import create_many
 from api.routes.submissions import csv_response
 from api.schemas import DecisionCreate, InvitationCreate, InvitationCreated, InvitationUpdate, NoteCreate
 from api.service import Service
-from api.similarity import Side, challenge_similarity, pair, reference_side, refresh, refreshed, side
+from api.similarity import Side, reference_side, refresh, refreshed, side
 from api.sources import (
     download,
     highlighted_lines,

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
+from api.copies import challenge_similarity, pair, submission_similarity
 from api.deps import Id, ReadSession, ServiceDep, Team, WriteSession
 from api.known_solutions import add_known_solution, known_solutions, remove_known_solution
 from api.routes import errors
@@ -19,7 +20,7 @@ from api.schemas import (
     SimilarityPublic,
     SubmissionFiles,
 )
-from api.similarity import challenge_similarity, pair, refresh, refreshed, side, submission_similarity
+from api.similarity import refresh, refreshed, side
 from api.sources import download, files_public, stored_submission, submission_sources
 from api.uploads import receive_upload
 from grader.similarity import regions

@@ -5,6 +5,7 @@ fake, by directives in the file; similarity reads the code itself.)"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,15 +93,33 @@ def test_a_known_public_solution_is_flagged_as_the_source(api: Api) -> None:
     assert refused.status_code == 422 and "cannot grade" in refused.json()["error"]
 
 
-def test_each_pair_is_stored_once_however_often_it_is_asked(api: Api) -> None:
+def test_each_pair_of_candidates_is_stored_once_by_their_closest_submissions(api: Api) -> None:
     team = api.team()
-    invite(team, "ada").upload(REFERENCE)
-    invite(team, "bob").upload(RENAMED)
+    ada, bob = invite(team, "ada"), invite(team, "bob")
+    ada.upload(REFERENCE)
+    bob.upload(KNOWN_GOOD)  # Bob's own first try
     for _ in range(3):
         team.get("/challenges/iou/similarity")
         team.get("/challenges/iou/comparison")
-    invite(team, "cid").upload(REORDERED)  # a new one is compared with both
+    bob.upload(RENAMED)  # then a copy of Ada's
+    invite(team, "cid").upload(REORDERED)
     team.get("/challenges/iou/similarity")
     with api.service.db.read() as session:
-        pairs = session.execute(select(SimilarityMatch.submission_id, SimilarityMatch.other_submission_id)).all()
-    assert sorted(pairs) == [(1, 2), (1, 3), (2, 3)]
+        pairs = session.execute(select(SimilarityMatch.submission_id, SimilarityMatch.other_submission_id,
+                                       SimilarityMatch.same_code)).all()
+    assert sorted(pairs) == [(1, 3, True), (1, 4, False), (3, 4, False)]  # Bob's copy, not his own try
+    # Any two submissions can still be compared on request, stored or not.
+    assert team.get("/submissions/2/similarity/1").json()["similarity"]["flagged"] is False
+
+
+def test_new_submissions_are_compared_in_the_background_before_anyone_looks(api: Api) -> None:
+    team = api.team()
+    invite(team, "ada").upload(REFERENCE)
+    invite(team, "bob").upload(RENAMED)
+    deadline = time.monotonic() + 30
+    while True:  # no page or route asked: the service's keeper did it
+        with api.service.db.read() as session:
+            if session.execute(select(SimilarityMatch.same_code)).all() == [(True,)]:
+                break
+        assert time.monotonic() < deadline, "the new submissions were not compared within 30 s"
+        time.sleep(0.2)

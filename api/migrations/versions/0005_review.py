@@ -108,7 +108,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("team_id", sa.Integer(), nullable=False),
         sa.Column("challenge_id", sa.String(length=100), nullable=False),
+        sa.Column("invitation_id", sa.Integer(), nullable=False),
         sa.Column("submission_id", sa.Integer(), nullable=False),
+        sa.Column("other_invitation_id", sa.Integer(), nullable=True),
         sa.Column("other_submission_id", sa.Integer(), nullable=True),
         sa.Column("known_solution_id", sa.Integer(), nullable=True),
         sa.Column("shared", sa.Integer(), nullable=False),
@@ -117,23 +119,30 @@ def upgrade() -> None:
         sa.Column("same_code", sa.Boolean(), nullable=False),
         sa.Column("flagged", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["invitation_id"], ["invitations.id"],
+                                name=op.f("fk_similarity_matches_invitation_id_invitations")),
         sa.ForeignKeyConstraint(["known_solution_id"], ["known_solutions.id"],
                                 name=op.f("fk_similarity_matches_known_solution_id_known_solutions")),
+        sa.ForeignKeyConstraint(["other_invitation_id"], ["invitations.id"],
+                                name=op.f("fk_similarity_matches_other_invitation_id_invitations")),
         sa.ForeignKeyConstraint(["other_submission_id"], ["submissions.id"],
                                 name=op.f("fk_similarity_matches_other_submission_id_submissions")),
         sa.ForeignKeyConstraint(["submission_id"], ["submissions.id"],
                                 name=op.f("fk_similarity_matches_submission_id_submissions")),
         sa.ForeignKeyConstraint(["team_id"], ["teams.id"], name=op.f("fk_similarity_matches_team_id_teams")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_similarity_matches")),
-        sa.UniqueConstraint("submission_id", "known_solution_id",
-                            name=op.f("uq_similarity_matches_submission_id_known_solution_id")),
-        sa.UniqueConstraint("submission_id", "other_submission_id",
-                            name=op.f("uq_similarity_matches_submission_id_other_submission_id")),
+        sa.UniqueConstraint("invitation_id", "known_solution_id",
+                            name=op.f("uq_similarity_matches_invitation_id_known_solution_id")),
+        sa.UniqueConstraint("invitation_id", "other_invitation_id",
+                            name=op.f("uq_similarity_matches_invitation_id_other_invitation_id")),
     )
     with op.batch_alter_table("similarity_matches") as batch:
         batch.create_index(batch.f("ix_similarity_matches_known_solution_id"), ["known_solution_id"], unique=False)
+        batch.create_index(batch.f("ix_similarity_matches_other_invitation_id"), ["other_invitation_id"],
+                           unique=False)
         batch.create_index(batch.f("ix_similarity_matches_other_submission_id"), ["other_submission_id"],
                            unique=False)
+        batch.create_index(batch.f("ix_similarity_matches_submission_id"), ["submission_id"], unique=False)
         batch.create_index(batch.f("ix_similarity_matches_team_id_challenge_id"), ["team_id", "challenge_id"],
                            unique=False)
 
