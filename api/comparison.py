@@ -78,24 +78,27 @@ def compare(session: Session, team: TeamPrincipal, challenge: Challenge, rank_by
         graded.setdefault(row.invitation_id, []).append(row)
     chosen = {invitation_id: _pick(rows, rank_by) for invitation_id, rows in graded.items()}
     ranked = sorted(chosen.values(), key=lambda row: (not row.passed, -(row.score or 0.0), row.id))
-    bodies: dict[int, dict[str, Any]] = dict(session.execute(select(Result.submission_id, Result.body)
-                                  .where(Result.submission_id.in_([row.id for row in ranked]))).all())
+    # Only the parts of each result the table shows: its charts (hundreds of samples) are never parsed.
+    bodies = {row.submission_id: row for row in session.execute(
+        select(Result.submission_id, Result.max_score, Result.body["tests"].label("tests"),
+               Result.body["metrics"].label("metrics"), Result.body["failed_gates"].label("failed_gates"))
+        .where(Result.submission_id.in_([row.id for row in ranked])))}
     invitations = {invitation.id: invitation for invitation in session.scalars(
         select(Invitation).where(Invitation.id.in_(list(chosen))))}
     decisions = current_decisions(session, team, list(chosen))
     similar = similar_candidates(session, team, challenge.id)
     rows = []
     for rank, row in enumerate(ranked, start=1):
-        body: dict[str, Any] = bodies[row.id]
+        body = bodies[row.id]
         invitation = invitations[row.invitation_id]
-        metrics = dict(body.get("metrics", {}))
+        metrics = dict(body.metrics or {})
         decision = decisions.get(invitation.id)
         rows.append(ComparisonRow(
             rank=rank, invitation_id=invitation.id, candidate=invitation.candidate, submission_id=row.id,
             latest_submission_id=graded[invitation.id][-1].id, graded_submissions=len(graded[invitation.id]),
-            score=row.score, max_score=float(body.get("max_score", 0.0)), passed=row.passed,
-            failed_gates=list(body.get("failed_gates", [])),
-            checks={test["name"]: test["status"] for test in body.get("tests", [])},
+            score=row.score, max_score=body.max_score, passed=row.passed,
+            failed_gates=list(body.failed_gates or []),
+            checks={test["name"]: test["status"] for test in body.tests or []},
             metrics=metrics, timed_alongside_other_gradings=_count(metrics.get(SHARED_MACHINE)),
             decision=decision.decision if decision else None,
             similar_to=similar.get(invitation.id, []),

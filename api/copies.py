@@ -121,6 +121,25 @@ def submission_similarity(session: Session, team: TeamPrincipal, submission_id: 
     return sorted(found, key=lambda one: (one.flagged, one.identical, one.same_code, one.share), reverse=True)
 
 
+def candidate_similarity(session: Session, team: TeamPrincipal, invitation_id: int) -> list[SimilarityPublic]:
+    """The stored matches of one candidate (any of their submissions), from their side, closest first: what
+    a submission's page shows (reading, never computing)."""
+    rows = list(session.scalars(select(SimilarityMatch).where(
+        SimilarityMatch.team_id == team.team_id,
+        (SimilarityMatch.invitation_id == invitation_id) | (SimilarityMatch.other_invitation_id == invitation_id))))
+    names = _names(session, {i for row in rows for i in (row.invitation_id, row.other_invitation_id) if i})
+    labels = _labels(session, team.team_id)
+    found = []
+    for row in rows:
+        public = _stored_public(row, names, labels)
+        if row.other_invitation_id == invitation_id:  # seen from the other side
+            public = public.model_copy(update={
+                "submission_id": row.other_submission_id, "candidate": names[invitation_id],
+                "other_submission_id": row.submission_id, "other_candidate": names[row.invitation_id]})
+        found.append(public)
+    return sorted(found, key=lambda one: (one.flagged, one.identical, one.same_code, one.share), reverse=True)
+
+
 def pair(session: Session, team: TeamPrincipal, submission_id: int, other_id: int) -> SimilarityPublic:
     """Two of the team's submissions compared (from the first one's side); 404 for another team's, or for
     two of one candidate's (never compared)."""

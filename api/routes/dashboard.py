@@ -33,7 +33,7 @@ from sqlalchemy import func, select
 from starlette.datastructures import FormData
 
 from api.comparison import RankBy, compare, metric_description
-from api.copies import reference_share, similar_submissions, submission_similarity
+from api.copies import candidate_similarity, reference_share, similar_submissions
 from api.deps import Id, ReadSession, ServiceDep, service_of
 from api.errors import ApiError, Forbidden, NotFound, Unauthorized
 from api.invitations import attempts_used, same_candidate, team_invitation, team_invitations
@@ -296,7 +296,7 @@ def submission_page(submission_id: Id, request: Request, service: ServiceDep, se
                                     code_links=_code_links(service, session, team, submission.id, challenge))
     return render(request, "submission.html.j2", team=team, title=f"Submission {submission.id}",
                   submission=submission, versions=result_versions(session, team, submission.id),
-                  similar=submission_similarity(session, team, submission.id),
+                  similar=candidate_similarity(session, team, submission.invitation_id),
                   reference=reference_share(session, team, submission.id),
                   notes=notes(session, team, submission_id=submission.id), done=DONE.get(done or ""),
                   report=Markup(report) if report else None)  # noqa: S704  # the grader's autoescaped template
