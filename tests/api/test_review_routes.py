@@ -8,10 +8,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
 from api.models import AuditEvent
 
@@ -218,3 +222,37 @@ def test_the_comparison_exports_as_csv_that_a_spreadsheet_cannot_run(api: Api) -
     rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert [row["candidate"] for row in rows] == ["'=HYPERLINK(\"http://evil.example\")", "bob"]
     assert rows[0]["check: adds"] == "passed" and rows[1]["passed"] == "no" and rows[0]["Sandbox starts"] == "1"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_migration_gives_existing_invitations_their_normalised_candidate(
+        kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from api.db import Database, migrate
+    from api.models import Invitation
+    from tests.api.conftest import _admin
+
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        server = request.getfixturevalue("postgres_server")
+        name = f"cvgrade_migration_{uuid.uuid4().hex[:12]}"
+        _admin(server, f'CREATE DATABASE "{name}"')
+        request.addfinalizer(lambda: _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    database = Database(url)
+    migrate(database, "0003")  # a database from before the round's review
+    with database.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO teams (id, name, candidates_see_scores, created_at) VALUES (1, 'acme', false, :now)"),
+            {"now": datetime(2030, 1, 1)})
+        for number, candidate in enumerate((" Ada.Lovelace+x@GMAIL.com", "Bob Smith"), start=1):
+            connection.execute(text(
+                "INSERT INTO invitations (id, team_id, challenge_id, challenge_version, candidate, deadline, "
+                "expires_at, max_attempts, token_sha256, created_at) VALUES (:id, 1, 'tiny', '1.0.0', :candidate, "
+                ":now, :now, 3, :token, :now)"), {"id": number, "candidate": candidate, "now": datetime(2030, 1, 1),
+                                                   "token": f"{number:064x}"})
+    migrate(database)
+    with database.read() as session:
+        keys = dict(session.execute(select(Invitation.id, Invitation.candidate_key)).all())
+    database.dispose()
+    assert keys == {1: "adalovelace@gmail.com", 2: "bob smith"}
