@@ -35,13 +35,13 @@ from grader.results import GradeResult
 from tests.api.conftest import Api, FakeClock, FakeGrader, make_settings
 from tests.api.test_dashboard_browser import click_and_wait, log_in, no_alert
 from tests.conftest import CHALLENGES
-from tests.grader.similarity_samples import REFERENCE, RENAMED
+from tests.grader.similarity_samples import KNOWN_GOOD, KNOWN_GOOD_RENAMED, REFERENCE
 from tests.grader.test_html_report import chromium
 
 SHOTS = Path(os.environ.get("CVGRADE_SHOTS", "/tmp/review-shots"))
 WINDOW_WIDTH = 1400
-ADA = "# pass:all SHARED\n" + REFERENCE
-BOB = RENAMED.replace('"""My IoU and NMS."""', '"""My IoU and NMS."""\n# pass:all')
+ADA = "# pass:all SHARED\n" + KNOWN_GOOD  # Ada's own solution (the challenge's known-good one)
+BOB = KNOWN_GOOD_RENAMED.replace('"""IoU + NMS, my version."""', '"""IoU + NMS, my version."""\n# pass:all')
 
 
 class RoundGrader(FakeGrader):
@@ -181,7 +181,7 @@ def test_a_team_runs_a_round_reads_code_sees_a_copy_notes_decides_and_exports(
     click_and_wait(driver, By.LINK_TEXT, "code")
     assert driver.current_url.endswith(f"/dashboard/submissions/{ada_submission}/code")
     code = driver.find_element(By.CSS_SELECTOR, "#f0 table.code").text
-    assert "def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:" in code
+    assert "def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:" in code and "suppressed |= " in code
     assert driver.find_elements(By.CSS_SELECTOR, "#f0 td.src span.k"), "the code is not highlighted"
     shoot(driver, "04-code-ada")
 
@@ -189,7 +189,7 @@ def test_a_team_runs_a_round_reads_code_sees_a_copy_notes_decides_and_exports(
     shoot(driver, "05-submission-bob")
     assert "ada@example.com" in driver.find_element(By.ID, "similar").text  # flagged on Bob's report
     click_and_wait(driver, By.ID, "read-code")
-    assert "def area_of(b: Tensor) -> Tensor:" in driver.find_element(By.CSS_SELECTOR, "#f0 table.code").text
+    assert "dropped |= clash[i].cpu()" in driver.find_element(By.CSS_SELECTOR, "#f0 table.code").text
     shoot(driver, "06-code-bob")
 
     # The comparison flags the pair, ranks, fits the window; the pair side by side.
@@ -246,3 +246,39 @@ def test_a_team_runs_a_round_reads_code_sees_a_copy_notes_decides_and_exports(
     assert by_candidate["Bob@Example.com"]["decision"] == "reject"
     assert "ada@example.com" in by_candidate["Bob@Example.com"]["similar_to"]
     assert by_candidate["ada@example.com"]["timed_while_other_gradings_ran"] == "1"
+
+    driver.get(f"{live.url}/dashboard/challenges/iou/similarity")
+    assert "Bob@Example.com" in driver.find_element(By.ID, "pairs").text
+    shoot(driver, "12-copies")
+
+
+def test_a_notebook_is_read_cell_by_cell_and_its_html_output_never_runs(live: Live, driver: Any) -> None:
+    import base64
+    import io as _io
+    import json
+
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+
+    team = live.api.team("Vision team")
+    candidate = team.invite("nb@example.com", challenge_id="iou")
+    png = _io.BytesIO()
+    Image.new("RGB", (60, 40), (47, 158, 85)).save(png, format="PNG")
+    hostile = "<script>alert('x')</script><img src=x onerror=alert(2)><b id=injected>bold</b>"
+    notebook = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "markdown", "id": "m", "metadata": {}, "source": "# My *solution*\n" + hostile},
+        {"cell_type": "code", "id": "c", "execution_count": 3, "metadata": {}, "source": REFERENCE, "outputs": [
+            {"output_type": "stream", "name": "stdout", "text": "ready\n"},
+            {"output_type": "display_data", "metadata": {}, "data": {"text/html": hostile}},
+            {"output_type": "display_data", "metadata": {},
+             "data": {"image/png": base64.b64encode(png.getvalue()).decode(), "text/plain": "<Figure>"}}]}]}
+    submission = candidate.upload(json.dumps(notebook), name="solution.ipynb").json()["id"]
+    log_in(driver, live, team.key, start=f"/dashboard/submissions/{submission}/code")  # type: ignore[arg-type]
+    assert no_alert(driver)
+    assert driver.find_elements(By.ID, "injected") == [] and driver.find_elements(By.CSS_SELECTOR, "main script") == []
+    assert "text/html output, shown as text (never rendered)" in driver.find_element(By.ID, "f0").text
+    assert hostile in driver.find_element(By.ID, "f0").text  # the markup, as text
+    assert "In [3]:" in driver.find_element(By.ID, "f0-c2").text and "ready" in driver.find_element(By.ID, "f0-c2").text
+    image = driver.find_element(By.CSS_SELECTOR, "#f0-c2 .output img")
+    assert driver.execute_script("return arguments[0].naturalWidth", image) == 60  # the checked PNG is drawn
+    shoot(driver, "13-notebook")

@@ -147,3 +147,34 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
 def box_area(boxes: Tensor) -> Tensor:
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 '''
+
+# The known-good solution as a copier hands it in: every name changed, comments and a docstring added.
+KNOWN_GOOD_RENAMED = '''"""IoU + NMS, my version."""
+import torch
+from torch import Tensor
+
+
+def box_iou(first: Tensor, second: Tensor) -> Tensor:
+    """Pairwise IoU."""
+    l1, t1, r1, b1 = (v[:, None] for v in first.unbind(dim=1))  # corners of the first set
+    l2, t2, r2, b2 = (v[None, :] for v in second.unbind(dim=1))
+    w = (torch.minimum(r1, r2) - torch.maximum(l1, l2)).clamp(min=0)
+    h = (torch.minimum(b1, b2) - torch.maximum(t1, t2)).clamp(min=0)
+    common = w * h
+    total = (r1 - l1) * (b1 - t1) + (r2 - l2) * (b2 - t2) - common
+    return torch.where(total > 0, common / total, torch.zeros_like(common))
+
+
+def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    """Greedy NMS."""
+    idx = torch.argsort(scores, descending=True, stable=True)
+    clash = box_iou(boxes[idx], boxes[idx]) > iou_threshold
+    dropped = torch.zeros(len(idx), dtype=torch.bool)
+    kept = []
+    for i in range(len(idx)):
+        if dropped[i]:
+            continue
+        kept.append(i)
+        dropped |= clash[i].cpu()
+    return idx[torch.tensor(kept, dtype=torch.int64, device=boxes.device)]
+'''
