@@ -111,10 +111,15 @@ def refresh(service: Service, team_id: int, challenge: Challenge) -> int:
 
 
 def refreshed(session: Session, service: Service, team_id: int, challenge: Challenge) -> None:
-    """``refresh``, then end ``session``'s transaction so that its next read sees what was stored (a read
-    transaction on SQLite sees the database as it was at its first read)."""
-    if refresh(service, team_id, challenge):
-        session.commit()
+    """``refresh`` for a page or route about to read, then end ``session``'s transaction so that its next
+    read sees what was stored (by this refresh or the keeper's: a read transaction on SQLite sees the
+    database as it was at its first read). A failure is logged, and the page shows what is stored."""
+    try:
+        refresh(service, team_id, challenge)
+    except Exception:
+        log.exception("comparing the submissions of team %s to %s failed; showing what is stored", team_id,
+                      challenge.id)
+    session.commit()
 
 
 def _store(service: Service, team_id: int, challenge: Challenge, computed: dict[int, Fingerprint]) -> int:

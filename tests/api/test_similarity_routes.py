@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import select
 
-from api.models import SimilarityMatch
+from api.models import SimilarityMatch, SubmissionFingerprint
+from api.store import FileUploadStore
 from tests.conftest import CHALLENGES
 from tests.grader.similarity_samples import KNOWN_GOOD, REFERENCE, REFORMATTED, RENAMED, REORDERED
 
@@ -123,3 +124,22 @@ def test_new_submissions_are_compared_in_the_background_before_anyone_looks(api:
                 break
         assert time.monotonic() < deadline, "the new submissions were not compared within 30 s"
         time.sleep(0.2)
+
+
+def test_a_file_the_store_cannot_give_does_not_take_the_pages_down(api: Api) -> None:
+    team = api.team()
+    first = invite(team, "ada").upload(PASS + REFERENCE).json()["id"]
+    api.wait_for_jobs()
+
+    class LostStore(FileUploadStore):  # an operator's mistake, or object storage that lost a file
+        def local_path(self, key: str) -> Any:
+            raise FileNotFoundError(key)
+
+    api.service.store = LostStore(api.service.settings.uploads_dir)
+    invite(team, "bob").upload(PASS + RENAMED)
+    api.wait_for_jobs()
+    comparison = team.get("/challenges/iou/comparison")
+    assert comparison.status_code == 200 and first in [row["submission_id"] for row in comparison.json()["rows"]]
+    assert team.get("/challenges/iou/similarity").status_code == 200
+    with api.service.db.read() as session:
+        assert 2 not in session.scalars(select(SubmissionFingerprint.submission_id)).all()
