@@ -32,11 +32,12 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from starlette.datastructures import FormData
 
+from api.candidate_access import candidate_url
 from api.comparison import RankBy, compare, metric_description
 from api.copies import candidate_similarity, reference_share, similar_submissions
 from api.deps import Id, ReadSession, ServiceDep, service_of
 from api.errors import ApiError, Forbidden, NotFound, Unauthorized
-from api.invitations import attempts_used, same_candidate, team_invitation, team_invitations
+from api.invitations import attempts_used, same_candidate, team_invitation, team_invitations, uploads_close_at
 from api.models import Result, Submission
 from api.regrade import result_versions
 from api.review import current_decisions, decisions, notes
@@ -247,10 +248,12 @@ def invitation_page(invitation_id: Id, request: Request, service: ServiceDep, se
                     done: Done = None) -> Response:
     team = page_team(request, service)
     invitation = team_invitation(session, team, invitation_id)
+    link = candidate_url(service.secret_key, invitation, service.settings.base_url(str(request.base_url)))
     refreshed(session, service, team.team_id, service.challenge(invitation.challenge_id))
     return render(request, "invitation.html.j2", team=team, title=invitation.candidate, invitation=invitation,
                   used=attempts_used(session, [invitation.id])[invitation.id],
                   same=same_candidate(session, [invitation])[invitation.id],
+                  candidate_link=link, closes_at=uploads_close_at(invitation),
                   submissions=team_submissions(session, team, invitation_id=invitation.id),
                   similar=similar_submissions(session, team, invitation.challenge_id),
                   decisions=decisions(session, team, invitation.id),

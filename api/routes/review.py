@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 
 from api.bulk_invitations import parse_invitations
+from api.candidate_access import candidate_url
 from api.deps import Id, ReadSession, ServiceDep, Team, WriteSession, json_body
 from api.errors import ApiError, UnsupportedMediaType
-from api.invitations import attempts_used, create_invitation, same_candidate, team_invitation, update_invitation
+from api.invitations import attempts_used, create_invitation, same_candidate, update_invitation
 from api.invitations import to_public as invitation_public
 from api.regrade import past_result_body, regrade, result_versions
 from api.review import add_note, decide, decisions, notes
@@ -39,11 +40,13 @@ router = APIRouter(tags=["review"], responses=errors(401))
               summary="Move an invitation's deadline or change its attempt budget",
               responses=errors(400, 404, 409, 415, 422))
 def patch_invitation(invitation_id: Id, body: InvitationUpdate, team: Team, session: WriteSession,
-                     service: ServiceDep) -> InvitationPublic:
+                     service: ServiceDep, request: Request) -> InvitationPublic:
     invitation = update_invitation(session, team, invitation_id, body, service.clock())
     session.commit()
     return invitation_public(invitation, attempts_used=attempts_used(session, [invitation.id])[invitation.id],
-                             same_candidate_as=same_candidate(session, [invitation])[invitation.id])
+                             same_candidate_as=same_candidate(session, [invitation])[invitation.id],
+                             candidate_url=candidate_url(service.secret_key, invitation,
+                                                         service.settings.base_url(str(request.base_url))))
 
 
 _CSV_DOC: dict[str, Any] = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {
@@ -74,20 +77,24 @@ async def post_bulk_invitations(
         raise ApiError("the CSV is not UTF-8 text; save it as 'CSV UTF-8'") from None
     bodies = parse_invitations(text, {"challenge_id": challenge_id, "deadline": deadline,
                                       "max_attempts": max_attempts})
-    return await run_in_threadpool(create_many, service, team, bodies)
+    return await run_in_threadpool(create_many, service, team, bodies, str(request.base_url))
 
 
-def create_many(service: Service, team: TeamPrincipal, bodies: list[InvitationCreate]) -> list[InvitationCreated]:
-    """All the invitations in one transaction, or none."""
+def create_many(service: Service, team: TeamPrincipal, bodies: list[InvitationCreate], request_base: str
+                ) -> list[InvitationCreated]:
+    """All the invitations in one transaction, or none; each with its token and link, shown this once."""
     challenges = {challenge_id: service.challenge(challenge_id) for challenge_id in {b.challenge_id for b in bodies}}
-    now = service.clock()
+    now, base = service.clock(), service.settings.base_url(request_base)
     with service.db.write() as session:
-        created = [create_invitation(session, team, body, challenges[body.challenge_id], now) for body in bodies]
+        created = [create_invitation(session, team, body, challenges[body.challenge_id], now,
+                                     server_key=service.secret_key) for body in bodies]
         session.commit()
-        # Flag the same candidate twice within the file too (each was created before the next existed).
-        invitations = [team_invitation(session, team, one.id) for one in created]
-        same = same_candidate(session, invitations)
-    return [one.model_copy(update={"same_candidate_as": same[one.id]}) for one in created]
+        # The same candidate twice within the file is flagged too (each was created before the next existed).
+        same = same_candidate(session, [invitation for invitation, _ in created])
+        return [InvitationCreated(**invitation_public(
+            invitation, attempts_used=0, same_candidate_as=same[invitation.id],
+            candidate_url=candidate_url(service.secret_key, invitation, base)).model_dump(), token=token)
+            for invitation, token in created]
 
 
 @router.post("/submissions/{submission_id}/regrade", status_code=status.HTTP_202_ACCEPTED,

@@ -234,7 +234,7 @@ async def invite(request: Request) -> Response:
             "challenge_id": _text(form, "challenge_id"), "candidate": _text(form, "candidate"),
             "deadline": moment.isoformat() if moment else None,
             "max_attempts": int(_text(form, "max_attempts") or 3)})
-        created = await run_in_threadpool(create_many, service, team, [body])
+        created = await run_in_threadpool(create_many, service, team, [body], str(request.base_url))
     except (ApiError, ValidationError) as err:
         return _refused(request, err, PREFIX, team)
     except ValueError:
@@ -257,7 +257,7 @@ async def invite_many(request: Request) -> Response:
         bodies = parse_invitations(text, {
             "challenge_id": _text(form, "challenge_id") or None, "deadline": moment.isoformat() if moment else None,
             "max_attempts": int(_text(form, "max_attempts")) if _text(form, "max_attempts").isdigit() else None})
-        created = await run_in_threadpool(create_many, service, team, bodies)
+        created = await run_in_threadpool(create_many, service, team, bodies, str(request.base_url))
     except ApiError as err:
         return _refused(request, err, PREFIX, team)
     return _created(request, team, created)

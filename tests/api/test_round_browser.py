@@ -1,7 +1,8 @@
 """A hiring round played end to end in a real headless Chromium (Debian's ``chromium`` and
 ``chromedriver``, driven by Selenium), against the service on a real loopback port, on the real ``iou``
-challenge: the team invites two candidates (one through the form, one from a CSV), both upload (Bob's
-is Ada's with every variable renamed), the team reads both sources, sees the pair flagged and opens it
+challenge: the team invites two candidates (one through the form, one from a CSV), both open the link the
+team sent them and upload on their own page (Bob's is Ada's with every variable renamed), the team reads
+both sources, sees the pair flagged and opens it
 side by side, writes a note, decides on each candidate, and exports the comparison as CSV. The
 comparison must fit a 1,400 px window. Each page is saved as a PNG under ``/tmp/review-shots/`` (or
 ``CVGRADE_SHOTS``) for a person to look at.
@@ -24,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
@@ -65,12 +65,13 @@ class Live:
 def live(tmp_path: Path) -> Iterator[Live]:
     from api.app import create_app
 
-    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'cvgrade.db'}", CHALLENGES)
-    grader, clock = RoundGrader(), FakeClock()
-    app = create_app(settings, grade=grader, stop_gradings=grader.release, clock=clock)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'cvgrade.db'}", CHALLENGES,
+                             public_url=f"http://127.0.0.1:{port}")  # the links the team sends
+    grader, clock = RoundGrader(), FakeClock()
+    app = create_app(settings, grade=grader, stop_gradings=grader.release, clock=clock)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
@@ -133,11 +134,24 @@ def fits_the_window(driver: Any) -> bool:
         "return document.documentElement.scrollWidth <= document.documentElement.clientWidth"))
 
 
-def upload(live: Live, token: str, name: str, content: str) -> int:
-    response = httpx.post(f"{live.url}/api/v1/candidate/submissions", headers={"Authorization": f"Bearer {token}"},
-                          files={"file": (name, content.encode())}, timeout=30)
-    assert response.status_code == 202, response.text
-    return int(response.json()["id"])
+def candidate_uploads(driver: Any, link: str, path: Path) -> int:
+    """A candidate opens the link the team sent, picks their file and uploads it on their page; returns the
+    submission's id once it is graded."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(link)
+    WebDriverWait(driver, 15).until(lambda d: d.current_url.endswith("/candidate"))  # the token left the address
+    driver.find_element(By.ID, "file-input").send_keys(str(path))
+    driver.find_element(By.ID, "upload-button").click()
+    def graded(d: Any) -> str | None:  # the page redraws its list while it follows the grading
+        articles = d.find_elements(By.CSS_SELECTOR, "#submissions article.submission")
+        return articles[0].get_attribute("id") if articles and articles[0].get_attribute("data-state") == "done" \
+            else None
+
+    return int(WebDriverWait(driver, 30, ignored_exceptions=[StaleElementReferenceException]).until(graded)
+               .removeprefix("submission-"))
 
 
 def test_a_team_runs_a_round_reads_code_sees_a_copy_notes_decides_and_exports(
@@ -155,8 +169,9 @@ def test_a_team_runs_a_round_reads_code_sees_a_copy_notes_decides_and_exports(
     driver.execute_script("document.getElementById('deadline').value = '2030-02-01T17:00'")
     shoot(driver, "01-invitations-empty")
     click_and_wait(driver, By.ID, "invite")
-    ada_token = driver.find_element(By.CSS_SELECTOR, "#created .token").text
-    assert ada_token.startswith("cvgi_") and "ada@example.com" in driver.find_element(By.ID, "created").text
+    ada_link = driver.find_element(By.CSS_SELECTOR, "#created .candidate-url").text
+    assert ada_link.startswith(f"{live.url}/c/cvgi_")
+    assert "ada@example.com" in driver.find_element(By.ID, "created").text
     shoot(driver, "02-invited-ada")
 
     # Bob from a CSV pasted into the bulk form.
@@ -166,11 +181,18 @@ def test_a_team_runs_a_round_reads_code_sees_a_copy_notes_decides_and_exports(
     Select(driver.find_element(By.ID, "bulk-challenge")).select_by_value("iou")
     driver.execute_script("document.getElementById('bulk-deadline').value = '2030-02-01T17:00'")
     click_and_wait(driver, By.ID, "invite-csv")
-    bob_token = driver.find_element(By.CSS_SELECTOR, "#created .token").text
-    assert bob_token.startswith("cvgi_") and bob_token != ada_token
+    bob_link = driver.find_element(By.CSS_SELECTOR, "#created .candidate-url").text
+    assert bob_link.startswith(f"{live.url}/c/cvgi_") and bob_link != ada_link
 
-    ada_submission = upload(live, ada_token, "solution.py", ADA)
-    bob_submission = upload(live, bob_token, "solution.py", BOB)
+    # Each candidate opens their link and uploads on their page; Bob's is Ada's with the names changed.
+    (tmp_path / "ada").mkdir()
+    (tmp_path / "bob").mkdir()
+    (tmp_path / "ada" / "solution.py").write_text(ADA)
+    (tmp_path / "bob" / "solution.py").write_text(BOB)
+    ada_submission = candidate_uploads(driver, ada_link, tmp_path / "ada" / "solution.py")
+    shoot(driver, "02b-ada-uploaded")
+    bob_submission = candidate_uploads(driver, bob_link, tmp_path / "bob" / "solution.py")
+    assert bob_submission != ada_submission
     live.api.wait_for_jobs()
 
     # The team reads both sources.
