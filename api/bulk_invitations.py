@@ -2,7 +2,8 @@
 
 One row per candidate, with a header row. Columns (any order, case and spaces
 ignored): ``candidate`` (or ``email``), and optionally ``challenge_id``,
-``deadline`` (ISO 8601 with a time zone), ``max_attempts``, ``expires_at``.
+``deadline`` (ISO 8601 with a time zone), ``max_attempts``, ``expires_at``,
+``time_limit_minutes`` (a time box).
 A column that is missing or a cell that is empty takes the default given with
 the request. Every row is checked before anything is stored: one bad row
 refuses the whole file with each problem's line number, so a file is never
@@ -21,7 +22,7 @@ from api.errors import ApiError
 from api.schemas import InvitationCreate
 
 MAX_ROWS = 1000
-COLUMNS = ("candidate", "challenge_id", "deadline", "max_attempts", "expires_at")
+COLUMNS = ("candidate", "challenge_id", "deadline", "max_attempts", "expires_at", "time_limit_minutes")
 _ALIASES = {"email": "candidate", "e-mail": "candidate", "challenge": "challenge_id", "attempts": "max_attempts"}
 
 
@@ -55,8 +56,9 @@ def parse_invitations(text: str, defaults: dict[str, Any]) -> list[InvitationCre
             continue
         fields = {**{k: v for k, v in defaults.items() if v is not None},
                   **{name: cell.strip() for name, cell in zip(header, row, strict=False) if cell.strip()}}
-        if "max_attempts" in fields and isinstance(fields["max_attempts"], str):
-            fields["max_attempts"] = _integer(fields["max_attempts"])
+        for number in ("max_attempts", "time_limit_minutes"):
+            if number in fields and isinstance(fields[number], str):
+                fields[number] = _integer(fields[number])
         try:
             invitations.append(InvitationCreate.model_validate(fields))
         except ValidationError as err:

@@ -230,10 +230,11 @@ async def invite(request: Request) -> Response:
     service, team, form = await _form(request)
     try:
         moment = _moment(_text(form, "deadline"))
+        box = _text(form, "time_limit_minutes").strip()
         body = InvitationCreate.model_validate({
             "challenge_id": _text(form, "challenge_id"), "candidate": _text(form, "candidate"),
             "deadline": moment.isoformat() if moment else None,
-            "max_attempts": int(_text(form, "max_attempts") or 3)})
+            "max_attempts": int(_text(form, "max_attempts") or 3), "time_limit_minutes": int(box) if box else None})
         created = await run_in_threadpool(create_many, service, team, [body], str(request.base_url))
     except (ApiError, ValidationError) as err:
         return _refused(request, err, PREFIX, team)

@@ -133,12 +133,13 @@ def test_a_refused_form_says_why_and_links_back(round_: Round) -> None:
 def test_inviting_from_the_dashboard_shows_the_token_once(round_: Round) -> None:
     created = round_.browser.post("/dashboard/invitations", data={
         "candidate": "cid@example.com", "challenge_id": "iou", "deadline": "2030-06-01T17:00", "max_attempts": "2"})
-    assert created.status_code == 200 and "cvgi_" in created.text and "shown on this page only" in created.text
+    assert created.status_code == 200 and "cvgi_" in created.text and "send it only to them" in created.text
+    assert "/c/cvgi_" in created.text  # the candidate's link
     assert created.headers["cache-control"] == "no-store"
     many = round_.browser.post("/dashboard/invitations/bulk", data={
         "csv": "candidate\nADA@example.com\ndan@example.com\n", "challenge_id": "iou",
         "deadline": "2030-06-01T17:00"})
-    assert many.status_code == 200 and many.text.count("cvgi_") == 2
+    assert many.status_code == 200 and many.text.count("/c/cvgi_") == 2  # a link each (and its token)
     assert "also invited as #1" in many.text  # Ada again
     assert "cvgi_" not in round_.browser.get("/dashboard").text
 

@@ -104,13 +104,14 @@ def post_csv(team: TeamClient, body: str, content_type: str = "text/csv", **para
 def test_bulk_invitations_from_csv_are_all_created_or_none(api: Api) -> None:
     team = api.team()
     deadline = (api.clock() + timedelta(days=7)).isoformat()
-    body = "email,max_attempts\nada@example.com,2\nbob@example.com,\nAda+second@Example.com,1\n"
+    body = "email,max_attempts,time_limit_minutes\nada@example.com,2,90\nbob@example.com,,\nAda+second@Example.com,1,\n"
     created = post_csv(team, body, challenge_id="tiny", deadline=deadline)
     assert created.status_code == 201, created.text
     rows = created.json()
     assert [(row["candidate"], row["max_attempts"]) for row in rows] == [
         ("ada@example.com", 2), ("bob@example.com", 3), ("Ada+second@Example.com", 1)]
     assert all(row["token"].startswith("cvgi_") for row in rows)
+    assert [row["time_limit_minutes"] for row in rows] == [90, None, None]
     assert rows[0]["same_candidate_as"] == [rows[2]["id"]] and rows[2]["same_candidate_as"] == [rows[0]["id"]]
     bad = "candidate,max_attempts\ncid@example.com,2\ndan@example.com,many\n,3\n"
     refused = post_csv(team, bad, challenge_id="tiny", deadline=deadline)
