@@ -2,9 +2,10 @@
 from a failed check in a report to the code a reviewer should read.
 
 The checks side is read from the hidden tests (trusted code of ours) without running them: the names
-of the challenge's declared functions that a check's test function mentions, as ``candidate.nms(...)``
-or as a string (``candidate.timed("box_iou", ...)``), directly or through a helper function of the same
-file. A challenge that declares one function links every check to it.
+of the challenge's declared functions that a check's test function mentions, as ``candidate.nms(...)``,
+as a string (``candidate.timed("box_iou", ...)``) or first in a message (``"sample_params: ..."``),
+directly or through a helper function of the same file. A challenge that declares one function links
+every check to it.
 
 The candidate side parses the candidate's code with ``ast`` (never runs it) and finds the top-level
 definitions of those names; code that does not parse simply has no links.
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from grader.challenge import Challenge
 
 _MAX_PARSED_CHARS = 1024 * 1024
+_FIRST_WORD = re.compile(r"[A-Za-z_]\w*")
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,12 @@ def _mentioned(path: str, test_name: str, declared: tuple[str, ...]) -> frozense
         for node in ast.walk(functions[name]):
             if isinstance(node, ast.Attribute) and node.attr in declared:
                 found.add(node.attr)
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in declared:
-                found.add(node.value)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                # "nms", or a message that names it first ("sample_params: ...", "box_iou of ..."): checks that
+                # call through an adapter still say which function they judge.
+                first = _FIRST_WORD.match(node.value)
+                if first and first.group() in declared:
+                    found.add(first.group())
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 pending.append(node.func.id)  # a helper of the same file
     return frozenset(found)

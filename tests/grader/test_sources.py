@@ -9,9 +9,12 @@ import io
 import json
 import zipfile
 
+import pytest
+
 from grader.challenge import load_challenge
 from grader.check_targets import check_functions, definitions
 from grader.sources import MAX_SHOWN_FILE_BYTES, notebook_cells, read_sources
+from tests.conftest import CHALLENGES
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 HOSTILE_HTML = "<script>alert(1)</script><img src=x onerror=alert(2)>"
@@ -98,3 +101,11 @@ def test_each_check_links_to_the_functions_it_calls_and_the_candidate_defines() 
              ("helpers.py", "def box_iou(a, b):\n    return a\n"), ("broken.py", "def (:")]
     found = definitions(units, ["box_iou", "nms"])
     assert (found["nms"].unit, found["nms"].line) == (1, 3) and found["box_iou"].label == "helpers.py"
+
+
+@pytest.mark.parametrize("challenge", sorted(path.name for path in CHALLENGES.iterdir() if path.is_dir()))
+def test_every_check_of_every_challenge_links_to_a_function_it_declares(challenge: str) -> None:
+    loaded = load_challenge(challenge)
+    declared = {function.name for function in loaded.spec.functions}
+    for check, names in check_functions(loaded).items():
+        assert names and set(names) <= declared, (check, names)
