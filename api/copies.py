@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session, aliased
 
 from api.errors import NotFound
 from api.models import Invitation, KnownSolution, SimilarityMatch, Submission, SubmissionFingerprint
-from api.schemas import ChallengeSimilarity, ReferenceSimilarity, SimilarityPublic, SimilarToPublic
+from api.round_schemas import ChallengeSimilarity, ReferenceSimilarity, SimilarityPublic
+from api.schemas import SimilarToPublic
 from api.similarity import Match, Stored, compare_two, stored_fingerprints
 from api.teams import TeamPrincipal
 from grader.similarity import Overlap, overlap, unpack

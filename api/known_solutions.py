@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from api import audit
 from api.errors import ApiError, NotFound
 from api.models import KnownSolution
-from api.schemas import KnownSolutionPublic
+from api.round_schemas import KnownSolutionPublic
 from api.service import Service
 from api.similarity import forget_known_solution, match_known_solution, submission_fingerprint
 from api.teams import TeamPrincipal

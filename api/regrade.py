@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from api import audit, queue
 from api.errors import Conflict, NotFound
 from api.models import FINISHED_STATES, Job, Result, ResultVersion, Submission
-from api.schemas import ResultVersionPublic
+from api.round_schemas import ResultVersionPublic
 from api.teams import TeamPrincipal
 from grader.challenge import Challenge
 

@@ -18,7 +18,7 @@ from api import audit
 from api.errors import NotFound
 from api.invitations import team_invitation
 from api.models import ReviewDecision, ReviewNote, Submission
-from api.schemas import DecisionCreate, DecisionPublic, NoteCreate, NotePublic
+from api.round_schemas import DecisionCreate, DecisionPublic, NoteCreate, NotePublic
 from api.teams import TeamPrincipal
 
 

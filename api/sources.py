@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from api.errors import NotFound
 from api.models import Submission
-from api.schemas import CellOutputPublic, CellPublic, SourceFilePublic, SubmissionFiles
+from api.round_schemas import CellOutputPublic, CellPublic, SourceFilePublic, SubmissionFiles
 from api.service import Service
 from api.teams import TeamPrincipal
 from grader.sources import SourceFile, SubmissionSources, read_sources

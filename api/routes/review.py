@@ -16,19 +16,9 @@ from api.invitations import attempts_used, create_invitation, same_candidate, up
 from api.invitations import to_public as invitation_public
 from api.regrade import past_result_body, regrade, result_versions
 from api.review import add_note, decide, decisions, notes
+from api.round_schemas import DecisionCreate, DecisionPublic, NoteCreate, NotePublic, Regraded, ResultVersionPublic
 from api.routes import errors
-from api.schemas import (
-    DecisionCreate,
-    DecisionPublic,
-    InvitationCreate,
-    InvitationCreated,
-    InvitationPublic,
-    InvitationUpdate,
-    NoteCreate,
-    NotePublic,
-    Regraded,
-    ResultVersionPublic,
-)
+from api.schemas import InvitationCreate, InvitationCreated, InvitationPublic, InvitationUpdate
 from api.service import Service
 from api.submissions import team_result_json, team_submission
 from api.teams import TeamPrincipal

@@ -33,10 +33,11 @@ from api.invitations import revoke_invitation, team_invitation, update_invitatio
 from api.known_solutions import add_known_solution, known_solution_file, known_solutions, remove_known_solution
 from api.regrade import regrade
 from api.review import add_note, decide
+from api.round_schemas import DecisionCreate, NoteCreate
 from api.routes.dashboard import DONE, PREFIX, PageRoute, _same_origin, page_team, render
 from api.routes.review import create_many
 from api.routes.submissions import csv_response
-from api.schemas import DecisionCreate, InvitationCreate, InvitationCreated, InvitationUpdate, NoteCreate
+from api.schemas import InvitationCreate, InvitationCreated, InvitationUpdate
 from api.service import Service
 from api.similarity import Side, reference_side, refresh, refreshed, side
 from api.sources import (

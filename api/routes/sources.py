@@ -11,8 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.copies import challenge_similarity, pair, submission_similarity
 from api.deps import Id, ReadSession, ServiceDep, Team, WriteSession
 from api.known_solutions import add_known_solution, known_solutions, remove_known_solution
-from api.routes import errors
-from api.schemas import (
+from api.round_schemas import (
     ChallengeSimilarity,
     KnownSolutionPublic,
     MatchedRegion,
@@ -20,6 +19,7 @@ from api.schemas import (
     SimilarityPublic,
     SubmissionFiles,
 )
+from api.routes import errors
 from api.similarity import refresh, refreshed, side
 from api.sources import download, files_public, stored_submission, submission_sources
 from api.uploads import receive_upload
