@@ -20,7 +20,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from grader.results import GradeResult, build_result
 from grader.scoring import score_checks
 from grader.workspace import Workspace, prepare_workspace
 from harness.backends import make_sandbox
+from harness.leftovers import owned_folder
 from harness.sandbox import Limits, SandboxUnavailable
 
 JUDGE_GRACE_S = 60.0  # on top of the challenge's run limit: judge start-up and clean-up
@@ -60,8 +60,9 @@ class GradeOptions:
     isolation: Literal["auto", "bwrap", "process"] = "auto"
     image: str | None = None
 
-    def sandbox_config(self, gpu: str = "off") -> dict[str, Any]:
-        return {"backend": self.backend, "isolation": self.isolation, "image": self.image, "gpu": gpu}
+    def sandbox_config(self, gpu: str = "off", cpu_threads: int = 1) -> dict[str, Any]:
+        return {"backend": self.backend, "isolation": self.isolation, "image": self.image, "gpu": gpu,
+                "cpu_threads": cpu_threads}
 
 
 def grade_submission(
@@ -80,11 +81,11 @@ def run_public_checks(
 
 def _grade(submission: Path, challenge: Challenge, options: GradeOptions, *, hidden: bool) -> GradeResult:
     started = time.monotonic()
-    sandbox_config = options.sandbox_config(challenge.spec.limits.gpu)
+    sandbox_config = options.sandbox_config(challenge.spec.limits.gpu, challenge.spec.limits.cpu_threads)
     sandbox_info = _describe_sandbox(sandbox_config)
     workspace = prepare_workspace(submission)
     reference: Workspace | None = None
-    judge_dir = Path(tempfile.mkdtemp(prefix="cvgrade-judge-"))
+    judge_dir = owned_folder("judge")  # 0700, in this user's private root; the janitor's if we are killed
     try:
         if hidden:
             reference = prepare_workspace(challenge.reference_dir / "solution.py")
@@ -210,7 +211,10 @@ def _run_judge(spec: dict[str, Any], judge_dir: Path, run_timeout_s: float, *, c
     """Run the judge process; return None when it worked, else why it did not.
 
     Whatever happens, nothing the judge started outlives it: its containers are
-    removed here even when the judge itself had to be killed.
+    removed here even when the judge itself had to be killed. Nor does the judge
+    outlive us: its stdin is a pipe only we hold open, and when it reads the end
+    of it (we exited, however: SIGKILL included) it stops itself and its workers
+    (``grader.judge.runner``).
     """
     spec_path = judge_dir / "judge-spec.json"
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
@@ -220,7 +224,7 @@ def _run_judge(spec: dict[str, Any], judge_dir: Path, run_timeout_s: float, *, c
     with log_path.open("wb") as log:
         judge = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-I", "-m", "grader.judge.runner", str(spec_path)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
             cwd=judge_dir, env=env, start_new_session=True,
         )
         with _ACTIVE_LOCK:
@@ -236,6 +240,8 @@ def _run_judge(spec: dict[str, Any], judge_dir: Path, run_timeout_s: float, *, c
         finally:
             with _ACTIVE_LOCK:
                 _ACTIVE_JUDGES.discard(judge)
+            if judge.stdin is not None:
+                judge.stdin.close()
             if containers:
                 _remove_containers_of(judge.pid)
     if code == 0:

@@ -9,9 +9,13 @@ whether the judge itself worked; verdicts live in the records.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
+import stat
 import sys
+import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -68,6 +72,7 @@ def run(spec: dict[str, Any]) -> int:
         raise SystemExit(EXIT_JUDGE_FAILED)
 
     signal.signal(signal.SIGTERM, stop)
+    _stop_when_the_grader_is_gone([candidate, reference])
     plugin = JudgePlugin(
         records_path=Path(spec["records_path"]),
         timeouts_s=spec["timeouts_s"],
@@ -79,6 +84,7 @@ def run(spec: dict[str, Any]) -> int:
         timed_tests=frozenset(spec.get("timed_tests", [])),
         calibration=_calibration_settings(spec, candidate_spec),
         timing_resource=_timing_resource(sandbox),
+        timed_cores=getattr(sandbox, "timed_cores", None),
     )
     tests_dir = Path(spec["tests_dir"])
     ini = Path(spec["records_path"]).parent / "judge-pytest.ini"
@@ -99,6 +105,31 @@ def run(spec: dict[str, Any]) -> int:
             reference.close()
     # pytest's own codes: 0 all passed, 1 some failed, 5 none collected; others are our problem.
     return EXIT_OK if code in (0, 1) else EXIT_JUDGE_FAILED
+
+
+def _stop_when_the_grader_is_gone(sessions: list[Any]) -> None:
+    """When our stdin is a pipe from the grader, its end means the grader is gone: stop at once.
+
+    The grader holds the only write end and never writes; the kernel closes it however the
+    grader ends, SIGKILL included. Then this judge kills its workers and exits, from this
+    thread, whatever the main thread is doing: a judge never grades on for nobody. (Its
+    bubblewrap workers would die with it anyway; containers are removed here, and a container
+    started in the instant between is the janitor's: its owner, this judge, is gone.)
+    """
+    if not stat.S_ISFIFO(os.fstat(0).st_mode):
+        return  # started by hand or by a test with another stdin: nobody to watch
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(0, 4096):
+                pass
+        for session in sessions:
+            if session is not None:
+                with contextlib.suppress(Exception):
+                    session.close()
+        os._exit(EXIT_JUDGE_FAILED)
+
+    threading.Thread(target=watch, name="grader-watch", daemon=True).start()
 
 
 def _timing_resource(sandbox: object) -> str:
