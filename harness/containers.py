@@ -212,6 +212,9 @@ class DockerSandbox:
     def timed_cores(self) -> Iterator[None]:
         """While a timed check runs: this grading's containers, and any started meanwhile, on the timed cores."""
         timed = self.core_plan().timed
+        if not timed:  # a host too small to keep timed work apart: the workers stay where they are
+            yield
+            return
         self._timing = True
         for worker in self._live_workers():
             worker.pin(timed)
@@ -279,7 +282,7 @@ class DockerSandbox:
             options = self._container_options(spec, control_dir)  # leases the GPU first: it picks the plan
             plan = self.core_plan()
             claim = claim_cores(plan.shared, min(spec.limits.cpu_threads, len(plan.shared)))
-            options["cpuset_cpus"] = cpu_list(plan.timed if self._timing else claim.cores)
+            options["cpuset_cpus"] = cpu_list(plan.timed if self._timing and plan.timed else claim.cores)
             container = self._client.containers.create(**options)
             output = CappedOutput(
                 container.attach(stdout=True, stderr=True, stream=True, logs=True),

@@ -16,10 +16,13 @@ The host's cores are split in two (``plan_cores``):
   this user hold (``CoreClaim``: an ``flock`` per worker and core in the lock folder, dropped
   by the kernel when the judge exits, however it exits).
 
-A host with fewer than ``2 * cpu_threads`` cores cannot keep timed work apart: its timed and
-shared cores are then the same cores, and ``CorePlan.apart`` is False (the result says so).
-Judges and graders are not pinned: they mostly wait, and the judge that times a call must
-wake the moment the reply is there.
+Timed cores are kept apart only where at least ``SHARED_BLOCKS_AT_LEAST`` blocks of cores remain
+shared: on a smaller host (2 cores with ``cpu_threads = 1``, like this project's development
+machines) reserving a core for timed work would halve the CPU every untimed check gets, so
+there is no timed block (``CorePlan.apart`` is False, and the result says so): every worker
+is still pinned, to the least-used cores of all, and a timed check runs where its workers are,
+beside other gradings' untimed work. Judges and graders are not pinned: they mostly wait, and
+the judge that times a call must wake the moment the reply is there.
 """
 
 from __future__ import annotations
@@ -35,10 +38,12 @@ from typing import IO
 
 from harness.gpus import lock_dir
 
+SHARED_BLOCKS_AT_LEAST = 2
+
 
 @dataclass(frozen=True)
 class CorePlan:
-    """The timed cores of one timing resource, and the shared cores, of a host."""
+    """The timed cores of one timing resource (none: timed work is not kept apart), and the shared cores."""
 
     timed: tuple[int, ...]
     shared: tuple[int, ...]
@@ -46,7 +51,7 @@ class CorePlan:
     @property
     def apart(self) -> bool:
         """Whether timed work has cores no other worker of cvgrade uses."""
-        return not set(self.timed) & set(self.shared)
+        return bool(self.timed) and not set(self.timed) & set(self.shared)
 
     def describe(self) -> dict[str, object]:
         return {"timed": list(self.timed), "shared": list(self.shared), "apart": self.apart}
@@ -60,15 +65,16 @@ def usable_cores() -> tuple[int, ...]:
 def plan_cores(cpu_threads: int, cores: Sequence[int], *, resource_slot: int = 0, resources: int = 1) -> CorePlan:
     """Split ``cores``: ``resources`` blocks of ``cpu_threads`` timed cores from the end, the rest shared.
 
-    ``resource_slot`` picks the block (0: the CPU timing lock, 1 + N: GPU N's). With too few
-    cores for every block and one shared block, fewer blocks are kept apart (slots beyond them
-    share the last kept block); with too few for even one, everything is shared.
+    ``resource_slot`` picks the block (0: the CPU timing lock, 1 + N: GPU N's). Blocks are kept
+    apart only while ``SHARED_BLOCKS_AT_LEAST`` blocks remain shared: with fewer cores, fewer
+    blocks (slots beyond them share the last kept block), and with too few for even one, no
+    timed cores at all (everything shared).
     """
     cores = tuple(sorted(cores))
     threads = max(1, min(cpu_threads, len(cores)))
-    blocks = min(resources, len(cores) // threads - 1)
+    blocks = min(resources, len(cores) // threads - SHARED_BLOCKS_AT_LEAST)
     if blocks < 1:
-        return CorePlan(timed=cores[:threads], shared=cores)
+        return CorePlan(timed=(), shared=cores)
     slot = min(resource_slot, blocks - 1)
     end = len(cores) - slot * threads
     return CorePlan(timed=cores[end - threads:end], shared=cores[:len(cores) - blocks * threads])

@@ -292,6 +292,9 @@ class LocalSandbox:
     def timed_cores(self) -> Iterator[None]:
         """While a timed check runs: this grading's workers, and any started meanwhile, on the timed cores."""
         timed = self.core_plan().timed
+        if not timed:  # a host too small to keep timed work apart: the workers stay where they are
+            yield
+            return
         self._timing = True
         for worker in self._live_workers():
             worker.pin(timed)
@@ -336,7 +339,7 @@ class LocalSandbox:
         env = {**self._environment(spec), **self._gpu_environment()}  # leases the GPU first: it picks the plan
         plan = self.core_plan()
         claim = claim_cores(plan.shared, min(spec.limits.cpu_threads, len(plan.shared)))
-        cores = plan.timed if self._timing else claim.cores
+        cores = plan.timed if self._timing and plan.timed else claim.cores
         cgroup = self._make_cgroup(spec, cores)
         in_sandbox = self.isolation == "bwrap"
         workspace_seen = WORKSPACE_MOUNT if in_sandbox else str(spec.workspace)

@@ -444,7 +444,8 @@ def _rebuild_steps(nodes: list[Any], layers: dict[str, nn.Module], tensors: dict
         raw_args, raw_kwargs = node.get("args", []), node.get("kwargs", [])
         if type(name) is not str or len(name) > MAX_NAME_CHARS or name in defined or type(target) is not str:
             raise PlainModelError(f"step {index} has a missing, long or repeated name")
-        if type(raw_args) is not list or type(raw_kwargs) is not list or len(raw_args) + len(raw_kwargs) > MAX_ARG_ITEMS:
+        if type(raw_args) is not list or type(raw_kwargs) is not list or \
+                len(raw_args) + len(raw_kwargs) > MAX_ARG_ITEMS:
             raise PlainModelError(f"step {index} has malformed arguments")
         args = [_checked_arg(arg, defined, 0) for arg in raw_args]
         kwargs: list[tuple[str, Any]] = []
