@@ -1,10 +1,11 @@
 """Training outside the measured window (ATTACKS.md; issue 13, F2) earns nothing in ``finetune``.
 
 The submissions in ``submissions/finetune/`` return from ``finetune`` a model that trains itself
-when it is first called: at once with an untrained model, after a full budget's training, or only
-when it is not being traced. Each is graded by the real grader, under both production backends,
-against a copy of ``finetune`` with short budgets and low gates (the verdicts are under test, not
-the calibration: a grading takes under a minute instead of two). A fair grader scores the state
+for 1.5 budgets when it is first called: at once with an untrained model, after a full budget's
+training, or only when it is not being traced. Before the fix each got full marks. Each is
+graded by the real grader, under both production backends, against a copy of ``finetune`` with
+short budgets and low gates (the verdicts are under test, not the calibration: a grading takes
+about a minute instead of two). A fair grader scores the state
 ``finetune`` handed over, charges any work done to produce it to the time budget, and never runs
 the candidate's code to predict; so none of them earns the accuracy checks, and the controls
 (the reference and the known-good solution) still pass.
@@ -26,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 SUBMISSIONS = HERE / "submissions" / "finetune"
 FINETUNE_DIR = HERE.parent.parent / "challenges" / "finetune"
 
-BUDGET_S = 8.0  # the main run's time_budget_s in the quick copy; stopped at 8 * 1.1 + 2 = 10.8 s
+BUDGET_S = 12.0  # the main run's time_budget_s in the quick copy; stopped at 12 * 1.1 + 2 = 15.2 s
 ACCURACY = frozenset({"accuracy_partial", "accuracy"})
 
 pytestmark = pytest.mark.slow
@@ -34,13 +35,13 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def quick_finetune(tmp_path_factory: pytest.TempPathFactory) -> Challenge:
-    """``finetune`` with an 8 s budget, no machine scaling, and gates of 50% and 30%."""
+    """``finetune`` with a 12 s budget, no machine scaling, and gates of 40% and 25% (a busy machine's)."""
     target = tmp_path_factory.mktemp("challenges") / "finetune"
     shutil.copytree(FINETUNE_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))
     thresholds = target / "hidden" / "thresholds.toml"
     text = thresholds.read_text()
-    for key, value in (("budget_s", BUDGET_S), ("small_budget_s", 4.0), ("pass_accuracy", 0.5),
-                       ("partial_accuracy", 0.3)):
+    for key, value in (("budget_s", BUDGET_S), ("small_budget_s", 5.0), ("pass_accuracy", 0.4),
+                       ("partial_accuracy", 0.25)):
         text, count = re.subn(rf"(?m)^{key} = [0-9.]+", f"{key} = {value}", text)
         assert count == 2, f"thresholds.toml no longer has {key} in both entries"
     text = re.sub(r"(?m)^benchmark_s = .*$", "", text)
@@ -101,8 +102,8 @@ def test_a_model_that_trains_only_when_not_traced_is_scored_untrained(
     result = graded(SUBMISSIONS / "trains_unless_traced.py", quick_finetune, backend)
     status = verdicts(result)
     assert {name: status[name] for name in ACCURACY} == {"accuracy_partial": "failed", "accuracy": "failed"}
-    assert result.metrics["accuracy"] < 0.3, "the training it hides for its first call ran somewhere"
+    assert result.metrics["accuracy"] < 0.25, "the training it hides for its first call ran somewhere"
     # It is fast and honest about everything else: only the accuracy it did not earn is missing.
     assert status["time_budget"] == status["no_work_outside_finetune"] == "passed"
-    assert result.metrics["train_s"] < 5
+    assert result.metrics["train_s"] < BUDGET_S / 2
     assert not result.passed

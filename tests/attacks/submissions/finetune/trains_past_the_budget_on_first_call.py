@@ -1,9 +1,10 @@
 """Attack (ATTACKS.md, "Working outside the measured window"): finetune trains for 70% of its budget,
-like the reference, then returns a model that trains itself for another 12 s on its first call.
+like the reference, then returns a model that trains itself for 1.5 budgets more on its first call.
 
-Before the fix this stretched the budget about 1.6x. A fair grader charges the extra training to
-finetune's clock: the run is over its budget and stopped ("time budget exceeded"), so it earns
-neither the time budget nor the accuracy checks.
+Before the fix this trained for 2.2 budgets and got full marks (the extra training ran inside the
+judge's first prediction, limited only by the time allowed to predict). A fair grader charges the
+extra training to finetune's clock: the run is over its budget and stopped ("time budget
+exceeded"), so it earns neither the time budget nor the accuracy checks.
 """
 
 import time
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 TIME_FRACTION = 0.7
-FIRST_CALL_TRAINING_S = 12.0
+FIRST_CALL_BUDGETS = 1.5  # it trains 1.5 times its time_budget_s on its first call
 
 
 def train_for(model, images, labels, seconds):
@@ -35,8 +36,9 @@ def train_for(model, images, labels, seconds):
 
 
 class MoreTrainingOnFirstCall(nn.Module):
-    def __init__(self, model, images, labels):
+    def __init__(self, model, images, labels, seconds):
         super().__init__()
+        self.seconds = seconds
         self.model = model
         self.images = images
         self.labels = labels
@@ -44,7 +46,7 @@ class MoreTrainingOnFirstCall(nn.Module):
 
     def forward(self, x):
         if not self.trained_more:
-            train_for(self.model, self.images, self.labels, FIRST_CALL_TRAINING_S)
+            train_for(self.model, self.images, self.labels, self.seconds)
             self.trained_more = True
         return self.model(x)
 
@@ -55,4 +57,4 @@ def finetune(backbone, train_set, num_classes, time_budget_s, device):
     labels = torch.tensor([train_set[i][1] for i in range(len(train_set))], device=device)
     model = nn.Sequential(backbone, nn.Linear(backbone.out_features, num_classes)).to(device)
     train_for(model, images, labels, TIME_FRACTION * time_budget_s - (time.perf_counter() - started))
-    return MoreTrainingOnFirstCall(model, images, labels)
+    return MoreTrainingOnFirstCall(model, images, labels, FIRST_CALL_BUDGETS * time_budget_s)
