@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import torch
+import torchvision
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 - the name PyTorch code uses
 
@@ -80,6 +81,7 @@ def _models() -> list[Any]:
         pytest.param(AveragedModel(Classifier(TinyResNet(), 10)).eval(), id="AveragedModel (SWA)"),
         pytest.param(Classifier(TinyResNet(), 10).eval().to(memory_format=torch.channels_last), id="channels_last"),
         pytest.param(Classifier(TinyResNet(), 3).train(), id="left in training mode"),
+        pytest.param(torchvision.models.resnet18(num_classes=10).eval(), id="torchvision resnet18 (a team backbone)"),
     ]
 
 
