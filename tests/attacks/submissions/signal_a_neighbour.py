@@ -31,7 +31,7 @@ import struct
 import sys
 import time
 
-HOLD_S = 20.0
+HOLD_S = 10.0
 LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 HELD = {}  # path -> the open file holding this worker's shared locks on it
 BEFORE = set()  # locks of other processes found before this worker took its own
