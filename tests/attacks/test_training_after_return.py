@@ -35,17 +35,19 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def quick_finetune(tmp_path_factory: pytest.TempPathFactory) -> Challenge:
-    """``finetune`` with a 12 s budget, no machine scaling, and gates of 40% and 25% (a busy machine's)."""
+    """``finetune`` with a 12 s budget, no machine scaling, and gates of 30% and 20% (a busy machine's)."""
     target = tmp_path_factory.mktemp("challenges") / "finetune"
     shutil.copytree(FINETUNE_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))
     thresholds = target / "hidden" / "thresholds.toml"
     text = thresholds.read_text()
-    for key, value in (("budget_s", BUDGET_S), ("small_budget_s", 5.0), ("pass_accuracy", 0.4),
-                       ("partial_accuracy", 0.25)):
+    for key, value in (("budget_s", BUDGET_S), ("small_budget_s", 5.0), ("pass_accuracy", 0.3),
+                       ("partial_accuracy", 0.2)):
         text, count = re.subn(rf"(?m)^{key} = [0-9.]+", f"{key} = {value}", text)
         assert count == 2, f"thresholds.toml no longer has {key} in both entries"
     text = re.sub(r"(?m)^benchmark_s = .*$", "", text)
     thresholds.write_text(text)
+    toml = target / "challenge.toml"  # 3 minutes to import: a busy shared machine takes more than one
+    toml.write_text(re.sub(r"(?m)^setup_timeout_s = \d+$", "setup_timeout_s = 180", toml.read_text()))
     return load_challenge(target)
 
 
@@ -102,7 +104,7 @@ def test_a_model_that_trains_only_when_not_traced_is_scored_untrained(
     result = graded(SUBMISSIONS / "trains_unless_traced.py", quick_finetune, backend)
     status = verdicts(result)
     assert {name: status[name] for name in ACCURACY} == {"accuracy_partial": "failed", "accuracy": "failed"}
-    assert result.metrics["accuracy"] < 0.25, "the training it hides for its first call ran somewhere"
+    assert result.metrics["accuracy"] < 0.2, "the training it hides for its first call ran somewhere"
     # It is fast and honest about everything else: only the accuracy it did not earn is missing.
     assert status["time_budget"] == status["no_work_outside_finetune"] == "passed"
     assert result.metrics["train_s"] < BUDGET_S / 2
