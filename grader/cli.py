@@ -82,13 +82,20 @@ def _fail(err: CvgradeError) -> None:
 
 
 def _clean_up_after_crashed_graders(options: GradeOptions) -> None:
-    """Remove worker containers whose grader died (the janitor), when containers may be used."""
-    if options.backend == "local":
-        return
-    from harness.containers import janitor as remove_leftovers
+    """Remove what graders that died left (the janitor): their folders, and their containers when
+    containers may be used."""
+    from harness.containers import control_root
+    from harness.containers import janitor as remove_containers
+    from harness.leftovers import remove_leftovers, work_root
 
     with contextlib.suppress(SandboxUnavailable):
-        removed = remove_leftovers()
+        folders = remove_leftovers([work_root(), control_root()])
+        if folders:
+            errors.print(f"note: removed {len(folders)} folder(s) left by a grader that died", highlight=False)
+    if options.backend == "local":
+        return
+    with contextlib.suppress(SandboxUnavailable):
+        removed = remove_containers()
         if removed:
             errors.print(f"note: removed {len(removed)} container(s) left by a grader that died", highlight=False)
 
@@ -409,13 +416,27 @@ def doctor() -> None:
 def janitor(
     everything: Annotated[bool, typer.Option("--all", help="Remove every cvgrade container, running or not.")] = False,
 ) -> None:
-    """Remove worker containers left behind by a grader that crashed."""
-    from harness.containers import janitor as remove_leftovers
+    """Remove what graders that crashed left behind: workspaces, judge and worker folders, containers.
+
+    A folder is removed only when the process that made it is no longer running (``--all`` does
+    not change that: a running grading keeps its files). Folders are looked for in this user's
+    private folder in the temporary folder (``$TMPDIR/cvgrade-<uid>``) and in ``/tmp/cvgrade-ctl-<uid>``.
+    """
+    from harness.containers import control_root
+    from harness.containers import janitor as remove_containers
+    from harness.leftovers import remove_leftovers, work_root
 
     try:
-        removed = remove_leftovers(everything=everything)
+        folders = remove_leftovers([work_root(), control_root()])
     except SandboxUnavailable as err:
         _fail(InfrastructureError(str(err)))
+        return
+    console.print(f"removed {len(folders)} folder(s)" + (f": {', '.join(str(f) for f in folders)}" if folders else ""),
+                  highlight=False)
+    try:
+        removed = remove_containers(everything=everything)
+    except SandboxUnavailable as err:
+        console.print(f"containers not checked: {err}", highlight=False)
         return
     console.print(f"removed {len(removed)} container(s)" + (f": {', '.join(removed)}" if removed else ""))
 

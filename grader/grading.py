@@ -32,7 +32,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from grader.scoring import score_checks
 from grader.workspace import Workspace, prepare_workspace
 from harness import cgroups
 from harness.backends import make_sandbox
+from harness.leftovers import owned_folder
 from harness.sandbox import Limits, SandboxUnavailable
 
 # Packages the hidden checks use as oracles (pycocotools for detection_map): installed for the judge,
@@ -79,9 +79,9 @@ class GradeOptions:
     isolation: Literal["auto", "bwrap", "process"] = "auto"
     image: str | None = None
 
-    def sandbox_config(self, gpu: str = "off") -> dict[str, Any]:
+    def sandbox_config(self, gpu: str = "off", cpu_threads: int = 1) -> dict[str, Any]:
         return {"backend": self.backend, "isolation": self.isolation, "image": self.image, "gpu": gpu,
-                "judge_only": list(JUDGE_ONLY_DISTRIBUTIONS)}
+                "judge_only": list(JUDGE_ONLY_DISTRIBUTIONS), "cpu_threads": cpu_threads}
 
 
 def grade_submission(
@@ -100,11 +100,11 @@ def run_public_checks(
 
 def _grade(submission: Path, challenge: Challenge, options: GradeOptions, *, hidden: bool) -> GradeResult:
     started = time.monotonic()
-    sandbox_config = options.sandbox_config(challenge.spec.limits.gpu)
+    sandbox_config = options.sandbox_config(challenge.spec.limits.gpu, challenge.spec.limits.cpu_threads)
     sandbox_info = _describe_sandbox(sandbox_config)
     workspace = prepare_workspace(submission)
     reference: Workspace | None = None
-    judge_dir = Path(tempfile.mkdtemp(prefix="cvgrade-judge-"))
+    judge_dir = owned_folder("judge")  # 0700, in this user's private root; the janitor's if we are killed
     try:
         if hidden:
             reference = prepare_workspace(challenge.reference_dir / "solution.py")
@@ -253,7 +253,10 @@ def _run_judge(
     """Run the judge process under its own limits; say how it ended.
 
     Whatever happens, nothing the judge started outlives it: its containers are
-    removed here even when the judge itself had to be killed.
+    removed here even when the judge itself had to be killed. Nor does the judge
+    outlive us: its stdin is a pipe only we hold open, and when it reads the end
+    of it (we exited, however: SIGKILL included) it stops itself and its workers
+    (``grader.judge.runner``).
     """
     group = _judge_cgroup(memory_mb)
     if group is None:
@@ -276,7 +279,7 @@ def _run_judge(
     try:
         with log_path.open("wb") as log:
             judge = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
                 cwd=judge_dir, env=env, start_new_session=True,
             )
             with _ACTIVE_LOCK:
@@ -292,6 +295,8 @@ def _run_judge(
             finally:
                 with _ACTIVE_LOCK:
                     _ACTIVE_JUDGES.discard(judge)
+                if judge.stdin is not None:
+                    judge.stdin.close()
                 if containers:
                     _remove_containers_of(judge.pid)
     finally:

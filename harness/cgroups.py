@@ -2,7 +2,9 @@
 
 A ``Cgroup`` holds one worker and everything it starts. Its limits are enforced
 by the kernel, so a fork storm or a memory bomb stays inside; killing the group
-kills every process in it, including daemons that left the process group.
+kills every process in it, including daemons that left the process group. Where
+the cpuset controller is available, it also pins the group to a set of cores
+(``set_cpus``, see ``harness/cores.py``), which no process inside can widen.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import signal
 import time
 import uuid
+from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
 
@@ -18,6 +21,7 @@ V2_ROOT = Path("/sys/fs/cgroup")
 V1_MEMORY = Path("/sys/fs/cgroup/memory")
 V1_PIDS = Path("/sys/fs/cgroup/pids")
 V1_CPU = Path("/sys/fs/cgroup/cpu")
+V1_CPUSET = Path("/sys/fs/cgroup/cpuset")
 CPU_PERIOD_US = 100_000
 PARENT_NAME = "cvgrade"
 
@@ -40,6 +44,13 @@ def _v1_usable() -> bool:
     )
 
 
+def cpuset_available(version: str) -> bool:
+    """Whether groups of this hierarchy can be pinned to cores (the cpuset controller is there and ours)."""
+    if version == "v2":
+        return "cpuset" in (V2_ROOT / "cgroup.controllers").read_text().split()
+    return (V1_CPUSET / "cpuset.cpus").exists() and os.access(V1_CPUSET, os.W_OK)
+
+
 def detect() -> str | None:
     """'v2', 'v1', or None when this process cannot create limited cgroups."""
     if _v2_usable():
@@ -56,6 +67,7 @@ class Cgroup:
     def __init__(
         self, memory_mb: int, max_processes: int, version: str | None = None, cpu_threads: int | None = None,
         *, prefix: str = "run",
+        cpus: Sequence[int] | None = None,
     ) -> None:
         """``prefix`` names the group (``run-`` for a worker, ``judge-`` for a judge)."""
         self.version = version or detect()
@@ -63,6 +75,7 @@ class Cgroup:
             raise CgroupUnavailable("no writable cgroup hierarchy with memory and pids controllers")
         name = f"{prefix}-{uuid.uuid4().hex[:12]}"
         self.cpu_limited = False
+        self._cpuset_dir: Path | None = None
         memory_bytes = str(memory_mb * 1024 * 1024)
         if self.version == "v2":
             parent = V2_ROOT / PARENT_NAME
@@ -80,6 +93,12 @@ class Cgroup:
                 self.cpu_limited = self._write(
                     self.dirs[0] / "cpu.max", f"{cpu_threads * CPU_PERIOD_US} {CPU_PERIOD_US}", optional=True
                 )
+            if cpus is not None:
+                for control in (V2_ROOT / "cgroup.subtree_control", parent / "cgroup.subtree_control"):
+                    with suppress(OSError):
+                        control.write_text("+cpuset")
+                if self._write(self.dirs[0] / "cpuset.cpus", _cpu_list(cpus), optional=True):
+                    self._cpuset_dir = self.dirs[0]
         else:
             memory_dir = V1_MEMORY / PARENT_NAME / name
             pids_dir = V1_PIDS / PARENT_NAME / name
@@ -98,6 +117,43 @@ class Cgroup:
                     self.cpu_limited = self._write(
                         cpu_dir / "cpu.cfs_quota_us", str(cpu_threads * CPU_PERIOD_US), optional=True
                     )
+            if cpus is not None and os.access(V1_CPUSET, os.W_OK):
+                self._cpuset_dir = self._v1_cpuset(name, cpus)
+
+    def _v1_cpuset(self, name: str, cpus: Sequence[int]) -> Path | None:
+        """A v1 cpuset group pinned to ``cpus``; None where it cannot be made. v1 cpusets start empty:
+        the parent takes the root's cores and memory nodes, the group its own cores and the nodes."""
+        parent = V1_CPUSET / PARENT_NAME
+        try:
+            parent.mkdir(exist_ok=True)
+            for setting in ("cpuset.cpus", "cpuset.mems"):
+                if not (parent / setting).read_text().strip():
+                    (parent / setting).write_text((V1_CPUSET / setting).read_text().strip())
+            directory = parent / name
+            directory.mkdir()
+        except OSError:
+            return None
+        self.dirs.append(directory)
+        try:
+            (directory / "cpuset.mems").write_text((parent / "cpuset.mems").read_text().strip())
+            (directory / "cpuset.cpus").write_text(_cpu_list(cpus))
+        except OSError:
+            self.dirs.remove(directory)
+            with suppress(OSError):
+                directory.rmdir()
+            return None
+        return directory
+
+    @property
+    def cpuset_limited(self) -> bool:
+        """Whether this group pins its processes to cores (``set_cpus`` works)."""
+        return self._cpuset_dir is not None
+
+    def set_cpus(self, cpus: Sequence[int]) -> None:
+        """Move every process of the group, and all it starts later, onto ``cpus``."""
+        if self._cpuset_dir is None:
+            raise CgroupUnavailable("this group has no cpuset")
+        (self._cpuset_dir / "cpuset.cpus").write_text(_cpu_list(cpus))
 
     @staticmethod
     def _write(path: Path, value: str, *, optional: bool = False) -> bool:
@@ -165,3 +221,7 @@ class Cgroup:
                     break
                 except OSError:
                     time.sleep(0.02)
+
+
+def _cpu_list(cpus: Sequence[int]) -> str:
+    return ",".join(str(core) for core in sorted(cpus))

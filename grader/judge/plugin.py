@@ -20,7 +20,8 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,7 @@ class JudgePlugin:
         max_reply_bytes: dict[str, int] | None = None,
         default_max_reply_bytes: int | None = None,
         held_back_tests: frozenset[str] = frozenset(),
+        timed_cores: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> None:
         self._records = records_path.open("a", encoding="utf-8")
         self._timeouts_s = timeouts_s
@@ -84,6 +86,7 @@ class JudgePlugin:
         self._timed_tests = timed_tests
         self._calibration_settings = calibration
         self._timing_resource = timing_resource  # "cpu", or "gpu<N>" when this grading leased GPU N
+        self._timed_cores = timed_cores  # moves this grading's workers onto the timed cores (harness.cores)
         self._calibration: Calibration | None = None
         self._max_reply_bytes = max_reply_bytes or {}
         self._default_max_reply_bytes = default_max_reply_bytes
@@ -176,14 +179,16 @@ class JudgePlugin:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, None]:
-        """Start the check's clock; a timed check first takes the machine-wide timing lock.
+        """Start the check's clock; a timed check first takes the machine-wide timing lock, then moves
+        this grading's workers onto the cores kept for timed work.
 
         The clock starts after the fixtures are ready, so that importing the
         submission (limited by its own setup time limit) and waiting for the lock
         are not charged to the check.
         """
         timed = _short_id(item) in self._timed_tests
-        with exclusive_timing(self._timing_resource) if timed else contextlib.nullcontext():
+        on_timed_cores = self._timed_cores if timed and self._timed_cores is not None else contextlib.nullcontext
+        with exclusive_timing(self._timing_resource) if timed else contextlib.nullcontext(), on_timed_cores():
             if timed:
                 self._recorder.metrics["timed_alongside_other_gradings"] = other_judges_running()
                 self._recorder.metrics["timed_on"] = self._timing_resource

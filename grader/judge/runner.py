@@ -20,7 +20,9 @@ import json
 import os
 import resource
 import signal
+import stat
 import sys
+import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -78,6 +80,7 @@ def run(spec: dict[str, Any]) -> int:
         raise SystemExit(EXIT_JUDGE_FAILED)
 
     signal.signal(signal.SIGTERM, stop)
+    _stop_when_the_grader_is_gone([candidate, reference])
     # Take both greetings now, within their setup limits: a check may first call the reference
     # minutes later, long after its greeting came. An import failure is kept for the checks.
     for session in (candidate, reference):
@@ -98,6 +101,7 @@ def run(spec: dict[str, Any]) -> int:
         max_reply_bytes=spec.get("max_reply_bytes", {}),
         default_max_reply_bytes=spec.get("default_max_reply_bytes"),
         held_back_tests=frozenset(spec.get("held_back_tests", [])),
+        timed_cores=getattr(sandbox, "timed_cores", None),
     )
     tests_dir = Path(spec["tests_dir"])
     ini = Path(spec["records_path"]).parent / "judge-pytest.ini"
@@ -147,6 +151,31 @@ def _record_own_usage(records_path: Path) -> None:
               "cpu_s": round(usage.ru_utime + usage.ru_stime, 2)}
     with records_path.open("a", encoding="utf-8") as records:
         records.write(json.dumps(record) + "\n")
+
+
+def _stop_when_the_grader_is_gone(sessions: list[Any]) -> None:
+    """When our stdin is a pipe from the grader, its end means the grader is gone: stop at once.
+
+    The grader holds the only write end and never writes; the kernel closes it however the
+    grader ends, SIGKILL included. Then this judge kills its workers and exits, from this
+    thread, whatever the main thread is doing: a judge never grades on for nobody. (Its
+    bubblewrap workers would die with it anyway; containers are removed here, and a container
+    started in the instant between is the janitor's: its owner, this judge, is gone.)
+    """
+    if not stat.S_ISFIFO(os.fstat(0).st_mode):
+        return  # started by hand or by a test with another stdin: nobody to watch
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(0, 4096):
+                pass
+        for session in sessions:
+            if session is not None:
+                with contextlib.suppress(Exception):
+                    session.close()
+        os._exit(EXIT_JUDGE_FAILED)
+
+    threading.Thread(target=watch, name="grader-watch", daemon=True).start()
 
 
 def _timing_resource(sandbox: object) -> str:
