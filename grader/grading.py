@@ -191,6 +191,8 @@ def _judge_spec(
         "tests_dir": str(challenge.hidden_dir if hidden else challenge.public_dir),
         "selection": [check.test for check in checks] if hidden else None,
         "timeouts_s": {check.test: challenge.check_timeout_s(check) for check in checks},
+        "check_names": {check.test: check.name for check in checks},
+        "call_timeout_s": challenge.spec.limits.call_timeout_s,
         "timed_tests": [check.test for check in checks if check.timed],
         "default_timeout_s": challenge.spec.limits.check_timeout_s,
         "run_timeout_s": challenge.spec.limits.run_timeout_s,

@@ -41,7 +41,7 @@ from typing import Any, Literal
 from harness import cgroups, seccomp
 from harness.gpus import GpuLease, host_gpu_count, lease_gpu
 from harness.output import CappedOutput
-from harness.sandbox import ASSETS_MOUNT, ExitInfo, SandboxUnavailable, WorkerSpec
+from harness.sandbox import ASSETS_MOUNT, ExitInfo, FreezeUnavailable, SandboxUnavailable, WorkerSpec
 
 Isolation = Literal["auto", "bwrap", "process"]
 
@@ -119,6 +119,19 @@ class LocalWorker:
 
     def output_exceeded(self) -> bool:
         return self._output.exceeded
+
+    def freeze(self) -> str:
+        if self._cgroup is None:
+            raise FreezeUnavailable("the worker has no cgroup here (cvgrade needs a writable cgroup hierarchy)")
+        try:
+            self._cgroup.freeze()
+        except cgroups.FreezerUnavailable as err:
+            raise FreezeUnavailable(str(err)) from None
+        return f"cgroup {self._cgroup.version} freezer"
+
+    def thaw(self) -> None:
+        if self._cgroup is not None:
+            self._cgroup.thaw()
 
     def _signal_all(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -8,15 +8,19 @@ candidate's code cannot reach this clock.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness import wire
-from harness.sandbox import ExitInfo, Outcome, Sandbox, WorkerProcess, WorkerSpec
+from harness.sandbox import ExitInfo, FreezeUnavailable, Outcome, Sandbox, WorkerProcess, WorkerSpec
+
+GREETING_GRACE_S = 0.5
 
 
 class CallFailure(Exception):
@@ -65,6 +69,7 @@ class WorkerSession:
         self.hello: Hello | None = None
         self.stats = SessionStats()
         self._setup_deadline = 0.0
+        self._frozen = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -90,14 +95,21 @@ class WorkerSession:
         """
         if self._import_failure is not None:
             raise self._import_failure
+        if self._frozen:
+            raise RuntimeError("a call into a frozen worker: thaw it first")
         if self._worker is not None and self.hello is not None and self._worker.alive():
             return self.hello
         if self._worker is None or not self._worker.alive():
             self._discard()
             self._attach(self._sandbox.start(self._spec))
         limit_s = self._spec.limits.setup_timeout_s
+        # The worker had its setup time from its start; a greeting that came in time may have
+        # waited in the channel since (the first call came late: an earlier check used only the
+        # other solution, or a timed check waited for the machine's timing lock), so it is read
+        # even when the deadline has passed.
+        deadline = max(self._setup_deadline, time.monotonic() + GREETING_GRACE_S)
         try:
-            reply = self._receive(self._setup_deadline, "importing your solution", limit_s)
+            reply = self._receive(deadline, "importing your solution", limit_s)
         except CallFailure as failure:
             if failure.outcome is not Outcome.IMPORT_FAILED:
                 # Limit breaches keep their names; a crash or garbage while importing is an import failure.
@@ -125,6 +137,42 @@ class WorkerSession:
     def close(self) -> None:
         """Kill the worker and everything it started."""
         self._discard()
+
+    @property
+    def running(self) -> bool:
+        """Whether a worker is alive right now (a later call would otherwise start one)."""
+        return self._worker is not None and self._worker.alive()
+
+    @contextlib.contextmanager
+    def frozen(self, *, stop_if_unfreezable: bool = False) -> Iterator[str]:
+        """Freeze this session's worker for the block; yield what was done, in words, for the result.
+
+        ``frozen (cgroup v1 freezer)``, ``frozen (docker pause)``; ``not running`` when no
+        worker is alive. Where the backend cannot freeze: with ``stop_if_unfreezable`` the
+        worker is stopped (the next call starts a fresh one) and the words say so; else
+        ``not frozen: <why>``. Calls into a frozen session are a judge bug (RuntimeError).
+        """
+        if self._frozen:
+            raise RuntimeError("the worker is frozen already")
+        worker = self._worker
+        if worker is None or not worker.alive():
+            yield "not running"
+            return
+        try:
+            how = worker.freeze()
+        except FreezeUnavailable as err:
+            if stop_if_unfreezable:
+                self._discard()
+                yield f"stopped (it could not be frozen: {err})"
+            else:
+                yield f"not frozen: {err}"
+            return
+        self._frozen = True
+        try:
+            yield f"frozen ({how})"
+        finally:
+            self._frozen = False
+            worker.thaw()
 
     def _discard(self, grace_s: float = 0.0) -> ExitInfo | None:
         worker, self._worker, self._reader = self._worker, None, None

@@ -5,6 +5,10 @@ lives where the candidate cannot reach. A check counts as passed only when its
 setup and call both passed here; skipped, xfailed, crashed and missing checks
 are failures. Messages for hidden checks carry the check's own assertion
 message, never pytest's introspection of hidden expressions and values.
+
+The records file also carries progress lines (``kind: progress``: a check
+starting, a timed check's own progress) that the grader shows on a terminal
+while the judge runs.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +24,27 @@ from typing import Any
 import pytest
 
 from grader.calibration import Calibration, CalibrationCache, machine_description
-from grader.judge.proxy import CheckClock, Recorder, RemoteSolution
-from grader.judge.timing import exclusive_timing, other_judges_running
+from grader.judge.proxy import (
+    CALL_KEY_PREFIX,
+    CallPolicy,
+    CheckClock,
+    Recorder,
+    ReferenceFailure,
+    RemoteSolution,
+)
+from grader.judge.timing import (
+    TIMING_TRIES,
+    TimingInconclusive,
+    backoff_s,
+    exclusive_timing,
+    load_average,
+    other_judges_running,
+)
 from harness.sandbox import SandboxUnavailable
 from harness.session import CallFailure, WorkerSession
+
+CHECK_KEY_PREFIX = "check_s."  # calibration keys of how long each check took on the reference
+FRESH_WORKER_MARKER = "fresh_worker"
 
 MAX_MESSAGE_CHARS = 2000
 
@@ -56,6 +77,8 @@ class JudgePlugin:
         timed_tests: frozenset[str] = frozenset(),
         calibration: CalibrationSettings | None = None,
         timing_resource: str = "cpu",
+        check_names: dict[str, str] | None = None,
+        call_timeout_s: float | None = None,
     ) -> None:
         self._records = records_path.open("a", encoding="utf-8")
         self._timeouts_s = timeouts_s
@@ -71,12 +94,29 @@ class JudgePlugin:
         self._calibration_settings = calibration
         self._timing_resource = timing_resource  # "cpu", or "gpu<N>" when this grading leased GPU N
         self._calibration: Calibration | None = None
+        self._check_names = check_names or {}
+        self._candidate_calls = CallPolicy(self._reference_call_times, call_timeout_s)
+        self._reference_calls = CallPolicy(self._reference_call_times, call_timeout_s)
+        self._recorder.on_progress = self._progress
+        self._durations_s: dict[str, float] = {}
+        self._total = 0
+        self._started_checks = 0
 
     # Workers are started by the runner before pytest is even imported, from the
     # main thread: bubblewrap's --die-with-parent is tied to the thread that
     # started it, so a worker must never be started from a short-lived thread.
 
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.addinivalue_line(
+            "markers", f"{FRESH_WORKER_MARKER}: run this check in a newly started worker, in which "
+            "functions that overran their limit in earlier checks are called again",
+        )
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._total = len(session.items)
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self._store_reference_times()
         self._write({
             "kind": "session",
             "candidate_versions": self._candidate.hello.versions if self._candidate.hello else {},
@@ -95,13 +135,13 @@ class JudgePlugin:
 
     @pytest.fixture
     def candidate(self) -> RemoteSolution:
-        return RemoteSolution(self._candidate, self._clock, "candidate")
+        return RemoteSolution(self._candidate, self._clock, "candidate", self._candidate_calls)
 
     @pytest.fixture
     def reference(self) -> RemoteSolution:
         if self._reference is None:
             raise RuntimeError("the reference solution is not available to public tests")
-        return RemoteSolution(self._reference, self._clock, "reference")
+        return RemoteSolution(self._reference, self._clock, "reference", self._reference_calls)
 
     @pytest.fixture
     def record(self) -> Recorder:
@@ -110,6 +150,9 @@ class JudgePlugin:
     @pytest.fixture
     def calibration(self) -> Calibration:
         """Figures measured on the reference on this machine (see ``grader.calibration``)."""
+        return self._machine_calibration()
+
+    def _machine_calibration(self) -> Calibration:
         if self._calibration is None:
             settings = self._calibration_settings
             if settings is None:
@@ -119,8 +162,45 @@ class JudgePlugin:
             device = dict(trusted.start().device)
             machine = machine_description(device, settings.cpu_threads, settings.backend)
             cache = CalibrationCache(settings.root, settings.challenge_id, settings.version, machine)
-            self._calibration = Calibration(cache, writable=settings.writable)
+            self._calibration = Calibration(cache, writable=settings.writable, isolate=self._isolated_candidate)
         return self._calibration
+
+    @contextlib.contextmanager
+    def _isolated_candidate(self) -> Iterator[str]:
+        """While the reference is calibrated, no process of the candidate's may run: frozen, else stopped."""
+        with self._candidate.frozen(stop_if_unfreezable=True) as how:
+            yield how
+
+    def _cached_figures(self) -> dict[str, float]:
+        """This machine's calibrated figures; empty for public runs or when nothing is cached."""
+        if self._calibration_settings is None:
+            return {}
+        try:
+            return self._machine_calibration().cached()
+        except (CallFailure, SandboxUnavailable):
+            return {}
+
+    def _reference_call_times(self) -> dict[str, float]:
+        """The reference's slowest call of each function on this machine, when calibrated."""
+        return {key[len(CALL_KEY_PREFIX):]: value for key, value in self._cached_figures().items()
+                if key.startswith(CALL_KEY_PREFIX)}
+
+    def _store_reference_times(self) -> None:
+        """A run grading the reference stores its slowest calls (per-call limits) and check durations (ETAs)."""
+        settings = self._calibration_settings
+        if settings is None or not settings.writable or not self._candidate_calls.slowest_s:
+            return
+        with contextlib.suppress(CallFailure, SandboxUnavailable, OSError):
+            calibration = self._machine_calibration()
+            figures = {f"{CALL_KEY_PREFIX}{name}": round(seconds, 6)
+                       for name, seconds in self._candidate_calls.slowest_s.items()}
+            figures.update({f"{CHECK_KEY_PREFIX}{name}": round(seconds, 3)
+                            for name, seconds in self._durations_s.items()})
+            calibration.store(figures)
+
+    def _progress(self, text: str) -> None:
+        """A timed check's own progress line (``record.progress``), for the terminal."""
+        self._write({"kind": "progress", "check": self._clock.check, "text": text[:200]})
 
     def _device(self) -> dict[str, str | int]:
         for session in (self._reference, self._candidate):
@@ -141,10 +221,27 @@ class JudgePlugin:
             })
             return True
         self._clock.deadline = None  # set when the check's body starts; see pytest_runtest_call
+        self._clock.check = self._check_names.get(_short_id(item), item.name)
         self._recorder.metrics = {}
         self._recorder.charts = []
         self._phases[item.nodeid] = {"started": time.monotonic()}
+        if item.get_closest_marker(FRESH_WORKER_MARKER) is not None:
+            self._candidate_calls.forget_hangs()
+            self._candidate.close()  # the next call starts a new worker
+        self._started_checks += 1
+        self._write({"kind": "progress", "check": self._clock.check, "index": self._started_checks,
+                     "total": self._total, "estimate_s": self._estimate_left_s(item)})
         return None
+
+    def _estimate_left_s(self, item: pytest.Item) -> float | None:
+        """How long this check and the ones after it took on the reference on this machine, if known."""
+        durations = {key[len(CHECK_KEY_PREFIX):]: value for key, value in self._cached_figures().items()
+                     if key.startswith(CHECK_KEY_PREFIX)}
+        items = list(item.session.items)
+        remaining = [self._check_names.get(_short_id(other), other.name) for other in items[items.index(item):]]
+        if not durations or any(name not in durations for name in remaining):
+            return None
+        return round(sum(durations[name] for name in remaining), 1)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, None]:
@@ -163,6 +260,45 @@ class JudgePlugin:
             self._clock.timeout_s = timeout
             self._clock.deadline = time.monotonic() + timeout
             yield
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        """Run a timed check's body, again while it says ``TimingInconclusive`` (see grader.judge.timing).
+
+        Each try and the load seen before it go in the check's metrics; the last try's
+        exception stands when no try decided.
+        """
+        if _short_id(pyfuncitem) not in self._timed_tests:
+            return None
+        arguments = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+        tries: list[str] = []
+        while True:
+            load = load_average()
+            started = time.monotonic()
+            try:
+                pyfuncitem.obj(**arguments)
+            except TimingInconclusive as inconclusive:
+                took_s = time.monotonic() - started
+                tries.append(f"inconclusive after {took_s:.0f} s at load {load}: {_first_line(str(inconclusive))}")
+                self._note_tries(tries, decided=False)
+                wait_s = backoff_s(len(tries))
+                left_s = min(self._clock.remaining_s(), self._run_deadline - time.monotonic())
+                if len(tries) >= TIMING_TRIES or left_s < wait_s + took_s:
+                    raise TimingInconclusive(
+                        f"{inconclusive} (tried {len(tries)} time(s); load average {load_average()})"
+                    ) from None
+                self._progress(f"try {len(tries)} was inconclusive (load {load}); trying again in {wait_s:.0f} s")
+                time.sleep(wait_s)
+                continue
+            tries.append(f"decided after {time.monotonic() - started:.0f} s at load {load}")
+            self._note_tries(tries, decided=True)
+            return True
+
+    def _note_tries(self, tries: list[str], *, decided: bool) -> None:
+        self._recorder.metrics["timing_tries"] = len(tries)
+        self._recorder.metrics["timing_decided"] = "yes" if decided else "no"
+        for number, line in enumerate(tries, start=1):
+            self._recorder.metrics[f"timing_try_{number}"] = line
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(
@@ -188,6 +324,10 @@ class JudgePlugin:
             detail = "\n".join(part for part in (error.detail, _output_block(error.output)) if part)
             return {"message": error.message, "detail": detail[-MAX_MESSAGE_CHARS:],
                     "outcome": str(error.outcome), "infrastructure": False}
+        if isinstance(error, TimingInconclusive):
+            return {"message": str(error), "detail": "", "outcome": "inconclusive", "infrastructure": True}
+        if isinstance(error, ReferenceFailure):
+            return {"message": str(error), "detail": "", "outcome": "error", "infrastructure": True}
         if isinstance(error, SandboxUnavailable):
             return {"message": f"the sandbox failed: {error}", "detail": "",
                     "outcome": "error", "infrastructure": True}
@@ -206,6 +346,7 @@ class JudgePlugin:
 
     def _finish(self, item: pytest.Item, state: dict[str, Any]) -> None:
         self._clock.deadline = None
+        self._durations_s[self._clock.check] = time.monotonic() - state["started"]
         self._write({
             "kind": "check",
             "nodeid": _short_id(item),

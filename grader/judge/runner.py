@@ -79,6 +79,8 @@ def run(spec: dict[str, Any]) -> int:
         timed_tests=frozenset(spec.get("timed_tests", [])),
         calibration=_calibration_settings(spec, candidate_spec),
         timing_resource=_timing_resource(sandbox),
+        check_names=spec.get("check_names", {}),
+        call_timeout_s=spec.get("call_timeout_s"),
     )
     tests_dir = Path(spec["tests_dir"])
     ini = Path(spec["records_path"]).parent / "judge-pytest.ini"
