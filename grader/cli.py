@@ -24,12 +24,13 @@ from api.cli import add_service_commands
 from api.fleet_cli import add_fleet_commands
 from grader.calibration import forget_calibration
 from grader.challenge import Challenge, default_challenges_dir, list_challenge_ids, load_challenge
-from grader.errors import CvgradeError, InfrastructureError
+from grader.errors import BadSubmission, ChallengeError, CvgradeError, InfrastructureError
 from grader.grading import GradeOptions, grade_submission, run_public_checks, stop_all_judges
 from grader.html_report import write_report
+from grader.live_progress import LiveProgress
 from grader.practice import practice_challenge_id, practice_submission, start_practice
 from grader.report import print_result, print_summary
-from grader.results import GradeResult
+from grader.results import GradeResult, refusal
 from grader.validate import validate_challenge
 from harness.sandbox import SandboxUnavailable
 
@@ -174,33 +175,44 @@ def grade(
     try:
         loaded = _load(challenge, challenges_dir)
     except CvgradeError as err:
-        _fail(err)
-        return
+        if not as_json:
+            _fail(err)
+        for submission in submissions:  # one object per submission, even when none can be graded
+            _print_refusal(submission, {"id": challenge}, err)
+        raise typer.Exit(err.exit_code) from None
     _clean_up_after_crashed_graders(options)
     codes: list[int] = []
     rows: list[tuple[str, GradeResult | str]] = []
+    info = _challenge_info(loaded)
 
-    def attempt(submission: Path) -> GradeResult | CvgradeError:
+    with LiveProgress(console, enabled=_show_progress(as_json)) as live:
+
+        def attempt(submission: Path) -> GradeResult | CvgradeError:
+            label = str(submission)
+            try:
+                return grade_submission(submission, loaded, options, progress=live.follow(label))
+            except CvgradeError as err:
+                return err
+            finally:
+                live.done(label)
+
+        pool = ThreadPoolExecutor(max_workers=jobs)
+        started: list[Future[GradeResult | CvgradeError]] = []
         try:
-            return grade_submission(submission, loaded, options)
-        except CvgradeError as err:
-            return err
-
-    pool = ThreadPoolExecutor(max_workers=jobs)
-    started: list[Future[GradeResult | CvgradeError]] = []
-    try:
-        with _sigterm_raises():
-            for submission in submissions:
-                started.append(pool.submit(attempt, submission))
-            outcomes = [future.result() for future in started]
-    except (KeyboardInterrupt, _Terminated) as stop:
-        raise typer.Exit(_stop_gradings(pool, started, terminated=isinstance(stop, _Terminated))) from None
-    pool.shutdown()
+            with _sigterm_raises():
+                for submission in submissions:
+                    started.append(pool.submit(attempt, submission))
+                outcomes = [future.result() for future in started]
+        except (KeyboardInterrupt, _Terminated) as stop:
+            raise typer.Exit(_stop_gradings(pool, started, terminated=isinstance(stop, _Terminated))) from None
+        pool.shutdown()
     for submission, result in zip(submissions, outcomes, strict=True):
         if isinstance(result, CvgradeError):
             errors.print(f"[bold red]error:[/bold red] {submission}: {result}", highlight=False)
             codes.append(result.exit_code)
             rows.append((str(submission), str(result)))
+            if as_json:
+                _print_refusal(submission, info, result)
             continue
         codes.append(result.exit_code)
         rows.append((str(submission), result))
@@ -213,6 +225,22 @@ def grade(
     if len(submissions) > 1 and not as_json:
         print_summary(console, rows)
     raise typer.Exit(_worst_exit(codes))
+
+
+def _show_progress(as_json: bool) -> bool:
+    """Progress lines only for a person at a terminal: never with --json, never into a pipe or a file."""
+    return not as_json and console.is_terminal
+
+
+def _challenge_info(challenge: Challenge) -> dict[str, str]:
+    return {"id": challenge.id, "version": challenge.version, "title": challenge.spec.challenge.title}
+
+
+def _print_refusal(submission: Path, challenge: dict[str, str], err: CvgradeError) -> None:
+    """The one JSON object of a submission that was not graded (see ``grader.results.Refusal``)."""
+    refused = isinstance(err, (BadSubmission, ChallengeError))
+    sys.stdout.write(refusal(submission.name, challenge, str(err), refused=refused).model_dump_json() + "\n")
+    sys.stdout.flush()
 
 
 @app.command()
@@ -270,8 +298,13 @@ def test(
         if challenge_id is None:
             raise typer.BadParameter(f"{folder} was not made by `cvgrade start`; pass --challenge")
         loaded = _load(challenge_id, challenges_dir)
-        result = run_public_checks(practice_submission(folder), loaded, _options(backend, isolation))
+        with LiveProgress(console, enabled=_show_progress(as_json)) as live:
+            result = run_public_checks(practice_submission(folder), loaded, _options(backend, isolation),
+                                       progress=live.follow(str(folder)))
     except CvgradeError as err:
+        if as_json:
+            _print_refusal(folder, {"id": challenge or ""}, err)
+            raise typer.Exit(err.exit_code) from None
         _fail(err)
         return
     if as_json:
@@ -298,8 +331,10 @@ def validate(
             _fail(err)
             return
         console.print(f"[bold]validating {loaded.id} v{loaded.version}[/bold]")
-        report = validate_challenge(loaded, _options(backend, isolation),
-                                    progress=lambda line: console.print(f"  {line}", highlight=False))
+        with LiveProgress(console, enabled=_show_progress(False)) as live:
+            report = validate_challenge(loaded, _options(backend, isolation),
+                                        progress=lambda line: console.print(f"  {line}", highlight=False),
+                                        follow=live.following)
         ok = ok and report.ok
         console.print("[green]  valid[/green]" if report.ok else f"[red]  {len(report.problems)} problem(s)[/red]")
     raise typer.Exit(0 if ok else 1)
@@ -319,7 +354,10 @@ def calibrate(
         try:
             loaded = _load(challenge_id, challenges_dir)
             forgotten = forget_calibration(loaded.id, loaded.version)
-            result = grade_submission(loaded.reference_dir / "solution.py", loaded, _options(backend, isolation))
+            with LiveProgress(console, enabled=_show_progress(False)) as live:
+                label = f"calibrating {loaded.id}"
+                result = grade_submission(loaded.reference_dir / "solution.py", loaded, _options(backend, isolation),
+                                          progress=live.follow(label))
         except CvgradeError as err:
             _fail(err)
             return
@@ -352,7 +390,8 @@ def demo(
             label = f"{loaded.id}: {sample.relative_to(loaded.root)}"
             console.print(f"grading {label} ...", highlight=False)
             try:
-                rows.append((label, grade_submission(sample, loaded, options)))
+                with LiveProgress(console, enabled=_show_progress(False)) as live:
+                    rows.append((label, grade_submission(sample, loaded, options, progress=live.follow(label))))
             except CvgradeError as err:
                 rows.append((label, str(err)))
     print_summary(console, rows)

@@ -32,6 +32,7 @@ from grader.challenge import Challenge, CheckSpec
 from grader.environment import describe_environment
 from grader.errors import InfrastructureError
 from grader.judge.records import iter_records
+from grader.progress import Progress, ProgressCallback, ProgressTail
 from grader.results import GradeResult, build_result
 from grader.scoring import score_checks
 from grader.workspace import Workspace, prepare_workspace
@@ -40,6 +41,7 @@ from harness.sandbox import Limits, SandboxUnavailable
 
 JUDGE_GRACE_S = 60.0  # on top of the challenge's run limit: judge start-up and clean-up
 JUDGE_LOG_TAIL_CHARS = 3000
+PROGRESS_POLL_S = 0.25
 _ACTIVE_JUDGES: set[subprocess.Popen[bytes]] = set()
 _ACTIVE_LOCK = threading.Lock()
 
@@ -65,20 +67,29 @@ class GradeOptions:
 
 
 def grade_submission(
-    submission: Path, challenge: Challenge, options: GradeOptions | None = None
+    submission: Path, challenge: Challenge, options: GradeOptions | None = None,
+    progress: ProgressCallback | None = None,
 ) -> GradeResult:
-    """Grade ``submission`` against the challenge's hidden checks."""
-    return _grade(submission, challenge, options or GradeOptions(), hidden=True)
+    """Grade ``submission`` against the challenge's hidden checks.
+
+    ``progress`` is called, from this thread, whenever the judge says how it is
+    getting on (a check starting, a long check's own note); see ``grader.progress``.
+    """
+    return _grade(submission, challenge, options or GradeOptions(), hidden=True, progress=progress)
 
 
 def run_public_checks(
-    submission: Path, challenge: Challenge, options: GradeOptions | None = None
+    submission: Path, challenge: Challenge, options: GradeOptions | None = None,
+    progress: ProgressCallback | None = None,
 ) -> GradeResult:
     """Run the challenge's public checks on ``submission`` (practice: no points, no hidden checks)."""
-    return _grade(submission, challenge, options or GradeOptions(), hidden=False)
+    return _grade(submission, challenge, options or GradeOptions(), hidden=False, progress=progress)
 
 
-def _grade(submission: Path, challenge: Challenge, options: GradeOptions, *, hidden: bool) -> GradeResult:
+def _grade(
+    submission: Path, challenge: Challenge, options: GradeOptions, *, hidden: bool,
+    progress: ProgressCallback | None = None,
+) -> GradeResult:
     started = time.monotonic()
     sandbox_config = options.sandbox_config(challenge.spec.limits.gpu)
     sandbox_info = _describe_sandbox(sandbox_config)
@@ -92,8 +103,9 @@ def _grade(submission: Path, challenge: Challenge, options: GradeOptions, *, hid
         # Pin the backend the grader saw, so the judge cannot quietly pick another one.
         sandbox_config["backend"] = sandbox_info["backend"]
         spec = _judge_spec(challenge, workspace, reference, records_path, sandbox_config, hidden=hidden)
+        tail = ProgressTail(records_path, Progress(submission.name), progress) if progress is not None else None
         judge_error = _run_judge(spec, judge_dir, challenge.spec.limits.run_timeout_s,
-                                 containers=sandbox_info["backend"] == "docker")
+                                 containers=sandbox_info["backend"] == "docker", tail=tail)
         records = list(iter_records(records_path))
     finally:
         workspace.cleanup()
@@ -208,7 +220,10 @@ def _judge_spec(
     }
 
 
-def _run_judge(spec: dict[str, Any], judge_dir: Path, run_timeout_s: float, *, containers: bool) -> str | None:
+def _run_judge(
+    spec: dict[str, Any], judge_dir: Path, run_timeout_s: float, *, containers: bool,
+    tail: ProgressTail | None = None,
+) -> str | None:
     """Run the judge process; return None when it worked, else why it did not.
 
     Whatever happens, nothing the judge started outlives it: its containers are
@@ -228,7 +243,7 @@ def _run_judge(spec: dict[str, Any], judge_dir: Path, run_timeout_s: float, *, c
         with _ACTIVE_LOCK:
             _ACTIVE_JUDGES.add(judge)
         try:
-            code = judge.wait(timeout=run_timeout_s + JUDGE_GRACE_S)
+            code = _wait(judge, run_timeout_s + JUDGE_GRACE_S, tail)
         except subprocess.TimeoutExpired:
             _stop(judge)
             return None  # checks without a record fail; the run limit is the candidate's
@@ -242,8 +257,25 @@ def _run_judge(spec: dict[str, Any], judge_dir: Path, run_timeout_s: float, *, c
                 _remove_containers_of(judge.pid)
     if code == 0:
         return None
-    tail = log_path.read_text(encoding="utf-8", errors="replace")[-JUDGE_LOG_TAIL_CHARS:]
-    return f"the judge failed with exit code {code}: {tail.strip()}"
+    log_tail = log_path.read_text(encoding="utf-8", errors="replace")[-JUDGE_LOG_TAIL_CHARS:]
+    return f"the judge failed with exit code {code}: {log_tail.strip()}"
+
+
+def _wait(judge: subprocess.Popen[bytes], timeout_s: float, tail: ProgressTail | None) -> int:
+    """``judge.wait(timeout_s)``, reading its progress lines meanwhile when someone follows them."""
+    if tail is None:
+        return judge.wait(timeout=timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            code = judge.wait(timeout=min(PROGRESS_POLL_S, max(deadline - time.monotonic(), 0.0)))
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                raise
+            tail.poll()
+            continue
+        tail.poll()
+        return code
 
 
 def _remove_containers_of(judge_pid: int) -> None:

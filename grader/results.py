@@ -61,6 +61,34 @@ class GradeResult(BaseModel):
         return 0 if self.passed else 1
 
 
+class Refusal(BaseModel):
+    """What ``--json`` prints for a submission that got no grading at all.
+
+    ``status`` is ``refused`` when the input is at fault (a hostile zip, a broken
+    notebook, an unknown challenge: exit code 2) and ``error`` when our side failed
+    before the judge could run (no sandbox: exit code 3). There is no score.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    status: Literal["refused", "error"]
+    score: None = None
+    passed: bool = False
+    error: str
+    output: str
+    challenge: dict[str, str]
+    submission: dict[str, Any]
+
+
+def refusal(submission: str, challenge: dict[str, str], message: str, *, refused: bool) -> Refusal:
+    """The JSON object of a submission that was not graded; ``refused``: the input was at fault."""
+    output = (f"Refused: {message}" if refused
+              else f"Not gradable: {message}. This is our failure, not the submission's.")
+    return Refusal(status="refused" if refused else "error", error=message, output=output,
+                   challenge=challenge, submission={"name": submission})
+
+
 def build_result(
     verdict: Verdict,
     *,

@@ -101,6 +101,7 @@ class JudgePlugin:
         self._durations_s: dict[str, float] = {}
         self._total = 0
         self._started_checks = 0
+        self._timing_lock: contextlib.ExitStack | None = None
 
     # Workers are started by the runner before pytest is even imported, from the
     # main thread: bubblewrap's --die-with-parent is tied to the thread that
@@ -245,21 +246,44 @@ class JudgePlugin:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, None]:
-        """Start the check's clock; a timed check first takes the machine-wide timing lock.
+        """Start the check's clock; a timed check takes the machine-wide timing lock at its first timed call.
 
         The clock starts after the fixtures are ready, so that importing the
-        submission (limited by its own setup time limit) and waiting for the lock
-        are not charged to the check.
+        submission (limited by its own setup time limit) is not charged to the
+        check; nor is waiting for the timing lock (the deadline moves by the wait).
+        Untimed work of a timed check (preparing a model) runs before the lock.
         """
         timed = _short_id(item) in self._timed_tests
-        with exclusive_timing(self._timing_resource) if timed else contextlib.nullcontext():
-            if timed:
-                self._recorder.metrics["timed_alongside_other_gradings"] = other_judges_running()
-                self._recorder.metrics["timed_on"] = self._timing_resource
-            timeout = self._timeouts_s.get(_short_id(item), self._default_timeout_s)
-            self._clock.timeout_s = timeout
-            self._clock.deadline = time.monotonic() + timeout
+        timeout = self._timeouts_s.get(_short_id(item), self._default_timeout_s)
+        self._clock.timeout_s = timeout
+        self._clock.deadline = time.monotonic() + timeout
+        if timed:
+            self._clock.before_timing = self._take_timing_lock
+        try:
             yield
+        finally:
+            self._clock.before_timing = lambda: None
+            self._release_timing_lock()
+
+    def _take_timing_lock(self) -> None:
+        if self._timing_lock is not None:
+            return
+        waiting_since = time.monotonic()
+        lock = contextlib.ExitStack()
+        lock.enter_context(exclusive_timing(self._timing_resource))
+        self._timing_lock = lock
+        waited_s = time.monotonic() - waiting_since
+        if self._clock.deadline is not None:
+            self._clock.deadline += waited_s
+        self._recorder.metrics["timed_alongside_other_gradings"] = other_judges_running()
+        self._recorder.metrics["timed_on"] = self._timing_resource
+        self._recorder.metrics["waited_for_timing_lock_s"] = round(
+            float(self._recorder.metrics.get("waited_for_timing_lock_s", 0.0)) + waited_s, 2)
+
+    def _release_timing_lock(self) -> None:
+        lock, self._timing_lock = self._timing_lock, None
+        if lock is not None:
+            lock.close()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
@@ -288,6 +312,7 @@ class JudgePlugin:
                         f"{inconclusive} (tried {len(tries)} time(s); load average {load_average()})"
                     ) from None
                 self._progress(f"try {len(tries)} was inconclusive (load {load}); trying again in {wait_s:.0f} s")
+                self._release_timing_lock()  # other gradings may time meanwhile; the next try takes it again
                 time.sleep(wait_s)
                 continue
             tries.append(f"decided after {time.monotonic() - started:.0f} s at load {load}")

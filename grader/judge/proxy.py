@@ -40,6 +40,9 @@ class CheckClock:
         self.deadline: float | None = None
         self.timeout_s: float = 0.0
         self.check: str = ""
+        # Set by the judge during a timed check: takes the machine-wide timing lock (once) before
+        # the first timed call, and moves the deadline by the time spent waiting for it.
+        self.before_timing: Callable[[], None] = lambda: None
 
     def remaining_s(self) -> float:
         if self.deadline is None:
@@ -154,7 +157,15 @@ class RemoteSolution:
     def timed(
         self, function: str, *args: Any, timeout_s: float | None = None, **kwargs: Any
     ) -> tuple[Any, float]:
-        """Call ``function`` remotely; return its value and the round trip in seconds (judge's clock)."""
+        """Call ``function`` remotely; return its value and the round trip in seconds (judge's clock).
+
+        In a check marked ``timed``, the first timed call takes the machine's timing lock
+        (a function that hung fails before, without waiting for it).
+        """
+        hung = self._policy.hung.get(function)
+        if hung is not None and self._label != "reference":
+            raise CallFailure(Outcome.TIMED_OUT, hung)
+        self._clock.before_timing()
         reply = self._request(function, args, kwargs, timeout_s)
         return reply.value, reply.seconds
 
@@ -178,6 +189,7 @@ class RemoteSolution:
         timed, the candidate is frozen, so nothing it left running competes. Where
         the backend cannot freeze, the block runs anyway and the words say why.
         """
+        self._clock.before_timing()
         with self._session.frozen() as how:
             yield how
 
