@@ -52,6 +52,9 @@ class GradeResult(BaseModel):
     feedback: list[str]
     duration_s: float
     charts: list[dict[str, Any]] = []  # what the HTML report draws; each names its check
+    # Not gradable only because a timed check found the machine too busy to decide, after its
+    # own retries: grading again later (a quieter machine) may well succeed.
+    inconclusive: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -101,6 +104,7 @@ def build_result(
     duration_s: float,
     charts: list[dict[str, Any]] | None = None,
 ) -> GradeResult:
+    """The result of a verdict; ``inconclusive`` when the only failures of ours were undecided timings."""
     tests = []
     for number, item in enumerate(verdict.checks, start=1):
         output = item.message if not item.detail else f"{item.message}\n{item.detail}"
@@ -134,6 +138,7 @@ def build_result(
         feedback=feedback,
         duration_s=round(duration_s, 3),
         charts=charts or [],
+        inconclusive=verdict.status == "error" and verdict.inconclusive,
     )
 
 
