@@ -333,7 +333,7 @@ def validate(
         console.print(f"[bold]validating {loaded.id} v{loaded.version}[/bold]")
         with LiveProgress(console, enabled=_show_progress(False)) as live:
             report = validate_challenge(loaded, _options(backend, isolation),
-                                        progress=lambda line: console.print(f"  {line}", highlight=False),
+                                        progress=lambda line: console.print(f"  {line}", highlight=False, markup=False),
                                         follow=live.following)
         ok = ok and report.ok
         console.print("[green]  valid[/green]" if report.ok else f"[red]  {len(report.problems)} problem(s)[/red]")
