@@ -361,14 +361,14 @@ def calibrate(
         except CvgradeError as err:
             _fail(err)
             return
-        figures = result.environment.get("calibration", {}).get("values", {})
+        figures = result.environment.get("calibration", {}).get("stored", {})
         console.print(f"[bold]{loaded.id} v{loaded.version}[/bold]: "
                       f"{'replaced' if forgotten else 'no'} earlier figures; reference {result.status}, "
-                      f"score {result.score:g}/{result.max_score:g}")
-        for key, used in sorted(figures.items()):
-            console.print(f"  {key} = {used['value']:.4g}", highlight=False)
+                      f"score {result.score}/{result.max_score:g}, graded in {result.duration_s:.0f} s")
+        for key, value in sorted(figures.items()):
+            console.print(f"  {key} = {value:.4g}", highlight=False)
         if not figures:
-            console.print("  (no calibrated figures: its thresholds do not depend on the machine)")
+            console.print("  (no figures stored)")
         if result.status != "graded" or not result.passed:
             console.print("[red]  the reference did not pass: figures not trustworthy[/red]")
             worst = max(worst, 1)

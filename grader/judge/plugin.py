@@ -117,15 +117,16 @@ class JudgePlugin:
         self._total = len(session.items)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        self._store_reference_times()
+        stored = self._store_reference_times()
+        calibration = self._calibration
         self._write({
             "kind": "session",
             "candidate_versions": self._candidate.hello.versions if self._candidate.hello else {},
             "worker_starts": self._candidate.stats.starts,
             "failures": dict(self._candidate.stats.failures),
             "device": self._device(),
-            "calibration": {"machine": self._calibration.machine, "values": self._calibration.used}
-            if self._calibration is not None and self._calibration.used else None,
+            "calibration": {"machine": calibration.machine, "values": calibration.used, "stored": stored}
+            if calibration is not None and (calibration.used or stored) else None,
         })
         self._candidate.close()
         if self._reference is not None:
@@ -186,18 +187,26 @@ class JudgePlugin:
         return {key[len(CALL_KEY_PREFIX):]: value for key, value in self._cached_figures().items()
                 if key.startswith(CALL_KEY_PREFIX)}
 
-    def _store_reference_times(self) -> None:
-        """A run grading the reference stores its slowest calls (per-call limits) and check durations (ETAs)."""
+    def _store_reference_times(self) -> dict[str, float]:
+        """A run grading the reference stores its slowest calls (per-call limits) and check durations (ETAs).
+
+        Returns every figure of this machine stored by this run (the checks' own included).
+        """
         settings = self._calibration_settings
         if settings is None or not settings.writable or not self._candidate_calls.slowest_s:
-            return
-        with contextlib.suppress(CallFailure, SandboxUnavailable, OSError):
+            return {}
+        figures = {f"{CALL_KEY_PREFIX}{name}": round(seconds, 6)
+                   for name, seconds in self._candidate_calls.slowest_s.items()}
+        figures.update({f"{CHECK_KEY_PREFIX}{name}": round(seconds, 3) for name, seconds in self._durations_s.items()})
+        try:
             calibration = self._machine_calibration()
-            figures = {f"{CALL_KEY_PREFIX}{name}": round(seconds, 6)
-                       for name, seconds in self._candidate_calls.slowest_s.items()}
-            figures.update({f"{CHECK_KEY_PREFIX}{name}": round(seconds, 3)
-                            for name, seconds in self._durations_s.items()})
             calibration.store(figures)
+        except (CallFailure, SandboxUnavailable, OSError):
+            return {}
+        for key, used in calibration.used.items():
+            if used.get("source") == "measured":
+                figures[key] = used["value"]
+        return figures
 
     def _progress(self, text: str) -> None:
         """A timed check's own progress line (``record.progress``), for the terminal."""
@@ -371,7 +380,8 @@ class JudgePlugin:
 
     def _finish(self, item: pytest.Item, state: dict[str, Any]) -> None:
         self._clock.deadline = None
-        self._durations_s[self._clock.check] = time.monotonic() - state["started"]
+        waited_s = float(self._recorder.metrics.get("waited_for_timing_lock_s", 0.0))
+        self._durations_s[self._clock.check] = time.monotonic() - state["started"] - waited_s
         self._write({
             "kind": "check",
             "nodeid": _short_id(item),
