@@ -18,9 +18,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import wire
-from harness.sandbox import ExitInfo, FreezeUnavailable, Outcome, Sandbox, WorkerProcess, WorkerSpec
+from harness.sandbox import (
+    ExitInfo,
+    FreezeUnavailable,
+    Outcome,
+    Sandbox,
+    SandboxUnavailable,
+    WorkerProcess,
+    WorkerSpec,
+)
 
 GREETING_GRACE_S = 0.5
+# Loading Python, numpy and torch in a fresh worker, before any of the candidate's code runs:
+# about 2 s; far longer only on a machine that is overloaded. Not the candidate's time.
+RUNTIME_START_S = 180.0
 
 
 class CallFailure(Exception):
@@ -69,6 +80,8 @@ class WorkerSession:
         self.hello: Hello | None = None
         self.stats = SessionStats()
         self._setup_deadline = 0.0
+        self._runtime_deadline = 0.0
+        self._runtime_ready = False
         self._frozen = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -82,7 +95,9 @@ class WorkerSession:
         self._worker = worker
         self.hello = None
         self.stats.starts += 1
-        self._setup_deadline = time.monotonic() + self._spec.limits.setup_timeout_s
+        self._runtime_deadline = time.monotonic() + RUNTIME_START_S
+        self._runtime_ready = False
+        self._setup_deadline = self._runtime_deadline + self._spec.limits.setup_timeout_s
         flags = fcntl.fcntl(worker.request_fd, fcntl.F_GETFL)
         fcntl.fcntl(worker.request_fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
         self._reader = wire.Reader(worker.reply_fd, max_message_bytes=self._spec.limits.max_message_bytes)
@@ -103,13 +118,15 @@ class WorkerSession:
             self._discard()
             self._attach(self._sandbox.start(self._spec))
         limit_s = self._spec.limits.setup_timeout_s
-        # The worker had its setup time from its start; a greeting that came in time may have
-        # waited in the channel since (the first call came late: an earlier check used only the
-        # other solution, or a timed check waited for the machine's timing lock), so it is read
-        # even when the deadline has passed.
-        deadline = max(self._setup_deadline, time.monotonic() + GREETING_GRACE_S)
         try:
-            reply = self._receive(deadline, "importing your solution", limit_s)
+            reply = self._runtime_greeting()
+            if reply.get("phase") == "runtime":
+                # The worker had its setup time from its start; a greeting that came in time may have
+                # waited in the channel since (the first call came late: an earlier check used only the
+                # other solution, or a timed check waited for the machine's timing lock), so it is
+                # read even when the deadline has passed.
+                deadline = max(self._setup_deadline, time.monotonic() + GREETING_GRACE_S)
+                reply = self._receive(deadline, "importing your solution", limit_s)
         except CallFailure as failure:
             if failure.outcome is not Outcome.IMPORT_FAILED:
                 # Limit breaches keep their names; a crash or garbage while importing is an import failure.
@@ -133,6 +150,30 @@ class WorkerSession:
             device=_plain_device(reply.get("device")),
         )
         return self.hello
+
+    def _runtime_greeting(self) -> dict[str, Any]:
+        """The worker's first word: its runtime is loaded (``phase: runtime``), and the solution's import starts.
+
+        The solution's setup limit counts from the moment that word is read (at the
+        latest): a machine too busy to load Python and torch within ``RUNTIME_START_S``
+        is our failure (``SandboxUnavailable``), never a slow import of the candidate's.
+        """
+        if self._runtime_ready:
+            return {"ok": True, "phase": "runtime"}
+        deadline = max(self._runtime_deadline, time.monotonic() + GREETING_GRACE_S)
+        try:
+            reply = self._receive(deadline, "loading Python and torch in the worker", RUNTIME_START_S)
+        except CallFailure as failure:
+            if failure.outcome is Outcome.TIMED_OUT:
+                raise SandboxUnavailable(
+                    f"the worker did not finish loading Python and torch within {RUNTIME_START_S:g} s, before any "
+                    "of the solution's code ran: this machine is overloaded (or its disk is very slow)"
+                ) from None
+            raise
+        if reply.get("phase") == "runtime":
+            self._runtime_ready = True
+            self._setup_deadline = min(self._setup_deadline, time.monotonic() + self._spec.limits.setup_timeout_s)
+        return reply
 
     def close(self) -> None:
         """Kill the worker and everything it started."""

@@ -182,6 +182,8 @@ def _apply_rlimits(rlimits: dict[str, int]) -> None:
 
 
 def serve(spec: dict[str, Any], request_fd: int, reply_fd: int) -> None:
+    # First word to the judge: the runtime is loaded; the solution's import (its setup time) starts now.
+    _reply(reply_fd, {"ok": True, "phase": "runtime"})
     torch.set_num_threads(int(spec.get("threads", 1)))
     _apply_rlimits(spec.get("rlimits", {}))
     reader = wire.blocking_reader(request_fd)

@@ -126,3 +126,28 @@ def test_an_idle_session_has_nothing_to_freeze(tmp_path: Path, backend: str) -> 
             assert how == "not running"
     finally:
         session.close()
+
+
+def test_a_worker_too_slow_to_load_its_runtime_is_our_failure_not_a_slow_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A machine so busy that Python and torch do not load in time: no code of the candidate's ran,
+    so it must not read "your solution could not be imported". Simulated by freezing the worker
+    as soon as it starts (a real freeze of a real worker), with a short runtime limit."""
+    from harness import session as session_module
+    from harness.sandbox import SandboxUnavailable
+
+    monkeypatch.setattr(session_module, "RUNTIME_START_S", 2.0)
+    session = spinner_session(tmp_path, "local")
+    worker = session._sandbox.start(session._spec)
+    try:
+        worker.freeze()
+    except Exception as err:  # any reason this machine cannot freeze
+        worker.kill()
+        pytest.skip(f"cannot freeze here: {err}")
+    session.adopt(worker)
+    try:
+        with pytest.raises(SandboxUnavailable, match="did not finish loading Python and torch within 2 s"):
+            session.call("counts", [], {}, 10)
+    finally:
+        session.close()
