@@ -143,7 +143,8 @@ class JudgePlugin:
     def reference(self) -> RemoteSolution:
         if self._reference is None:
             raise RuntimeError("the reference solution is not available to public tests")
-        return RemoteSolution(self._reference, self._clock, "reference", self._reference_calls)
+        return RemoteSolution(self._reference, self._clock, "reference", self._reference_calls,
+                              freeze_while_timed=self._candidate.frozen)
 
     @pytest.fixture
     def record(self) -> Recorder:

@@ -18,6 +18,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,12 +87,15 @@ class RemoteSolution:
     """Calls into one sandboxed solution. Attribute access returns a remote function."""
 
     def __init__(
-        self, session: WorkerSession, clock: CheckClock, label: str, policy: CallPolicy | None = None
+        self, session: WorkerSession, clock: CheckClock, label: str, policy: CallPolicy | None = None,
+        *, freeze_while_timed: Callable[[], AbstractContextManager[str]] | None = None,
     ) -> None:
         self._session = session
         self._clock = clock
         self._label = label
         self._policy = policy or CallPolicy()
+        # The reference's timed calls freeze the candidate's worker meanwhile, whatever the check does.
+        self._freeze_while_timed = freeze_while_timed
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):
@@ -160,13 +164,18 @@ class RemoteSolution:
         """Call ``function`` remotely; return its value and the round trip in seconds (judge's clock).
 
         In a check marked ``timed``, the first timed call takes the machine's timing lock
-        (a function that hung fails before, without waiting for it).
+        (a function that hung fails before, without waiting for it). A timed call of the
+        reference freezes the candidate's worker while it runs (see ``frozen``).
         """
         hung = self._policy.hung.get(function)
         if hung is not None and self._label != "reference":
             raise CallFailure(Outcome.TIMED_OUT, hung)
         self._clock.before_timing()
-        reply = self._request(function, args, kwargs, timeout_s)
+        if self._freeze_while_timed is None:
+            reply = self._request(function, args, kwargs, timeout_s)
+        else:
+            with self._freeze_while_timed():
+                reply = self._request(function, args, kwargs, timeout_s)
         return reply.value, reply.seconds
 
     def call_with_inputs(

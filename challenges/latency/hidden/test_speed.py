@@ -68,10 +68,13 @@ def _repeated_input_ratio(pair: timing.Pair) -> float:
     """p50 on one image sent again and again / p50 on fresh images (alternated): well under 1 means caching."""
     fresh = pair.fresh(PROBE_CALLS)
     repeated_image = pair.fresh(1)
+    with pair.freeze():  # the expected logits first, from the original in the reference's worker
+        expected_fresh = [pair.original(fresh[i:i + 1].clone())[0] for i in range(PROBE_CALLS)]
+        expected_repeated = pair.original(repeated_image.clone())[0]
     repeated_s, fresh_s = [], []
     for index in range(PROBE_CALLS):
-        for image, times in ((repeated_image, repeated_s), (fresh[index:index + 1], fresh_s)):
-            expected, _ = pair.original(image.clone())
+        for image, expected, times in ((repeated_image, expected_repeated, repeated_s),
+                                       (fresh[index:index + 1], expected_fresh[index], fresh_s)):
             value, seconds = pair.optimised(image.clone())
             pair.check(value, expected, f"caching probe, call {index + 1}")
             times.append(seconds)
