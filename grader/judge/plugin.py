@@ -324,10 +324,17 @@ class JudgePlugin:
                 self._progress(f"try {len(tries)} was inconclusive (load {load}); trying again in {wait_s:.0f} s")
                 self._release_timing_lock()  # other gradings may time meanwhile; the next try takes it again
                 time.sleep(wait_s)
+                self._forget_try()
                 continue
             tries.append(f"decided after {time.monotonic() - started:.0f} s at load {load}")
             self._note_tries(tries, decided=True)
             return True
+
+    def _forget_try(self) -> None:
+        """What an inconclusive try recorded (figures, charts) gives way to the next try's; the tries stay."""
+        kept = ("timing_", "timed_", "waited_for_timing_lock_s")
+        self._recorder.metrics = {key: value for key, value in self._recorder.metrics.items() if key.startswith(kept)}
+        self._recorder.charts = []
 
     def _note_tries(self, tries: list[str], *, decided: bool) -> None:
         self._recorder.metrics["timing_tries"] = len(tries)
