@@ -364,7 +364,8 @@ def calibrate(
         figures = result.environment.get("calibration", {}).get("stored", {})
         console.print(f"[bold]{loaded.id} v{loaded.version}[/bold]: "
                       f"{'replaced' if forgotten else 'no'} earlier figures; reference {result.status}, "
-                      f"score {result.score}/{result.max_score:g}, graded in {result.duration_s:.0f} s")
+                      f"score {'-' if result.score is None else f'{result.score:g}'}/{result.max_score:g}, "
+                      f"graded in {result.duration_s:.0f} s")
         for key, value in sorted(figures.items()):
             console.print(f"  {key} = {value:.4g}", highlight=False)
         if not figures:

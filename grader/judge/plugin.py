@@ -39,6 +39,7 @@ from grader.judge.timing import (
     exclusive_timing,
     load_average,
     other_judges_running,
+    timing_lock_busy,
 )
 from harness.sandbox import SandboxUnavailable
 from harness.session import CallFailure, WorkerSession
@@ -279,6 +280,8 @@ class JudgePlugin:
         if self._timing_lock is not None:
             return
         waiting_since = time.monotonic()
+        if timing_lock_busy(self._timing_resource):
+            self._progress("waiting for another grading's timed check to end (timed checks never overlap)")
         lock = contextlib.ExitStack()
         lock.enter_context(exclusive_timing(self._timing_resource))
         self._timing_lock = lock

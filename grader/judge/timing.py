@@ -82,6 +82,18 @@ def other_judges_running() -> int:
     return count
 
 
+def timing_lock_busy(resource: str = "cpu") -> bool:
+    """Whether another judge holds the timing lock of ``resource`` right now (a glance, not a wait)."""
+    try:
+        with (lock_dir() / f"timing-{resource}.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 @contextlib.contextmanager
 def exclusive_timing(resource: str = "cpu") -> Iterator[None]:
     """Hold the machine-wide lock for timed work on ``resource`` (``cpu`` or ``gpu<N>``)."""
