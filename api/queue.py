@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from api import audit, webhooks
 from api.db import Database
-from api.models import Job, Result, Submission
+from api.models import FINISHED_STATES, Job, Result, Submission
 from grader.results import GradeResult
 
 log = logging.getLogger("cvgrade.api.queue")
@@ -239,3 +240,14 @@ def requeue_stale(db: Database, now: datetime, *, stale_after_s: float, max_runs
     for line in done:
         log.warning("%s", line)
     return done
+
+
+def requeue_finished(session: Session, submission_id: int, now: datetime) -> Job:
+    """Queue a finished job again (a re-grade), in the caller's write transaction. Its ``runs`` keeps
+    counting, so a worker still holding an earlier run can never store into the new one."""
+    job = session.scalars(select(Job).where(Job.submission_id == submission_id).with_for_update()).one()
+    if job.state not in FINISHED_STATES:
+        raise ValueError(f"job {job.id} is {job.state}, not finished")
+    job.state, job.claimed_by, job.heartbeat_at = "queued", None, None
+    job.started_at, job.finished_at, job.last_error = None, None, None
+    return job

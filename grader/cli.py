@@ -31,6 +31,7 @@ from grader.live_progress import LiveProgress
 from grader.practice import practice_challenge_id, practice_submission, start_practice
 from grader.report import print_result, print_summary
 from grader.results import GradeResult, refusal
+from grader.terminal import as_markup, as_text
 from grader.validate import validate_challenge
 from harness.sandbox import SandboxUnavailable
 
@@ -77,18 +78,25 @@ def _load(challenge: str, challenges_dir: Path | None) -> Challenge:
 
 
 def _fail(err: CvgradeError) -> None:
-    errors.print(f"[bold red]error:[/bold red] {err}", highlight=False)
+    errors.print(f"[bold red]error:[/bold red] {as_markup(err)}", highlight=False)
     raise typer.Exit(err.exit_code)
 
 
 def _clean_up_after_crashed_graders(options: GradeOptions) -> None:
-    """Remove worker containers whose grader died (the janitor), when containers may be used."""
-    if options.backend == "local":
-        return
-    from harness.containers import janitor as remove_leftovers
+    """Remove what graders that died left (the janitor): their folders, and their containers when
+    containers may be used."""
+    from harness.containers import control_root
+    from harness.containers import janitor as remove_containers
+    from harness.leftovers import remove_leftovers, work_root
 
     with contextlib.suppress(SandboxUnavailable):
-        removed = remove_leftovers()
+        folders = remove_leftovers([work_root(), control_root()])
+        if folders:
+            errors.print(f"note: removed {len(folders)} folder(s) left by a grader that died", highlight=False)
+    if options.backend == "local":
+        return
+    with contextlib.suppress(SandboxUnavailable):
+        removed = remove_containers()
         if removed:
             errors.print(f"note: removed {len(removed)} container(s) left by a grader that died", highlight=False)
 
@@ -100,10 +108,10 @@ def _write_html(result: GradeResult, target: Path, submission: Path, *, several:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_report(result, path)
     except OSError as err:
-        errors.print(f"[bold red]error:[/bold red] cannot write the HTML report {path}: {err.strerror}",
+        errors.print(f"[bold red]error:[/bold red] cannot write the HTML report {as_markup(path)}: {err.strerror}",
                      highlight=False)
         return
-    errors.print(f"report: {path}", highlight=False)
+    errors.print(f"report: {as_markup(path)}", highlight=False)
 
 
 def _worst_exit(codes: list[int]) -> int:
@@ -208,7 +216,7 @@ def grade(
         pool.shutdown()
     for submission, result in zip(submissions, outcomes, strict=True):
         if isinstance(result, CvgradeError):
-            errors.print(f"[bold red]error:[/bold red] {submission}: {result}", highlight=False)
+            errors.print(f"[bold red]error:[/bold red] {as_markup(submission)}: {as_markup(result)}", highlight=False)
             codes.append(result.exit_code)
             rows.append((str(submission), str(result)))
             if as_json:
@@ -253,7 +261,7 @@ def challenges(challenges_dir: ChallengesDirOption = None) -> None:
         try:
             loaded = load_challenge(challenge_id, challenges_dir)
         except CvgradeError as err:
-            table.add_row(challenge_id, "", "", f"[red]invalid: {err}[/red]", "", "")
+            table.add_row(as_text(challenge_id), "", "", as_text(f"invalid: {err}", "red"), "", "")
             continue
         info = loaded.spec.challenge
         table.add_row(info.id, info.level, info.version, info.title,
@@ -276,10 +284,9 @@ def start(
         _fail(err)
         return
     for path in written:
-        console.print(f"  wrote {path}", highlight=False)
+        console.print(f"  wrote {as_markup(path)}", highlight=False)
     console.print(
-        f"Read {folder / 'README.md'}, edit {folder / 'solution.py'}, then run: cvgrade test {folder}",
-        highlight=False,
+        as_text(f"Read {folder / 'README.md'}, edit {folder / 'solution.py'}, then run: cvgrade test {folder}"),
     )
 
 
@@ -333,7 +340,7 @@ def validate(
         console.print(f"[bold]validating {loaded.id} v{loaded.version}[/bold]")
         with LiveProgress(console, enabled=_show_progress(False)) as live:
             report = validate_challenge(loaded, _options(backend, isolation),
-                                        progress=lambda line: console.print(f"  {line}", highlight=False, markup=False),
+                                        progress=lambda line: console.print(as_text(f"  {line}")),
                                         follow=live.following)
         ok = ok and report.ok
         console.print("[green]  valid[/green]" if report.ok else f"[red]  {len(report.problems)} problem(s)[/red]")
@@ -389,7 +396,7 @@ def demo(
         loaded = _load(challenge_id, challenges_dir)
         for sample in _samples(loaded):
             label = f"{loaded.id}: {sample.relative_to(loaded.root)}"
-            console.print(f"grading {label} ...", highlight=False)
+            console.print(f"grading {as_markup(label)} ...", highlight=False)
             try:
                 with LiveProgress(console, enabled=_show_progress(False)) as live:
                     rows.append((label, grade_submission(sample, loaded, options, progress=live.follow(label))))
@@ -418,7 +425,8 @@ def image_build(
         try:
             wanted.update(load_challenge(challenge_id, challenges_dir).spec.image.packages)
         except CvgradeError as err:  # one broken challenge must not stop the image every other one needs
-            errors.print(f"[yellow]warning:[/yellow] skipping {challenge_id}'s packages: {err}", highlight=False)
+            errors.print(f"[yellow]warning:[/yellow] skipping {as_markup(challenge_id)}'s packages: {as_markup(err)}",
+                         highlight=False)
     extras = sorted(wanted)
     try:
         if bootstrap:
@@ -448,13 +456,27 @@ def doctor() -> None:
 def janitor(
     everything: Annotated[bool, typer.Option("--all", help="Remove every cvgrade container, running or not.")] = False,
 ) -> None:
-    """Remove worker containers left behind by a grader that crashed."""
-    from harness.containers import janitor as remove_leftovers
+    """Remove what graders that crashed left behind: workspaces, judge and worker folders, containers.
+
+    A folder is removed only when the process that made it is no longer running (``--all`` does
+    not change that: a running grading keeps its files). Folders are looked for in this user's
+    private folder in the temporary folder (``$TMPDIR/cvgrade-<uid>``) and in ``/tmp/cvgrade-ctl-<uid>``.
+    """
+    from harness.containers import control_root
+    from harness.containers import janitor as remove_containers
+    from harness.leftovers import remove_leftovers, work_root
 
     try:
-        removed = remove_leftovers(everything=everything)
+        folders = remove_leftovers([work_root(), control_root()])
     except SandboxUnavailable as err:
         _fail(InfrastructureError(str(err)))
+        return
+    console.print(f"removed {len(folders)} folder(s)" + (f": {', '.join(str(f) for f in folders)}" if folders else ""),
+                  highlight=False)
+    try:
+        removed = remove_containers(everything=everything)
+    except SandboxUnavailable as err:
+        console.print(f"containers not checked: {err}", highlight=False)
         return
     console.print(f"removed {len(removed)} container(s)" + (f": {', '.join(removed)}" if removed else ""))
 

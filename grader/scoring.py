@@ -30,6 +30,7 @@ class CheckScore:
     detail: str
     duration_s: float
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    saw_held_back_data: bool = False  # the solution had been handed held-back data when this check ran
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ def score_checks(
             detail=str(record.get("detail", "")),
             duration_s=float(record.get("duration_s", 0.0)),
             metrics=dict(record.get("metrics", {})),
+            saw_held_back_data=record.get("saw_held_back_data") is True,
         ))
     max_score = float(sum(check.points for check in checks))
     total = float(sum(item.score for item in scored))

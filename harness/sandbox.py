@@ -73,6 +73,7 @@ class WorkerSpec:
 
 
 ASSETS_MOUNT = "/assets"
+SANDBOX_HOSTNAME = "sandbox"  # every sandbox's host name: the host's is not shown, and no two workers differ
 
 
 @dataclass

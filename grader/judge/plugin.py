@@ -9,6 +9,14 @@ message, never pytest's introspection of hidden expressions and values.
 The records file also carries progress lines (``kind: progress``: a check
 starting, a timed check's own progress) that the grader shows on a terminal
 while the judge runs.
+
+Every text a record holds is cut to a fixed length here, whatever the worker
+or the check produced. A record says whether the candidate's worker had been
+handed held-back data by then (``saw_held_back_data``: a check marked
+``held_back_data`` ran, this one or an earlier one), so that the candidate's
+feedback can withhold text the solution could have filled with that data. A
+``started`` record precedes each check's own: if the judge is killed in the
+middle (its memory limit), the grader knows which check was running.
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +57,9 @@ CHECK_KEY_PREFIX = "check_s."  # calibration keys of how long each check took on
 FRESH_WORKER_MARKER = "fresh_worker"
 
 MAX_MESSAGE_CHARS = 2000
+MAX_DETAIL_CHARS = 4000  # the end of the traceback and of the output
+MAX_METRICS = 64
+MAX_METRIC_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,10 @@ class JudgePlugin:
         timing_resource: str = "cpu",
         check_names: dict[str, str] | None = None,
         call_timeout_s: float | None = None,
+        max_reply_bytes: dict[str, int] | None = None,
+        default_max_reply_bytes: int | None = None,
+        held_back_tests: frozenset[str] = frozenset(),
+        timed_cores: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> None:
         self._records = records_path.open("a", encoding="utf-8")
         self._timeouts_s = timeouts_s
@@ -94,6 +110,7 @@ class JudgePlugin:
         self._timed_tests = timed_tests
         self._calibration_settings = calibration
         self._timing_resource = timing_resource  # "cpu", or "gpu<N>" when this grading leased GPU N
+        self._timed_cores = timed_cores  # moves this grading's workers onto the timed cores (harness.cores)
         self._calibration: Calibration | None = None
         self._check_names = check_names or {}
         self._candidate_calls = CallPolicy(self._reference_call_times, call_timeout_s)
@@ -103,6 +120,10 @@ class JudgePlugin:
         self._total = 0
         self._started_checks = 0
         self._timing_lock: contextlib.ExitStack | None = None
+        self._max_reply_bytes = max_reply_bytes or {}
+        self._default_max_reply_bytes = default_max_reply_bytes
+        self._held_back_tests = held_back_tests
+        self._saw_held_back_data = False
 
     # Workers are started by the runner before pytest is even imported, from the
     # main thread: bubblewrap's --die-with-parent is tied to the thread that
@@ -120,9 +141,11 @@ class JudgePlugin:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         stored = self._store_reference_times()
         calibration = self._calibration
+        hello = self._candidate.hello
         self._write({
             "kind": "session",
-            "candidate_versions": self._candidate.hello.versions if self._candidate.hello else {},
+            # What the candidate's worker says about itself: its claim, never a fact of the result.
+            "candidate_claims": {"versions": hello.versions, "device": hello.device} if hello else {},
             "worker_starts": self._candidate.stats.starts,
             "failures": dict(self._candidate.stats.failures),
             "device": self._device(),
@@ -215,9 +238,9 @@ class JudgePlugin:
         self._write({"kind": "progress", "check": self._clock.check, "text": text[:200]})
 
     def _device(self) -> dict[str, str | int]:
-        for session in (self._reference, self._candidate):
-            if session is not None and session.hello is not None and session.hello.device:
-                return dict(session.hello.device)
+        """The device as the reference's worker (ours) saw it; nothing when only the candidate's ran."""
+        if self._reference is not None and self._reference.hello is not None:
+            return dict(self._reference.hello.device)
         return {}
 
     # ------------------------------------------------------------------ running checks
@@ -229,7 +252,7 @@ class JudgePlugin:
                 "kind": "check", "nodeid": _short_id(item), "passed": False,
                 "outcome": "timed_out", "duration_s": 0.0, "metrics": {},
                 "message": "not run: the whole run's time limit was reached", "detail": "",
-                "infrastructure": False,
+                "infrastructure": False, "saw_held_back_data": self._saw_held_back_data,
             })
             return True
         self._clock.deadline = None  # set when the check's body starts; see pytest_runtest_call
@@ -243,6 +266,14 @@ class JudgePlugin:
         self._started_checks += 1
         self._write({"kind": "progress", "check": self._clock.check, "index": self._started_checks,
                      "total": self._total, "estimate_s": self._estimate_left_s(item)})
+        limit = self._max_reply_bytes.get(_short_id(item), self._default_max_reply_bytes)
+        if limit is not None:
+            for session in (self._candidate, self._reference):
+                if session is not None:
+                    session.set_reply_limit(limit)
+        if _short_id(item) in self._held_back_tests:
+            self._saw_held_back_data = True  # for the rest of the grading: the worker may keep what it saw
+        self._write({"kind": "started", "nodeid": _short_id(item)})
         return None
 
     def _estimate_left_s(self, item: pytest.Item) -> float | None:
@@ -257,7 +288,8 @@ class JudgePlugin:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, None]:
-        """Start the check's clock; a timed check takes the machine-wide timing lock at its first timed call.
+        """Start the check's clock; a timed check takes the machine-wide timing lock at its first timed call,
+        and with it moves this grading's workers onto the cores kept for timed work.
 
         The clock starts after the fixtures are ready, so that importing the
         submission (limited by its own setup time limit) is not charged to the
@@ -284,6 +316,8 @@ class JudgePlugin:
             self._progress("waiting for another grading's timed check to end (timed checks never overlap)")
         lock = contextlib.ExitStack()
         lock.enter_context(exclusive_timing(self._timing_resource))
+        if self._timed_cores is not None:
+            lock.enter_context(self._timed_cores())
         self._timing_lock = lock
         waited_s = time.monotonic() - waiting_since
         if self._clock.deadline is not None:
@@ -367,23 +401,24 @@ class JudgePlugin:
         error = call.excinfo.value if call.excinfo is not None else None
         if isinstance(error, CallFailure):
             detail = "\n".join(part for part in (error.detail, _output_block(error.output)) if part)
-            return {"message": error.message, "detail": detail[-MAX_MESSAGE_CHARS:],
+            return {"message": error.message, "detail": detail,
                     "outcome": str(error.outcome), "infrastructure": False}
         if isinstance(error, TimingInconclusive):
             return {"message": str(error), "detail": "", "outcome": "inconclusive", "infrastructure": True}
         if isinstance(error, ReferenceFailure):
             return {"message": str(error), "detail": "", "outcome": "error", "infrastructure": True}
+        if isinstance(error, MemoryError):  # the judge's own limit (rlimits), reached handling the solution's values
+            return {"message": "the judge ran out of memory handling what the solution returned: return less data",
+                    "detail": "", "outcome": "out_of_memory", "infrastructure": False}
         if isinstance(error, SandboxUnavailable):
             return {"message": f"the sandbox failed: {error}", "detail": "",
                     "outcome": "error", "infrastructure": True}
         if not self._hidden:
             return {"message": _first_line(str(error)) if error else "check failed",
-                    "detail": report.longreprtext[-MAX_MESSAGE_CHARS:], "outcome": "failed",
-                    "infrastructure": False}
+                    "detail": report.longreprtext, "outcome": "failed", "infrastructure": False}
         if isinstance(error, AssertionError):
             message = str(error).strip() or "the check's condition did not hold"
-            return {"message": message[:MAX_MESSAGE_CHARS], "detail": "", "outcome": "failed",
-                    "infrastructure": False}
+            return {"message": message, "detail": "", "outcome": "failed", "infrastructure": False}
         # Any other exception in a hidden check: name it, but do not print hidden values.
         name = type(error).__name__ if error is not None else "an error"
         return {"message": f"the check could not use the solution's result ({name})",
@@ -398,12 +433,13 @@ class JudgePlugin:
             "nodeid": _short_id(item),
             "passed": bool(state.get("passed", False)),
             "outcome": state.get("outcome", "failed"),
-            "message": state.get("message", "the check did not report"),
-            "detail": state.get("detail", ""),
+            "message": _cut(str(state.get("message", "the check did not report")), MAX_MESSAGE_CHARS),
+            "detail": _cut(str(state.get("detail", "")), MAX_DETAIL_CHARS, keep_end=True),
             "infrastructure": bool(state.get("infrastructure", False)),
             "duration_s": round(time.monotonic() - state["started"], 4),
-            "metrics": dict(self._recorder.metrics),
+            "metrics": _capped_metrics(self._recorder.metrics),
             "charts": list(self._recorder.charts),
+            "saw_held_back_data": self._saw_held_back_data,
         })
 
     def _write(self, record: dict[str, Any]) -> None:
@@ -418,7 +454,19 @@ def _short_id(item: pytest.Item) -> str:
 
 
 def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0][:MAX_MESSAGE_CHARS] if text.strip() else "check failed"
+    return text.strip().splitlines()[0] if text.strip() else "check failed"
+
+
+def _cut(text: str, limit: int, *, keep_end: bool = False) -> str:
+    if len(text) <= limit:
+        return text
+    return "..." + text[-(limit - 3):] if keep_end else text[:limit - 3] + "..."
+
+
+def _capped_metrics(metrics: dict[str, float | str]) -> dict[str, float | str]:
+    """At most MAX_METRICS metrics; a text value (a check may record what the solution said) cut short."""
+    return {_cut(str(name), MAX_METRIC_CHARS): _cut(value, MAX_METRIC_CHARS) if isinstance(value, str) else value
+            for name, value in list(metrics.items())[:MAX_METRICS]}
 
 
 def _output_block(output: str) -> str:

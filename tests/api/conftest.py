@@ -336,12 +336,17 @@ class Api:
         return TeamClient(self, name, key)
 
     def wait_for_jobs(self, timeout_s: float = 20) -> None:
-        """Until no job is queued or running."""
+        """Until no job is queued or running, and every submission is fingerprinted for the similarity check
+        (done here at once rather than by the service's keeper thread a moment later, so that no test sees
+        the database change under it)."""
+        from api.similarity import SimilarityKeeper
+
         deadline = time.monotonic() + timeout_s
         while True:
             with self.service.db.read() as session:
                 pending = session.scalar(select(func.count()).select_from(Job).where(Job.state.not_in(FINISHED_STATES)))
             if not pending:
+                SimilarityKeeper(self.service).catch_up()
                 return
             assert time.monotonic() < deadline, f"{pending} job(s) still pending after {timeout_s} s"
             time.sleep(0.05)
