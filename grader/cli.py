@@ -327,6 +327,9 @@ def validate(
     backend: BackendOption = "auto",
     isolation: IsolationOption = "auto",
     challenges_dir: ChallengesDirOption = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=16,
+                                      help="Grade this many solutions at once (after the reference's first "
+                                           "grading; timed checks still take turns).")] = 1,
 ) -> None:
     """Check that challenges tell right from wrong: reference, starter and known-bad solutions."""
     ids = challenge_ids or list_challenge_ids(challenges_dir)
@@ -341,7 +344,7 @@ def validate(
         with LiveProgress(console, enabled=_show_progress(False)) as live:
             report = validate_challenge(loaded, _options(backend, isolation),
                                         progress=lambda line: console.print(as_text(f"  {line}")),
-                                        follow=live.following)
+                                        follow=live.following, jobs=jobs)
         ok = ok and report.ok
         console.print("[green]  valid[/green]" if report.ok else f"[red]  {len(report.problems)} problem(s)[/red]")
     raise typer.Exit(0 if ok else 1)

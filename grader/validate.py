@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,8 +123,13 @@ def validate_challenge(
     options: GradeOptions | None = None,
     progress: Callable[[str], None] = lambda line: None,
     follow: Follow = _no_progress,
+    jobs: int = 1,
 ) -> ValidationReport:
-    """Every proof above, in order; ``progress`` gets each line of the report, ``follow`` each grading's progress."""
+    """Every proof above, in order; ``progress`` gets each line of the report, ``follow`` each grading's progress.
+
+    ``jobs``: how many gradings run at once after the reference's first (timed checks still
+    take turns: they hold the machine-wide timing lock).
+    """
     report = ValidationReport(challenge.id)
 
     def note(line: str) -> None:
@@ -145,59 +151,79 @@ def validate_challenge(
         note(f"hidden tests and [[checks]] match one to one ({len(challenge.spec.checks)})")
 
     reference = challenge.reference_dir / "solution.py"
-    verdicts = []
-    for attempt in (1, 2):
-        result = grade(f"reference (run {attempt})", reference)
-        verdicts.append((result.status, result.passed, result.score, sorted(_failed(result))))
-        note(f"reference (run {attempt}): {result.output}")
-        if result.status != "graded" or not result.passed or result.score != result.max_score:
-            problem(f"the reference did not get full marks on run {attempt}: {result.output}")
-            _note_failures(result, note)
-    if verdicts[0] != verdicts[1]:
-        problem(f"grading the reference twice gave different verdicts: {verdicts[0]} vs {verdicts[1]}")
+    # The reference's first grading runs alone (it may calibrate this machine for the timed
+    # checks); the other gradings run ``jobs`` at a time and are reported in this order.
+    first = grade("reference (run 1)", reference)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        second = pool.submit(grade, "reference (run 2)", reference)
+        public = pool.submit(_grade_public_tests, challenge, options, follow)
+        starter_run = pool.submit(grade, "starter", challenge.starter_dir / "solution.py")
+        bad_runs = [(entry, pool.submit(grade, entry.file, challenge.root / entry.file))
+                    for entry in challenge.spec.known_bad]
+        good_runs = [(good, pool.submit(grade, good.file, challenge.root / good.file))
+                     for good in challenge.spec.known_good]
 
-    _validate_public_tests(challenge, options, note, problem, follow)
+        verdicts = []
+        for attempt, result in ((1, first), (2, second.result())):
+            verdicts.append((result.status, result.passed, result.score, sorted(_failed(result))))
+            note(f"reference (run {attempt}): {result.output}")
+            if result.status != "graded" or not result.passed or result.score != result.max_score:
+                problem(f"the reference did not get full marks on run {attempt}: {result.output}")
+                _note_failures(result, note)
+        if verdicts[0] != verdicts[1]:
+            problem(f"grading the reference twice gave different verdicts: {verdicts[0]} vs {verdicts[1]}")
 
-    starter = grade("starter", challenge.starter_dir / "solution.py")
-    note(f"starter: {starter.output}")
-    if starter.status != "graded" or starter.passed:
-        problem("the starter must be gradable and must not pass")
+        _report_public_tests(public.result(), note, problem)
 
-    for entry in challenge.spec.known_bad:
-        result = grade(entry.file, challenge.root / entry.file)
-        failed = _failed(result)
-        missing = sorted(set(entry.must_fail) - failed)
-        lost = sorted(set(entry.must_pass) & failed)
-        note(f"{entry.file}: failed {sorted(failed)}")
-        if result.status != "graded":
-            problem(f"{entry.file} was not gradable: {result.error}")
-            continue
-        if missing:
-            problem(f"{entry.file} should fail {missing} but passed them")
-        if lost:
-            problem(f"{entry.file} should still pass {lost} (partial credit) but failed them")
+        starter = starter_run.result()
+        note(f"starter: {starter.output}")
+        if starter.status != "graded" or starter.passed:
+            problem("the starter must be gradable and must not pass")
 
-    for good in challenge.spec.known_good:
-        result = grade(good.file, challenge.root / good.file)
-        note(f"{good.file}: {result.output}")
-        if result.status != "graded" or not result.passed:
-            problem(f"{good.file} is a sound solution and should pass, but: {result.output}")
-            _note_failures(result, note)
+        for entry, run in bad_runs:
+            result = run.result()
+            failed = _failed(result)
+            missing = sorted(set(entry.must_fail) - failed)
+            lost = sorted(set(entry.must_pass) & failed)
+            note(f"{entry.file}: failed {sorted(failed)}")
+            if result.status != "graded":
+                problem(f"{entry.file} was not gradable: {result.error}")
+                continue
+            if missing:
+                problem(f"{entry.file} should fail {missing} but passed them")
+            if lost:
+                problem(f"{entry.file} should still pass {lost} (partial credit) but failed them")
+
+        for good, run in good_runs:
+            result = run.result()
+            note(f"{good.file}: {result.output}")
+            if result.status != "graded" or not result.passed:
+                problem(f"{good.file} is a sound solution and should pass, but: {result.output}")
+                _note_failures(result, note)
     return report
 
 
-def _validate_public_tests(
-    challenge: Challenge, options: GradeOptions | None, note: Callable[[str], None],
-    problem: Callable[[str], None], follow: Follow,
-) -> None:
-    """The public tests pass on the reference and run (gradable) on the starter."""
+PublicRuns = list[tuple[str, bool, GradeResult]] | None
+
+
+def _grade_public_tests(challenge: Challenge, options: GradeOptions | None, follow: Follow) -> PublicRuns:
+    """The public tests run on the reference and on the starter; None when the challenge has none."""
     if not any(challenge.public_dir.glob("test_*.py")):
-        note("no public tests")
-        return
+        return None
+    runs = []
     for label, path, must_pass in (("reference", challenge.reference_dir / "solution.py", True),
                                    ("starter", challenge.starter_dir / "solution.py", False)):
         with follow(f"public tests on the {label}") as callback:
-            result = run_public_checks(path, challenge, options, progress=callback)
+            runs.append((label, must_pass, run_public_checks(path, challenge, options, progress=callback)))
+    return runs
+
+
+def _report_public_tests(runs: PublicRuns, note: Callable[[str], None], problem: Callable[[str], None]) -> None:
+    """The public tests pass on the reference and run (gradable) on the starter."""
+    if runs is None:
+        note("no public tests")
+        return
+    for label, must_pass, result in runs:
         passed = sum(test.status == "passed" for test in result.tests)
         note(f"public tests on the {label}: {passed} of {len(result.tests)} passed")
         if result.status != "graded" or not result.tests:
@@ -205,3 +231,4 @@ def _validate_public_tests(
         elif must_pass and passed != len(result.tests):
             problem(f"the public tests must pass on the reference, but {len(result.tests) - passed} failed")
             _note_failures(result, note)
+
