@@ -43,6 +43,9 @@ class ChallengeLimits(_Strict):
     run_timeout_s: Annotated[float, Field(gt=0, le=24 * 3600)] = 600
     check_timeout_s: Annotated[float, Field(gt=0)] = 60
     setup_timeout_s: Annotated[float, Field(gt=0)] = 60
+    # A call's limit when the reference's own time for the function is not calibrated on this
+    # machine (see grader.judge.proxy); None: only the check's limit.
+    call_timeout_s: Annotated[float, Field(gt=0)] | None = None
     memory_mb: Annotated[int, Field(ge=64)] = 2048
     max_processes: Annotated[int, Field(ge=4)] = 64
     max_output_bytes: Annotated[int, Field(ge=1024)] = 1_000_000

@@ -44,6 +44,7 @@ from grader.challenge import Challenge, CheckSpec
 from grader.environment import PACKAGES, describe_environment
 from grader.errors import InfrastructureError
 from grader.judge.records import iter_records
+from grader.progress import Progress, ProgressCallback, ProgressTail
 from grader.results import GradeResult, build_result
 from grader.scoring import score_checks
 from grader.workspace import Workspace, prepare_workspace
@@ -57,6 +58,7 @@ from harness.sandbox import Limits, SandboxUnavailable
 JUDGE_ONLY_DISTRIBUTIONS = ("pycocotools",)
 JUDGE_GRACE_S = 60.0  # on top of the challenge's run limit: judge start-up and clean-up
 JUDGE_LOG_TAIL_CHARS = 3000
+PROGRESS_POLL_S = 0.25
 JUDGE_CPUS = 2  # the judge's CPU quota, and its own threads: checks do little computing
 JUDGE_MAX_PROCESSES = 1024  # threads included: pytest, output readers, the workers' launchers
 _ACTIVE_JUDGES: set[subprocess.Popen[bytes]] = set()
@@ -85,20 +87,29 @@ class GradeOptions:
 
 
 def grade_submission(
-    submission: Path, challenge: Challenge, options: GradeOptions | None = None
+    submission: Path, challenge: Challenge, options: GradeOptions | None = None,
+    progress: ProgressCallback | None = None,
 ) -> GradeResult:
-    """Grade ``submission`` against the challenge's hidden checks."""
-    return _grade(submission, challenge, options or GradeOptions(), hidden=True)
+    """Grade ``submission`` against the challenge's hidden checks.
+
+    ``progress`` is called, from this thread, whenever the judge says how it is
+    getting on (a check starting, a long check's own note); see ``grader.progress``.
+    """
+    return _grade(submission, challenge, options or GradeOptions(), hidden=True, progress=progress)
 
 
 def run_public_checks(
-    submission: Path, challenge: Challenge, options: GradeOptions | None = None
+    submission: Path, challenge: Challenge, options: GradeOptions | None = None,
+    progress: ProgressCallback | None = None,
 ) -> GradeResult:
     """Run the challenge's public checks on ``submission`` (practice: no points, no hidden checks)."""
-    return _grade(submission, challenge, options or GradeOptions(), hidden=False)
+    return _grade(submission, challenge, options or GradeOptions(), hidden=False, progress=progress)
 
 
-def _grade(submission: Path, challenge: Challenge, options: GradeOptions, *, hidden: bool) -> GradeResult:
+def _grade(
+    submission: Path, challenge: Challenge, options: GradeOptions, *, hidden: bool,
+    progress: ProgressCallback | None = None,
+) -> GradeResult:
     started = time.monotonic()
     sandbox_config = options.sandbox_config(challenge.spec.limits.gpu, challenge.spec.limits.cpu_threads)
     sandbox_info = _describe_sandbox(sandbox_config)
@@ -112,9 +123,10 @@ def _grade(submission: Path, challenge: Challenge, options: GradeOptions, *, hid
         # Pin the backend the grader saw, so the judge cannot quietly pick another one.
         sandbox_config["backend"] = sandbox_info["backend"]
         spec = _judge_spec(challenge, workspace, reference, records_path, sandbox_config, hidden=hidden)
+        tail = ProgressTail(records_path, Progress(submission.name), progress) if progress is not None else None
         judge = _run_judge(spec, judge_dir, challenge.spec.limits.run_timeout_s,
                            containers=sandbox_info["backend"] == "docker",
-                           memory_mb=challenge.spec.limits.judge_memory_mb)
+                           memory_mb=challenge.spec.limits.judge_memory_mb, tail=tail)
         records = list(iter_records(records_path))
         judge_error = _charge_limit_breach(judge, records, spec["selection"] or [])
     finally:
@@ -216,6 +228,8 @@ def _judge_spec(
         "tests_dir": str(challenge.hidden_dir if hidden else challenge.public_dir),
         "selection": [check.test for check in checks] if hidden else None,
         "timeouts_s": {check.test: challenge.check_timeout_s(check) for check in checks},
+        "check_names": {check.test: check.name for check in checks},
+        "call_timeout_s": challenge.spec.limits.call_timeout_s,
         "timed_tests": [check.test for check in checks if check.timed],
         "default_timeout_s": challenge.spec.limits.check_timeout_s,
         "run_timeout_s": challenge.spec.limits.run_timeout_s,
@@ -248,7 +262,8 @@ class JudgeRun:
 
 
 def _run_judge(
-    spec: dict[str, Any], judge_dir: Path, run_timeout_s: float, *, containers: bool, memory_mb: int
+    spec: dict[str, Any], judge_dir: Path, run_timeout_s: float, *, containers: bool, memory_mb: int,
+    tail: ProgressTail | None = None,
 ) -> JudgeRun:
     """Run the judge process under its own limits; say how it ended.
 
@@ -285,7 +300,7 @@ def _run_judge(
             with _ACTIVE_LOCK:
                 _ACTIVE_JUDGES.add(judge)
             try:
-                code = judge.wait(timeout=run_timeout_s + JUDGE_GRACE_S)
+                code = _wait(judge, run_timeout_s + JUDGE_GRACE_S, tail)
             except subprocess.TimeoutExpired:
                 _stop(judge)
                 return run  # checks without a record fail; the run limit is the candidate's
@@ -391,6 +406,23 @@ def _runtime_versions(sandbox_info: dict[str, Any]) -> dict[str, str]:
             with contextlib.suppress(metadata.PackageNotFoundError):
                 versions[package] = metadata.version(package)
     return versions
+
+
+def _wait(judge: subprocess.Popen[bytes], timeout_s: float, tail: ProgressTail | None) -> int:
+    """``judge.wait(timeout_s)``, reading its progress lines meanwhile when someone follows them."""
+    if tail is None:
+        return judge.wait(timeout=timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            code = judge.wait(timeout=min(PROGRESS_POLL_S, max(deadline - time.monotonic(), 0.0)))
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                raise
+            tail.poll()
+            continue
+        tail.poll()
+        return code
 
 
 def _remove_containers_of(judge_pid: int) -> None:

@@ -63,6 +63,9 @@ class GradeResult(BaseModel):
     feedback: list[str]
     duration_s: float
     charts: list[dict[str, Any]] = []  # what the HTML report draws; each names its check
+    # Not gradable only because a timed check found the machine too busy to decide, after its
+    # own retries: grading again later (a quieter machine) may well succeed.
+    inconclusive: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -70,6 +73,34 @@ class GradeResult(BaseModel):
         if self.status == "error":
             return 3
         return 0 if self.passed else 1
+
+
+class Refusal(BaseModel):
+    """What ``--json`` prints for a submission that got no grading at all.
+
+    ``status`` is ``refused`` when the input is at fault (a hostile zip, a broken
+    notebook, an unknown challenge: exit code 2) and ``error`` when our side failed
+    before the judge could run (no sandbox: exit code 3). There is no score.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    status: Literal["refused", "error"]
+    score: None = None
+    passed: bool = False
+    error: str
+    output: str
+    challenge: dict[str, str]
+    submission: dict[str, Any]
+
+
+def refusal(submission: str, challenge: dict[str, str], message: str, *, refused: bool) -> Refusal:
+    """The JSON object of a submission that was not graded; ``refused``: the input was at fault."""
+    output = (f"Refused: {message}" if refused
+              else f"Not gradable: {message}. This is our failure, not the submission's.")
+    return Refusal(status="refused" if refused else "error", error=message, output=output,
+                   challenge=challenge, submission={"name": submission})
 
 
 def build_result(
@@ -84,6 +115,7 @@ def build_result(
     duration_s: float,
     charts: list[dict[str, Any]] | None = None,
 ) -> GradeResult:
+    """The result of a verdict; ``inconclusive`` when the only failures of ours were undecided timings."""
     tests = []
     budget = [MAX_CANDIDATE_TEXT_BYTES]
     feedback = _capped_feedback(feedback, budget)
@@ -120,6 +152,7 @@ def build_result(
         feedback=feedback,
         duration_s=round(duration_s, 3),
         charts=charts or [],
+        inconclusive=verdict.status == "error" and verdict.inconclusive,
     )
 
 

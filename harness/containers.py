@@ -30,6 +30,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -40,7 +41,14 @@ from harness.gpus import GpuLease, host_gpu_count, lease_gpu
 from harness.images import image_exists, runtime_tag, stale_worker
 from harness.leftovers import owned_folder, private_folder, process_running
 from harness.output import CappedOutput
-from harness.sandbox import ASSETS_MOUNT, SANDBOX_HOSTNAME, ExitInfo, SandboxUnavailable, WorkerSpec
+from harness.sandbox import (
+    ASSETS_MOUNT,
+    SANDBOX_HOSTNAME,
+    ExitInfo,
+    FreezeUnavailable,
+    SandboxUnavailable,
+    WorkerSpec,
+)
 
 LABEL = "org.cvgrade.sandbox"
 OWNER_LABEL = "org.cvgrade.owner"
@@ -50,6 +58,7 @@ WORKSPACE_MOUNT = "/workspace"
 PYTHON = "/opt/cvgrade/venv/bin/python"
 WORKER = "/opt/cvgrade/worker/candidate_worker.py"
 SANDBOX_USER = "65534:65534"
+PAUSE_ATTEMPTS = 3
 GpuPolicy = Literal["off", "optional", "required"]
 
 
@@ -91,6 +100,7 @@ class ContainerWorker:
         self._claim = claim
         self._exit: ExitInfo | None = None
         self._lock = threading.Lock()
+        self._paused = False
         self.request_fd = channel.fileno()
         self.reply_fd = self.request_fd
 
@@ -104,6 +114,32 @@ class ContainerWorker:
     def output_exceeded(self) -> bool:
         return self._output.exceeded
 
+    def freeze(self) -> str:
+        """``docker pause``: the engine freezes the container's cgroup (every process in it).
+
+        runc gives up ("unable to freeze") when a busy group does not settle at once, as
+        seen under cgroup v1 with a process forking and writing files: asked again, it
+        freezes. So it is asked up to ``PAUSE_ATTEMPTS`` times.
+        """
+        for attempt in range(1, PAUSE_ATTEMPTS + 1):
+            try:
+                self._container.pause()
+            except Exception as err:  # the SDK raises APIError and connection errors alike
+                if attempt == PAUSE_ATTEMPTS:
+                    raise FreezeUnavailable(f"the Docker engine did not pause the container: {err}") from None
+                time.sleep(0.05 * attempt)
+            else:
+                break
+        self._paused = True
+        return "docker pause"
+
+    def thaw(self) -> None:
+        if not self._paused:
+            return
+        with contextlib.suppress(Exception):  # a container killed meanwhile has nothing to unpause
+            self._container.unpause()
+        self._paused = False
+
     @property
     def shared_cores(self) -> tuple[int, ...]:
         return self._claim.cores if self._claim is not None else ()
@@ -115,7 +151,7 @@ class ContainerWorker:
                 self._container.update(cpuset_cpus=cpu_list(cores))
 
     def kill(self, grace_s: float = 0.0) -> ExitInfo:
-        """Kill and remove the container; idempotent."""
+        """Kill and remove the container (paused or not); idempotent."""
         with self._lock:
             if self._exit is not None:
                 return self._exit

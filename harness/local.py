@@ -46,7 +46,14 @@ from harness.cores import CoreClaim, CorePlan, claim_cores, cpu_list, plan_cores
 from harness.gpus import GpuLease, host_gpu_count, lease_gpu
 from harness.leftovers import owned_folder
 from harness.output import CappedOutput
-from harness.sandbox import ASSETS_MOUNT, SANDBOX_HOSTNAME, ExitInfo, SandboxUnavailable, WorkerSpec
+from harness.sandbox import (
+    ASSETS_MOUNT,
+    SANDBOX_HOSTNAME,
+    ExitInfo,
+    FreezeUnavailable,
+    SandboxUnavailable,
+    WorkerSpec,
+)
 
 Isolation = Literal["auto", "bwrap", "process"]
 
@@ -126,6 +133,19 @@ class LocalWorker:
 
     def output_exceeded(self) -> bool:
         return self._output.exceeded
+
+    def freeze(self) -> str:
+        if self._cgroup is None:
+            raise FreezeUnavailable("the worker has no cgroup here (cvgrade needs a writable cgroup hierarchy)")
+        try:
+            self._cgroup.freeze()
+        except cgroups.FreezerUnavailable as err:
+            raise FreezeUnavailable(str(err)) from None
+        return f"cgroup {self._cgroup.version} freezer"
+
+    def thaw(self) -> None:
+        if self._cgroup is not None:
+            self._cgroup.thaw()
 
     @property
     def shared_cores(self) -> tuple[int, ...]:

@@ -16,15 +16,30 @@ itself (versions, device) is the candidate's claim, kept short.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness import wire
-from harness.sandbox import ExitInfo, Outcome, Sandbox, WorkerProcess, WorkerSpec
+from harness.sandbox import (
+    ExitInfo,
+    FreezeUnavailable,
+    Outcome,
+    Sandbox,
+    SandboxUnavailable,
+    WorkerProcess,
+    WorkerSpec,
+)
+
+GREETING_GRACE_S = 0.5
+# Loading Python, numpy and torch in a fresh worker, before any of the candidate's code runs:
+# about 2 s; far longer only on a machine that is overloaded. Not the candidate's time.
+RUNTIME_START_S = 180.0
 
 # Bounds on what the judge decodes from a worker, whatever its limits say.
 MAX_HEADER_BYTES = 4 << 20  # the JSON part of a reply: values of note travel as tensor bytes
@@ -95,6 +110,9 @@ class WorkerSession:
         self.hello: Hello | None = None
         self.stats = SessionStats()
         self._setup_deadline = 0.0
+        self._runtime_deadline = 0.0
+        self._runtime_ready = False
+        self._frozen = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -107,7 +125,9 @@ class WorkerSession:
         self._worker = worker
         self.hello = None
         self.stats.starts += 1
-        self._setup_deadline = time.monotonic() + self._spec.limits.setup_timeout_s
+        self._runtime_deadline = time.monotonic() + RUNTIME_START_S
+        self._runtime_ready = False
+        self._setup_deadline = self._runtime_deadline + self._spec.limits.setup_timeout_s
         flags = fcntl.fcntl(worker.request_fd, fcntl.F_GETFL)
         fcntl.fcntl(worker.request_fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
         self._reader = wire.Reader(
@@ -127,6 +147,8 @@ class WorkerSession:
         """
         if self._import_failure is not None:
             raise self._import_failure
+        if self._frozen:
+            raise RuntimeError("a call into a frozen worker: thaw it first")
         if self._worker is not None and self.hello is not None and self._worker.alive():
             return self.hello
         if self._worker is None or not self._worker.alive():
@@ -134,8 +156,15 @@ class WorkerSession:
             self._attach(self._sandbox.start(self._spec))
         limit_s = self._spec.limits.setup_timeout_s
         try:
-            reply = self._receive(self._setup_deadline, "importing your solution", limit_s,
-                                  max_bytes=MAX_GREETING_BYTES)
+            reply = self._runtime_greeting()
+            if reply.get("phase") == "runtime":
+                # The worker had its setup time from its start; a greeting that came in time may have
+                # waited in the channel since (the first call came late: an earlier check used only the
+                # other solution, or a timed check waited for the machine's timing lock), so it is
+                # read even when the deadline has passed.
+                deadline = max(self._setup_deadline, time.monotonic() + GREETING_GRACE_S)
+                reply = self._receive(deadline, "importing your solution", limit_s,
+                                      max_bytes=MAX_GREETING_BYTES)
         except CallFailure as failure:
             if failure.outcome is not Outcome.IMPORT_FAILED:
                 # Limit breaches keep their names; a crash or garbage while importing is an import failure.
@@ -162,9 +191,72 @@ class WorkerSession:
         )
         return self.hello
 
+    def _runtime_greeting(self) -> dict[str, Any]:
+        """The worker's first word: its runtime is loaded (``phase: runtime``), and the solution's import starts.
+
+        The solution's setup limit counts from the moment that word is read (at the
+        latest): a machine too busy to load Python and torch within ``RUNTIME_START_S``
+        is our failure (``SandboxUnavailable``), never a slow import of the candidate's.
+        """
+        if self._runtime_ready:
+            return {"ok": True, "phase": "runtime"}
+        deadline = max(self._runtime_deadline, time.monotonic() + GREETING_GRACE_S)
+        try:
+            reply = self._receive(deadline, "loading Python and torch in the worker", RUNTIME_START_S,
+                                  max_bytes=MAX_GREETING_BYTES)
+        except CallFailure as failure:
+            if failure.outcome is Outcome.TIMED_OUT:
+                raise SandboxUnavailable(
+                    f"the worker did not finish loading Python and torch within {RUNTIME_START_S:g} s, before any "
+                    "of the solution's code ran: this machine is overloaded (or its disk is very slow)"
+                ) from None
+            raise
+        if reply.get("phase") == "runtime":
+            self._runtime_ready = True
+            self._setup_deadline = min(self._setup_deadline, time.monotonic() + self._spec.limits.setup_timeout_s)
+        return reply
+
     def close(self) -> None:
         """Kill the worker and everything it started."""
         self._discard()
+
+    @property
+    def running(self) -> bool:
+        """Whether a worker is alive right now (a later call would otherwise start one)."""
+        return self._worker is not None and self._worker.alive()
+
+    @contextlib.contextmanager
+    def frozen(self, *, stop_if_unfreezable: bool = False) -> Iterator[str]:
+        """Freeze this session's worker for the block; yield what was done, in words, for the result.
+
+        ``frozen (cgroup v1 freezer)``, ``frozen (docker pause)``; ``not running`` when no
+        worker is alive. Where the backend cannot freeze: with ``stop_if_unfreezable`` the
+        worker is stopped (the next call starts a fresh one) and the words say so; else
+        ``not frozen: <why>``. Calls into a frozen session are a judge bug (RuntimeError).
+        Nested blocks leave the worker frozen until the outermost ends.
+        """
+        if self._frozen:  # nested (a timed reference call inside a frozen phase): frozen already
+            yield "frozen"
+            return
+        worker = self._worker
+        if worker is None or not worker.alive():
+            yield "not running"
+            return
+        try:
+            how = worker.freeze()
+        except FreezeUnavailable as err:
+            if stop_if_unfreezable:
+                self._discard()
+                yield f"stopped (it could not be frozen: {err})"
+            else:
+                yield f"not frozen: {err}"
+            return
+        self._frozen = True
+        try:
+            yield f"frozen ({how})"
+        finally:
+            self._frozen = False
+            worker.thaw()
 
     def _discard(self, grace_s: float = 0.0) -> ExitInfo | None:
         worker, self._worker, self._reader = self._worker, None, None

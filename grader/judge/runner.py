@@ -98,6 +98,8 @@ def run(spec: dict[str, Any]) -> int:
         timed_tests=frozenset(spec.get("timed_tests", [])),
         calibration=_calibration_settings(spec, candidate_spec),
         timing_resource=_timing_resource(sandbox),
+        check_names=spec.get("check_names", {}),
+        call_timeout_s=spec.get("call_timeout_s"),
         max_reply_bytes=spec.get("max_reply_bytes", {}),
         default_max_reply_bytes=spec.get("default_max_reply_bytes"),
         held_back_tests=frozenset(spec.get("held_back_tests", [])),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import shutil
 import signal
 import socket
@@ -197,7 +198,8 @@ class FakeGrader:
     ``REFUSE`` (the grader refuses the submission), ``BUG`` (an exception of ours),
     ``BLOCK`` (wait until ``release()``), ``ECHO`` (failing checks' messages quote the
     submission, as a candidate's exception message would), ``CHARTS`` (the result has a
-    latency distribution and two gauges, as checks record them).
+    latency distribution and two gauges, as checks record them), ``INCONCLUSIVE:N`` (the
+    first N gradings of it find the machine too busy to time a check).
     """
 
     def __init__(self) -> None:
@@ -212,6 +214,8 @@ class FakeGrader:
         text = submission.read_bytes().decode("utf-8", "replace")
         self.calls.append(submission.name)
         self.started.set()
+        busy = re.search(r"INCONCLUSIVE:(\d+)", text)
+        inconclusive = busy is not None and self.calls.count(submission.name) <= int(busy.group(1))
         if "BLOCK" in text:
             assert self._released.wait(30), "the test never released the grader"
         if "REFUSE" in text:
@@ -227,6 +231,9 @@ class FakeGrader:
                 + (f"; the candidate's code raised: {text}" if "ECHO" in text else ""),
                 "detail": "", "duration_s": 0.01, "metrics": {f"{check.name}.ms": len(text)},
             }
+            if inconclusive:
+                records[check.test].update(passed=False, outcome="inconclusive", infrastructure=True,
+                                           message="timing inconclusive: the machine was too busy (fake)")
         judge_error = "the sandbox could not start (fake)" if "INFRASTRUCTURE" in text else None
         verdict = score_checks(challenge.spec.checks, records, challenge.spec.challenge.pass_mark,
                                judge_error=judge_error)
