@@ -151,7 +151,9 @@ class WorkerSession:
             raise RuntimeError("a call into a frozen worker: thaw it first")
         if self._worker is not None and self.hello is not None and self._worker.alive():
             return self.hello
-        if self._worker is None or not self._worker.alive():
+        # A worker that greeted and died since is replaced. One that has not greeted yet is read
+        # first, even if it has exited: its greeting (an import failure, say) may be waiting.
+        if self._worker is None or (self.hello is not None and not self._worker.alive()):
             self._discard()
             self._attach(self._sandbox.start(self._spec))
         limit_s = self._spec.limits.setup_timeout_s

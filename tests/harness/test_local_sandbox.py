@@ -218,3 +218,26 @@ def test_a_greeting_that_came_in_time_is_read_however_late_the_first_call(
         assert reply.value == 3
     finally:
         session.close()
+
+
+def test_an_import_failure_reported_before_the_worker_exits_is_read_not_retried(
+    workspace: Path, isolation: str
+) -> None:
+    """The worker reports the import failure and exits; the judge asks only later (a busy machine).
+    The report waiting in the channel is the answer: the submission is not imported a second time."""
+    import time
+
+    (workspace / "solution.py").write_text("x = 1\ny = 1 / 0\n")
+    session = make_session(workspace, isolation, setup_timeout_s=60.0)
+    worker = session._sandbox.start(session._spec)
+    session.adopt(worker)
+    try:
+        deadline = time.monotonic() + 60
+        while worker.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not worker.alive(), "the worker should exit after reporting its import failure"
+        with pytest.raises(CallFailure, match="could not be imported: ZeroDivisionError"):
+            session.start()
+        assert session.stats.starts == 1
+    finally:
+        session.close()
