@@ -1,7 +1,7 @@
 """Known good: pure numpy, written the way PIL's C resampler works (ImagingResample): for each
 output pixel a few input taps and their triangle-filter weights (the support widened by the
-scale when shrinking), applied with fancy indexing, horizontally then vertically, in float32.
-torch only wraps the finished array."""
+scale when shrinking), applied as weighted sums of gathered rows, one axis at a time, in
+float32. torch only wraps the finished array."""
 
 import numpy as np
 import torch
@@ -28,12 +28,21 @@ def _taps(in_size, out_size):
     return np.minimum(index, in_size - 1), weight.astype(np.float32)
 
 
+def _resample_rows(image, out_size):
+    """Resample axis 0 of image [N, ...] to out_size: a weighted sum of gathered rows per tap."""
+    index, weights = _taps(image.shape[0], out_size)
+    shape = (out_size,) + (1,) * (image.ndim - 1)
+    out = np.zeros((out_size,) + image.shape[1:], dtype=np.float32)
+    for k in range(index.shape[1]):
+        out += image[index[:, k]] * weights[:, k].reshape(shape)
+    return out
+
+
 def _resize(image, new_h, new_w):
-    """[H, W, C] float32 -> [new_h, new_w, C]."""
-    cols, col_weights = _taps(image.shape[1], new_w)
-    image = np.einsum("hwkc,wk->hwc", image[:, cols, :], col_weights)
-    rows, row_weights = _taps(image.shape[0], new_h)
-    return np.einsum("hkwc,hk->hwc", image[rows, :, :], row_weights)
+    """[H, W, C] float32 -> [new_h, new_w, C]: vertical pass, then the horizontal one on the transpose."""
+    vertical = _resample_rows(image, new_h)                                  # [new_h, W, C]
+    horizontal = _resample_rows(np.ascontiguousarray(vertical.transpose(1, 0, 2)), new_w)  # [new_w, new_h, C]
+    return horizontal.transpose(1, 0, 2)
 
 
 def _geometry(height, width, size):
