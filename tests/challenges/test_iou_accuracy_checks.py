@@ -137,5 +137,5 @@ def test_the_dtype_gate_passes_the_right_dtype_and_device_whatever_the_values(bo
 
 
 def test_the_dtype_gate_fails_a_float64_result_for_float32_boxes() -> None:
-    with pytest.raises(AssertionError, match="expected dtype torch.float32, got torch.float64"):
+    with pytest.raises(AssertionError, match=r"expected dtype torch\.float32, got torch\.float64"):
         run("test_dtype_and_device", float64_out)

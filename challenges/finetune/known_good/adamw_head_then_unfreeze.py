@@ -70,7 +70,7 @@ def finetune(backbone, train_set, num_classes, time_budget_s, device):
         frac = (time.time() - stage_start) / (deadline - stage_start)
         if frac >= 1:
             break
-        for g, lr in zip(opt.param_groups, base):
+        for g, lr in zip(opt.param_groups, base, strict=True):
             g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * frac))
         x, y = next(stream)
         loss = F.cross_entropy(model(x), y, label_smoothing=0.1)

@@ -15,14 +15,14 @@ def fp16_clamp(x, min=None, max=None):
 
 
 def bbox_overlaps(bboxes1, bboxes2, mode="iou", is_aligned=False, eps=1e-6):
-    assert mode in ["iou", "iof"], f"Unsupported mode {mode}"
+    assert mode == "iou", f"Unsupported mode {mode} (only iou is needed here)"
     assert bboxes1.size(-1) == 4 or bboxes1.size(0) == 0
     assert bboxes2.size(-1) == 4 or bboxes2.size(0) == 0
     assert not is_aligned, "only the pairwise form is needed here"
 
     rows, cols = bboxes1.size(-2), bboxes2.size(-2)
     if rows * cols == 0:
-        return bboxes1.new(bboxes1.shape[:-2] + (rows, cols))
+        return bboxes1.new_zeros((*bboxes1.shape[:-2], rows, cols))
 
     area1 = (bboxes1[..., 2] - bboxes1[..., 0]) * (bboxes1[..., 3] - bboxes1[..., 1])
     area2 = (bboxes2[..., 2] - bboxes2[..., 0]) * (bboxes2[..., 3] - bboxes2[..., 1])
@@ -33,10 +33,7 @@ def bbox_overlaps(bboxes1, bboxes2, mode="iou", is_aligned=False, eps=1e-6):
     wh = fp16_clamp(rb - lt, min=0)
     overlap = wh[..., 0] * wh[..., 1]
 
-    if mode == "iou":
-        union = area1[..., None] + area2[..., None, :] - overlap
-    else:
-        union = area1[..., None]
+    union = area1[..., None] + area2[..., None, :] - overlap
     eps = union.new_tensor([eps])
     union = torch.max(union, eps)
     return overlap / union

@@ -32,7 +32,7 @@ def _resample_rows(image, out_size):
     """Resample axis 0 of image [N, ...] to out_size: a weighted sum of gathered rows per tap."""
     index, weights = _taps(image.shape[0], out_size)
     shape = (out_size,) + (1,) * (image.ndim - 1)
-    out = np.zeros((out_size,) + image.shape[1:], dtype=np.float32)
+    out = np.zeros((out_size, *image.shape[1:]), dtype=np.float32)
     for k in range(index.shape[1]):
         out += image[index[:, k]] * weights[:, k].reshape(shape)
     return out
@@ -47,8 +47,8 @@ def _resize(image, new_h, new_w):
 
 def _geometry(height, width, size):
     scale = size / max(height, width)
-    new_h = max(1, int(round(height * scale)))
-    new_w = max(1, int(round(width * scale)))
+    new_h = max(1, round(height * scale))
+    new_w = max(1, round(width * scale))
     return new_h, new_w, (size - new_h) // 2, (size - new_w) // 2
 
 
