@@ -25,23 +25,35 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import importlib.metadata
 import json
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
-from pathlib import Path
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePath
 from typing import Any, Literal
 
 from harness import cgroups, seccomp
+from harness.cores import CoreClaim, CorePlan, claim_cores, cpu_list, plan_cores, usable_cores
 from harness.gpus import GpuLease, host_gpu_count, lease_gpu
+from harness.leftovers import owned_folder
 from harness.output import CappedOutput
-from harness.sandbox import ASSETS_MOUNT, ExitInfo, SandboxUnavailable, WorkerSpec
+from harness.sandbox import (
+    ASSETS_MOUNT,
+    SANDBOX_HOSTNAME,
+    ExitInfo,
+    FreezeUnavailable,
+    SandboxUnavailable,
+    WorkerSpec,
+)
 
 Isolation = Literal["auto", "bwrap", "process"]
 
@@ -96,8 +108,10 @@ class LocalWorker:
         control_dir: Path,
         cgroup: cgroups.Cgroup | None,
         isolation: str,
+        claim: CoreClaim | None = None,
     ) -> None:
         self._popen = popen
+        self._claim = claim
         self.request_fd = request_fd
         self.reply_fd = reply_fd
         self._output = output
@@ -119,6 +133,37 @@ class LocalWorker:
 
     def output_exceeded(self) -> bool:
         return self._output.exceeded
+
+    def freeze(self) -> str:
+        if self._cgroup is None:
+            raise FreezeUnavailable("the worker has no cgroup here (cvgrade needs a writable cgroup hierarchy)")
+        try:
+            self._cgroup.freeze()
+        except cgroups.FreezerUnavailable as err:
+            raise FreezeUnavailable(str(err)) from None
+        return f"cgroup {self._cgroup.version} freezer"
+
+    def thaw(self) -> None:
+        if self._cgroup is not None:
+            self._cgroup.thaw()
+
+    @property
+    def shared_cores(self) -> tuple[int, ...]:
+        return self._claim.cores if self._claim is not None else ()
+
+    def pin(self, cores: tuple[int, ...]) -> None:
+        """Move the worker and everything it started onto ``cores`` (its cpuset, else each thread's affinity)."""
+        if self._exit is not None or not cores:
+            return
+        if self._cgroup is not None and self._cgroup.cpuset_limited:
+            with contextlib.suppress(OSError):
+                self._cgroup.set_cpus(cores)
+            return
+        pids = self._cgroup.pids() if self._cgroup is not None else {self._popen.pid, *_descendants(self._popen.pid)}
+        for pid in pids:
+            for task in _tasks(pid):
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(task, cores)
 
     def _signal_all(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -162,8 +207,28 @@ class LocalWorker:
             self._output.join(2.0)
             if self._cgroup is not None:
                 self._cgroup.remove()
+            if self._claim is not None:
+                self._claim.release()
             shutil.rmtree(self._control_dir, ignore_errors=True)
             return self._exit
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    frontier = [pid]
+    while frontier:
+        children = _children_of(frontier.pop())
+        frontier += [child for child in children if child not in found]
+        found.update(children)
+    return found
+
+
+def _tasks(pid: int) -> list[int]:
+    """The thread ids of ``pid``."""
+    try:
+        return [int(task.name) for task in Path(f"/proc/{pid}/task").iterdir()]
+    except OSError:
+        return []
 
 
 def _kill_adopted_orphans() -> None:
@@ -188,7 +253,10 @@ class LocalSandbox:
 
     name = "local"
 
-    def __init__(self, isolation: Isolation = "auto", use_cgroups: bool = True, gpu: str = "off") -> None:
+    def __init__(
+        self, isolation: Isolation = "auto", use_cgroups: bool = True, gpu: str = "off",
+        hidden_distributions: Sequence[str] = (), cpu_threads: int = 1,
+    ) -> None:
         bwrap = bwrap_path()
         if isolation == "bwrap" and bwrap is None:
             raise SandboxUnavailable(
@@ -200,6 +268,12 @@ class LocalSandbox:
         self._cgroup_version = cgroups.detect() if use_cgroups else None
         self._use_gpu = gpu != "off" and Path(NVIDIA_CONTROL).exists()
         self._gpu_lease: GpuLease | None = None
+        # Packages the judge uses (an oracle) that no submission may import or read: covered in the view.
+        self._hidden = hidden_paths(hidden_distributions)
+        self._cpu_threads = cpu_threads
+        self._workers: list[LocalWorker] = []
+        self._timing = False
+        self._taskset = shutil.which("taskset")
 
     @property
     def gpu_index(self) -> int | None:
@@ -226,6 +300,41 @@ class LocalSandbox:
             binds += ["--dev-bind", node, node]
         return [*binds, "--ro-bind", "/sys", "/sys"]
 
+    def core_plan(self) -> CorePlan:
+        """This grading's timed and shared cores (see ``harness.cores``); the GPU it leased picks its timed block."""
+        gpus = host_gpu_count() if self._use_gpu else 0
+        slot = 0 if self._gpu_lease is None else 1 + self._gpu_lease.index
+        return plan_cores(self._cpu_threads, usable_cores(), resource_slot=slot, resources=1 + gpus)
+
+    def _pinned_by(self) -> str:
+        if self._cgroup_version is not None and cgroups.cpuset_available(self._cgroup_version):
+            return "cpuset cgroup"
+        if self._taskset is None:
+            return "none (no cpuset cgroup, no taskset)"
+        return "CPU affinity (seccomp keeps the sandbox from changing it)" if self.isolation == "bwrap" else \
+            "CPU affinity (the worker can change it: no sandbox)"
+
+    @contextlib.contextmanager
+    def timed_cores(self) -> Iterator[None]:
+        """While a timed check runs: this grading's workers, and any started meanwhile, on the timed cores."""
+        timed = self.core_plan().timed
+        if not timed:  # a host too small to keep timed work apart: the workers stay where they are
+            yield
+            return
+        self._timing = True
+        for worker in self._live_workers():
+            worker.pin(timed)
+        try:
+            yield
+        finally:
+            self._timing = False
+            for worker in self._live_workers():
+                worker.pin(worker.shared_cores)
+
+    def _live_workers(self) -> list[LocalWorker]:
+        self._workers = [worker for worker in self._workers if worker.alive()]
+        return list(self._workers)
+
     def describe(self) -> dict[str, Any]:
         isolated = self.isolation == "bwrap"
         return {
@@ -238,6 +347,8 @@ class LocalSandbox:
             "suitable_for_hiring": isolated,
             "device": "gpu" if self._use_gpu else "cpu",
             "gpu_index": self.gpu_index,
+            "hidden_packages": sorted({hidden.distribution for hidden in self._hidden}) if isolated else [],
+            "cores": {**self.core_plan().describe(), "pinned_by": self._pinned_by()},
             "note": "" if isolated else (
                 "bubblewrap is not available: the submission could read this machine's files. "
                 "Use this for practice only."
@@ -247,13 +358,16 @@ class LocalSandbox:
     def start(self, spec: WorkerSpec) -> LocalWorker:
         if self.isolation == "process":
             become_subreaper()  # idempotent; lets kill() find double-forked daemons
-        control_dir = Path(tempfile.mkdtemp(prefix="cvgrade-worker-"))
-        control_dir.chmod(0o755)
+        control_dir = owned_folder("worker", mode=0o755)  # read by the sandbox's user, inside our private root
         for source in RUNTIME_FILES:
             target = control_dir / source.name
             shutil.copyfile(source, target)
             target.chmod(0o644)
-        cgroup = self._make_cgroup(spec)
+        env = {**self._environment(spec), **self._gpu_environment()}  # leases the GPU first: it picks the plan
+        plan = self.core_plan()
+        claim = claim_cores(plan.shared, min(spec.limits.cpu_threads, len(plan.shared)))
+        cores = plan.timed if self._timing and plan.timed else claim.cores
+        cgroup = self._make_cgroup(spec, cores)
         in_sandbox = self.isolation == "bwrap"
         workspace_seen = WORKSPACE_MOUNT if in_sandbox else str(spec.workspace)
         control_seen = CONTROL_MOUNT if in_sandbox else str(control_dir)
@@ -269,6 +383,7 @@ class LocalSandbox:
             "adapter": spec.adapter,
             "threads": spec.limits.cpu_threads,
             "rlimits": self._rlimits(spec, cgroup is not None),
+            "seccomp": seccomp.build_worker_filter().hex() if seccomp.supported() else None,
         }
         spec_path = control_dir / "spec.json"
         spec_path.write_text(json.dumps(worker_spec))
@@ -285,7 +400,6 @@ class LocalSandbox:
             f"{control_seen}/candidate_worker.py", f"{control_seen}/spec.json",
             str(request_read), str(reply_write),
         ]
-        env = {**self._environment(spec), **self._gpu_environment()}
         passed_fds = [request_read, reply_write]
         if in_sandbox:
             seccomp_fd = self._seccomp_fd()
@@ -296,6 +410,8 @@ class LocalSandbox:
         else:
             cmd = worker_cmd
             popen_env = env
+        if (cgroup is None or not cgroup.cpuset_limited) and self._taskset is not None:
+            cmd = [self._taskset, "--cpu-list", cpu_list(cores), *cmd]  # pinned before the worker starts
         if cgroup is not None:
             joins = " && ".join(f"echo $$ > {shlex.quote(str(p))}" for p in cgroup.procs_files)
             cmd = ["/bin/sh", "-c", f'{joins} && exec "$@"', "sh", *cmd]
@@ -315,6 +431,7 @@ class LocalSandbox:
                 os.close(fd)
             if cgroup is not None:
                 cgroup.remove()
+            claim.release()
             shutil.rmtree(control_dir, ignore_errors=True)
             raise SandboxUnavailable(f"could not start the worker: {err}") from err
         for fd in (output_write, *passed_fds):
@@ -328,16 +445,17 @@ class LocalSandbox:
 
         output = CappedOutput.from_fd(output_read, spec.limits.max_output_bytes, on_output_exceeded)
         worker = LocalWorker(
-            popen, request_write, reply_read, output, control_dir, cgroup, self.isolation
+            popen, request_write, reply_read, output, control_dir, cgroup, self.isolation, claim
         )
+        self._workers.append(worker)
         return worker
 
-    def _make_cgroup(self, spec: WorkerSpec) -> cgroups.Cgroup | None:
+    def _make_cgroup(self, spec: WorkerSpec, cores: tuple[int, ...]) -> cgroups.Cgroup | None:
         if self._cgroup_version is None:
             return None
         try:
             return cgroups.Cgroup(spec.limits.memory_mb, spec.limits.max_processes, self._cgroup_version,
-                                  cpu_threads=spec.limits.cpu_threads)
+                                  cpu_threads=spec.limits.cpu_threads, cpus=cores)
         except OSError:
             return None
 
@@ -353,6 +471,8 @@ class LocalSandbox:
             rlimits["RLIMIT_DATA"] = limits.memory_mb * 1024 * 1024
             if os.geteuid() != 0:
                 rlimits["RLIMIT_NPROC"] = limits.max_processes
+        else:  # the cgroup limits memory; drop a data limit inherited from a judge under rlimits of its own
+            rlimits["RLIMIT_DATA"] = resource.RLIM_INFINITY
         return rlimits
 
     @staticmethod
@@ -389,7 +509,8 @@ class LocalSandbox:
         assert self._bwrap is not None
         cmd = [
             self._bwrap,
-            "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--hostname", SANDBOX_HOSTNAME,
+            "--unshare-cgroup-try",
             "--die-with-parent", "--new-session",
             "--ro-bind", "/usr", "/usr",
             "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
@@ -402,6 +523,7 @@ class LocalSandbox:
         for root in _python_roots():
             cmd += _parent_dirs(root, made)
             cmd += ["--ro-bind", root, root]
+        cmd += self._hiding_binds(control_dir)
         cmd += ["--ro-bind", str(control_dir), CONTROL_MOUNT]
         cmd += ["--ro-bind", str(spec.workspace), WORKSPACE_MOUNT]
         if spec.assets is not None:
@@ -419,6 +541,69 @@ class LocalSandbox:
                 "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
             ]
         return cmd
+
+
+    def _hiding_binds(self, control_dir: Path) -> list[str]:
+        """Cover each hidden package's folders with an empty read-only tmpfs and its files with /dev/null.
+
+        A package keeps one file, an ``__init__.py`` that raises ModuleNotFoundError, so that
+        ``import pycocotools`` fails as it does in the Docker image (where it is not installed)
+        instead of finding an empty namespace package.
+        """
+        args: list[str] = []
+        for index, hidden in enumerate(self._hidden):
+            if hidden.kind == "file":
+                args += ["--ro-bind", "/dev/null", hidden.path]
+                continue
+            args += ["--perms", "0755", "--size", str(64 * 1024), "--tmpfs", hidden.path]
+            if hidden.kind == "package":
+                blocker = control_dir / f"hidden-{index}.py"
+                blocker.write_text(
+                    f"raise ModuleNotFoundError({hidden.message!r}, name={hidden.module!r})\n", encoding="utf-8")
+                blocker.chmod(0o644)
+                args += ["--ro-bind", str(blocker), f"{hidden.path}/__init__.py"]
+            args += ["--remount-ro", hidden.path]
+        return args
+
+
+@dataclass(frozen=True)
+class HiddenPath:
+    """One top-level entry of a hidden distribution's files, as the sandbox must cover it."""
+
+    distribution: str
+    path: str
+    kind: Literal["package", "dir", "file"]
+    module: str
+
+    @property
+    def message(self) -> str:
+        return (f"No module named {self.module!r}: {self.distribution} is the judge's, "
+                "and submissions cannot import it")
+
+
+def hidden_paths(distributions: Sequence[str]) -> list[HiddenPath]:
+    """The installed files of ``distributions`` (packages, modules, metadata), by top-level entry.
+
+    A distribution that is not installed has nothing to hide.
+    """
+    found: list[HiddenPath] = []
+    for name in distributions:
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        tops = sorted({PurePath(str(file)).parts[0] for file in dist.files or []} - {".."})
+        for top in tops:
+            path = Path(str(dist.locate_file(top))).resolve()
+            module = top.split(".", 1)[0]
+            if path.is_dir():
+                kind: Literal["package", "dir", "file"] = "package" if (path / "__init__.py").exists() else "dir"
+            elif path.exists():
+                kind = "file"
+            else:
+                continue
+            found.append(HiddenPath(name, str(path), kind, module))
+    return found
 
 
 def _python_roots() -> list[str]:

@@ -124,7 +124,7 @@ CASES: dict[str, tuple[Callable[[Scene], Any], int, str]] = {
                                                                headers={"Authorization": "Bearer cvgi_nonsense"}),
                                     401, "not known"),
     "an oversized upload, declared": (lambda s: upload_raw(s, b"x" * (2 * ONE_MIB)), 413,
-                                      "an upload may be at most"),
+                                      "the upload is larger than 1 MiB, the limit (this one is 2.0 MiB); leave"),
     "an oversized upload, streamed": (lambda s: upload_raw(s, chunks(2 * ONE_MIB)), 413,
                                       "larger than 1 MiB, the limit"),
     "an oversized upload in a form": (lambda s: s.candidate.upload(b"x" * (ONE_MIB + 10)), 413,
@@ -156,6 +156,28 @@ CASES: dict[str, tuple[Callable[[Scene], Any], int, str]] = {
     "an idempotency key that is not ASCII": (lambda s: upload_raw(s, b"pass:all", **{"Idempotency-Key": "k" * 300}),
                                              400, "Idempotency-Key"),
     "another candidate's submission": (lambda s: s.candidate.get("/submissions/999"), 404, "no submission 999"),
+    # Found by the hiring-round trial (issue 15): each was accepted, charged or a 500 before.
+    "an empty upload": (lambda s: s.candidate.upload(b"", name="solution.py"), 422,
+                        "solution.py is empty (0 bytes)"),
+    "a deadline ten thousand years away": (lambda s: invitation(s, {"challenge_id": "tiny", "candidate": "x",
+                                                                   "deadline": "9999-12-31T23:59:59Z"}),
+                                           422, "more than ten years away"),
+    "a deadline before year 1 in UTC": (lambda s: invitation(s, {"challenge_id": "tiny", "candidate": "x",
+                                                                "deadline": "0001-01-01T00:00:00+14:00"}),
+                                        422, "is out of range"),
+    "a deadline that is not a time": (lambda s: invitation(s, {"challenge_id": "tiny", "candidate": "x",
+                                                              "deadline": "next friday"}),
+                                      422, "must be a date and time with a time zone, such as 2030-06-01T17:00:00Z"),
+    "a time box of no minutes": (lambda s: invitation(s, {"challenge_id": "tiny", "candidate": "x",
+                                                         "deadline": "2031-01-01T00:00:00Z",
+                                                         "time_limit_minutes": 0}), 422, "time_limit_minutes"),
+    "a notebook whose JSON breaks": (lambda s: s.candidate.upload(b'{"cells": [', name="work.ipynb"), 422,
+                                     "it is not JSON (expecting value at line 1, column 12)"),
+    "a notebook of the wrong shape": (lambda s: s.candidate.upload(b'{"cells": 3}', name="work.ipynb"), 422,
+                                      "it does not follow the notebook format"),
+    "malformed JSON, where it breaks": (lambda s: invitation(s, content=b'{"challenge_id": ',
+                                                             **{"Content-Type": "application/json"}),
+                                        400, "(expecting value at character 17)"),
 }
 
 
@@ -201,4 +223,4 @@ def test_a_wrong_method_is_answered_with_every_method_the_path_takes(scene: Scen
     assert response.status_code == 405 and response.headers["allow"] == "GET, PATCH"
     response = scene.api.client.put(f"/api/v1/invitations/{scene.candidate.invitation['id']}",
                                     headers=scene.team.headers)
-    assert response.status_code == 405 and response.headers["allow"] == "GET"
+    assert response.status_code == 405 and response.headers["allow"] == "GET, PATCH"

@@ -193,3 +193,23 @@ def test_a_cpu_challenge_hides_every_gpu(workspace: Path, isolation: str) -> Non
         assert session.start().device["type"] == "cpu"
     finally:
         session.close()
+
+
+def test_a_greeting_that_came_in_time_is_read_however_late_the_first_call(workspace: Path, isolation: str) -> None:
+    """The worker imported within its setup limit; the judge's first call comes after that limit
+    (an earlier check used only the other solution). That is no import failure."""
+    import select
+    import time
+
+    session = make_session(workspace, isolation, setup_timeout_s=30.0)
+    worker = session._sandbox.start(session._spec)
+    session.adopt(worker)
+    try:
+        ready, _, _ = select.select([worker.reply_fd], [], [], 30.0)
+        if not ready:
+            pytest.skip("the worker did not even greet within its setup limit on this machine now")
+        time.sleep(max(session._setup_deadline - time.monotonic(), 0.0) + 1.0)  # the limit has passed
+        reply = session.call("add", [1, 2], {}, 20)
+        assert reply.value == 3
+    finally:
+        session.close()
