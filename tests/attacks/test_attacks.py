@@ -347,8 +347,9 @@ def test_patching_the_test_framework_or_planting_test_configuration_changes_noth
     grade: GradeWith, planted_zip: Path, private_tmp: Path, submission: str
 ) -> None:
     graded = grade(planted_zip if submission.endswith(".zip") else submission)
-    # IoU 0.5 everywhere and no box kept: wrong wherever it is compared; it does leave its inputs alone
-    assert_verdict(graded, Verdict(7, INPUTS))
+    # IoU 0.5 everywhere and no box kept: wrong wherever it is compared; it does leave its inputs
+    # alone, and its IoU has the inputs' dtype and device
+    assert_verdict(graded, Verdict(15, INPUTS | {"box_iou_dtype_device"}))
     ran = [path.name for folder in (private_tmp, Path("/tmp")) for path in folder.glob("cvgrade-plant-ran-*")]
     assert ran == [], f"planted files ran outside the sandbox: {ran}"
 
@@ -362,7 +363,8 @@ def test_values_that_fake_equality_are_refused(grade: GradeWith) -> None:
 
 
 @pytest.mark.parametrize(("submission", "expected", "said"), [
-    pytest.param("nan_and_inf.py", Verdict(47, NMS | INPUTS), ("NaN", "infinite"), id="NaN and Inf"),
+    pytest.param("nan_and_inf.py", Verdict(55, NMS | INPUTS | {"box_iou_dtype_device"}), ("NaN", "infinite"),
+                 id="NaN and Inf"),
     pytest.param("shapes_and_dtypes.py", Verdict(42, NMS - {"nms_empty_and_dtype"} | INPUTS),
                  ("expected shape (14, 14), got (1,)", "expected shape (300, 200), got (60000,)",
                   "expected dtype torch.int64, got torch.int32"),
@@ -379,7 +381,7 @@ def test_nan_inf_broadcasting_and_wrong_dtypes_fail_the_checks_they_target(
 
 def test_mutating_the_inputs_so_a_later_reference_agrees_gains_nothing(grade: GradeWith) -> None:
     graded = grade("mutate_inputs.py")
-    assert_verdict(graded, Verdict(0))
+    assert_verdict(graded, Verdict(8, frozenset({"box_iou_dtype_device"})))  # its ones have the right dtype
     assert "box_iou changed its input boxes1" in graded.check("inputs_unchanged").output
 
 
