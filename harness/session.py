@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -113,6 +114,9 @@ class WorkerSession:
         self._runtime_deadline = 0.0
         self._runtime_ready = False
         self._frozen = False
+        self._shut = False  # shut down for good: no worker starts again
+        # Held while a worker is started or killed: shut_down waits for either, in another thread.
+        self._lifecycle = threading.RLock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -155,7 +159,10 @@ class WorkerSession:
         # first, even if it has exited: its greeting (an import failure, say) may be waiting.
         if self._worker is None or (self.hello is not None and not self._worker.alive()):
             self._discard()
-            self._attach(self._sandbox.start(self._spec))
+            with self._lifecycle:
+                if self._shut:
+                    raise SandboxUnavailable("the judge is stopping: no worker starts now")
+                self._attach(self._sandbox.start(self._spec))
         limit_s = self._spec.limits.setup_timeout_s
         try:
             reply = self._runtime_greeting()
@@ -222,6 +229,21 @@ class WorkerSession:
         """Kill the worker and everything it started."""
         self._discard()
 
+    def shut_down(self, wait_s: float = 30.0) -> None:
+        """Kill the worker for good, from any thread: no worker starts after this.
+
+        A start or a kill under way in another thread (a container being created or removed)
+        is waited for, up to ``wait_s``, and a started worker killed too: nothing this session
+        started outlives it.
+        """
+        self._shut = True
+        acquired = self._lifecycle.acquire(timeout=wait_s)
+        try:
+            self._discard()
+        finally:
+            if acquired:
+                self._lifecycle.release()
+
     @property
     def running(self) -> bool:
         """Whether a worker is alive right now (a later call would otherwise start one)."""
@@ -261,8 +283,9 @@ class WorkerSession:
             worker.thaw()
 
     def _discard(self, grace_s: float = 0.0) -> ExitInfo | None:
-        worker, self._worker, self._reader = self._worker, None, None
-        return worker.kill(grace_s) if worker is not None else None
+        with self._lifecycle:  # a kill under way in another thread ends before shut_down returns
+            worker, self._worker, self._reader = self._worker, None, None
+            return worker.kill(grace_s) if worker is not None else None
 
     # ------------------------------------------------------------------ calls
 

@@ -15,6 +15,7 @@ its CPU time, as its last record.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -161,22 +162,34 @@ def _stop_when_the_grader_is_gone(sessions: list[Any]) -> None:
     The grader holds the only write end and never writes; the kernel closes it however the
     grader ends, SIGKILL included. Then this judge kills its workers and exits, from this
     thread, whatever the main thread is doing: a judge never grades on for nobody. (Its
-    bubblewrap workers would die with it anyway; containers are removed here, and a container
-    started in the instant between is the janitor's: its owner, this judge, is gone.)
+    bubblewrap workers would die with it anyway; containers are removed here. The sessions are
+    shut for good first, so the main thread, seeing its worker die, starts no new one for the
+    next check; a start already under way is waited for and its container removed too.)
     """
     if not stat.S_ISFIFO(os.fstat(0).st_mode):
         return  # started by hand or by a test with another stdin: nobody to watch
+
+    stopping, stopped = threading.Event(), threading.Event()
 
     def watch() -> None:
         with contextlib.suppress(OSError):
             while os.read(0, 4096):
                 pass
+        stopping.set()
         for session in sessions:
             if session is not None:
                 with contextlib.suppress(Exception):
-                    session.close()
+                    session.shut_down()  # no worker starts again, not even for the next check
+        stopped.set()
         os._exit(EXIT_JUDGE_FAILED)
 
+    def let_the_watch_finish() -> None:
+        # The main thread may end first (a start refused mid-greeting raises): this process must
+        # not exit while the watch is still removing workers.
+        if stopping.is_set():
+            stopped.wait(60)
+
+    atexit.register(let_the_watch_finish)
     threading.Thread(target=watch, name="grader-watch", daemon=True).start()
 
 

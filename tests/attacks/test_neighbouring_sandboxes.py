@@ -53,8 +53,13 @@ def iou_with_assets(tmp_path_factory: pytest.TempPathFactory) -> Challenge:
     (target / "assets").mkdir()
     (target / "assets" / "shared.txt").write_text("the same file for every worker\n")
     toml = target / "challenge.toml"  # 3 minutes to import: a busy shared machine takes more than one
-    toml.write_text(toml.read_text().replace("[limits]\n", "[limits]\nsetup_timeout_s = 180\n", 1)
-                    + '\n[assets]\nfolder = "assets"\n')
+    text = toml.read_text().replace("[limits]\n", "[limits]\nsetup_timeout_s = 180\n", 1)
+    # Calls that take long on purpose (the probe's first watches for 10 s; the sleeper's blocks) get a
+    # per-call limit of their own (and a version of their own, so that no per-call limit calibrated
+    # for the real iou applies), or the first would be taken for hung and not called again.
+    text = re.sub(r'(?m)^version = "[^"]+"$', 'version = "99.0.0"', text)
+    text = re.sub(r"(?m)^call_timeout_s = \d+", "call_timeout_s = 120", text)
+    toml.write_text(text + '\n[assets]\nfolder = "assets"\n')
     return load_challenge(target)
 
 
@@ -150,14 +155,17 @@ def judge_of(cli: subprocess.Popen[str]) -> int | None:
 
 
 def test_a_grader_killed_with_sigkill_takes_its_judge_along_and_the_janitor_removes_its_folders(
-    tmp_path: Path, backend: str
+    tmp_path: Path, backend: str, iou_with_assets: Challenge
 ) -> None:
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
     env["TMPDIR"] = str(tmp)
-    cli = subprocess.Popen(  # the sleeper blocks an hour in its first call
-        [CVGRADE, "grade", SUBMISSIONS / "sleep_in_a_call.py", "-c", "iou", "--backend", backend, "--json"],
+    # The sleeper blocks an hour in its first call; under iou's own per-call limit (seconds) the
+    # grading would end before the kill, so the copy with a 120 s per-call limit is graded.
+    cli = subprocess.Popen(
+        [CVGRADE, "grade", SUBMISSIONS / "sleep_in_a_call.py", "-c", "iou", "--backend", backend, "--json",
+         "--challenges-dir", str(iou_with_assets.root.parent)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO,
     )
     judge = None
