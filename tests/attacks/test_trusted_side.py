@@ -99,15 +99,14 @@ def test_held_back_test_images_never_leave_through_feedback(grade: GradeWith, fi
     assert (result.status, result.error) == ("graded", None), result.error
     assert graded.leftovers == []
     by_name = {test.name: test for test in result.tests}
-    assert {name for name, test in by_name.items() if test.status == "passed"} == {
-        "small_task", "time_budget", "no_work_outside_finetune"}, result.output
-    assert result.score == 35
-    # The attack ran: its reply (the blob twice, in the message and the traceback: 5 MB) is
-    # refused whole, past the judge's 4 MB for a header; a smaller one would be cut to 2,000
-    # characters (tests/harness/test_untrusted_replies.py). The hiring team's result stays short.
+    # Since finetune evaluates the exported weights with the challenge's own model code (F2), the
+    # recorder's forward never runs on held-back images: the accuracy checks fail (an untrained
+    # head), and nothing the solution wrote can carry the test set out.
+    passed = {name for name, test in by_name.items() if test.status == "passed"}
+    assert passed <= {"small_task", "time_budget", "no_work_outside_finetune"}, result.output
+    assert {"time_budget", "no_work_outside_finetune"} <= passed, result.output
     consistent = by_name["consistent_predictions"]
-    assert consistent.outcome == "bad_value", consistent.output[:500]
-    assert "more than the 4 MB the judge reads" in consistent.output
+    assert "HELDBACK:" not in consistent.output
     assert len(consistent.output) <= 8000
     # The candidate sees, for every check after held-back data reached the worker, the property
     # (the check's description from challenge.toml) and the kind of failure, never a message.
@@ -229,7 +228,7 @@ def test_markup_and_escape_sequences_reach_the_terminal_as_visible_text(backend:
     assert found == [], f"raw control characters reached the terminal: {found}"
     # Every report and the summary are there, the candidate's markup printed literally and its
     # escapes made visible.
-    assert printed.count("- challenge iou v1.0.0") == 3
+    assert printed.count(f"- challenge iou v{load_challenge('iou').version}") == 3
     assert "Summary" in printed and "solution.py" in printed.split("Summary", 1)[1]
     assert "[/] closes a style that is not open" in printed
     assert "[bold green]all checks passed[/bold green]" in printed

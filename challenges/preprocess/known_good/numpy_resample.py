@@ -45,11 +45,11 @@ def _resize(image, new_h, new_w):
     return horizontal.transpose(1, 0, 2)
 
 
-def _geometry(height, width, size):
-    scale = size / max(height, width)
-    new_h = max(1, round(height * scale))
-    new_w = max(1, round(width * scale))
-    return new_h, new_w, (size - new_h) // 2, (size - new_w) // 2
+def _fit(hw, size):
+    """Resized (height, width) of an image of size ``hw`` letterboxed into size x size, and its (top, left)."""
+    ratio = size / max(hw)
+    resized = tuple(max(1, round(side * ratio)) for side in hw)
+    return resized, tuple((size - side) // 2 for side in resized)
 
 
 def preprocess(images, size=224):
@@ -58,16 +58,15 @@ def preprocess(images, size=224):
         if image.ndim == 2:
             image = np.stack([image] * 3, axis=-1)
         image = image[..., :3].astype(np.float32) / 255.0
-        new_h, new_w, top, left = _geometry(image.shape[0], image.shape[1], size)
-        resized = (_resize(image, new_h, new_w) - MEAN) / STD
-        out[n, :, top:top + new_h, left:left + new_w] = resized.transpose(2, 0, 1)
+        (rows, cols), (top, left) = _fit(image.shape[:2], size)
+        normalised = (_resize(image, rows, cols) - MEAN) / STD
+        out[n, :, top:top + rows, left:left + cols] = normalised.transpose(2, 0, 1)
     return torch.from_numpy(out)
 
 
 def letterbox_boxes(boxes, image_hw, size=224):
-    height, width = image_hw
-    new_h, new_w, top, left = _geometry(height, width, size)
-    array = boxes.detach().cpu().numpy()
-    scale = np.array([new_w / width, new_h / height] * 2)
-    offset = np.array([left, top] * 2)
-    return torch.from_numpy((array * scale + offset).astype(array.dtype))
+    (rows, cols), (top, left) = _fit(tuple(image_hw), size)
+    coords = boxes.detach().cpu().numpy()
+    gain = np.tile([cols / image_hw[1], rows / image_hw[0]], 2)   # x, y, x, y
+    shift = np.tile([left, top], 2)
+    return torch.from_numpy((coords * gain + shift).astype(coords.dtype))

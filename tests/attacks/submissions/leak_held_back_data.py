@@ -9,10 +9,10 @@ prints the start of the blob, for the output tail.
 
 A fair grader caps every text the worker sends on the judge's side, and shows the candidate the
 property a check on held-back data failed, never text the solution produced once it had seen that
-data: the test images never reach the candidate's feedback, and the result keeps at most a short
-prefix of the message. Verdict: small_task, time_budget and no_work_outside_finetune pass
-(35 points); the accuracy checks fail (an untrained head) and consistent_predictions fails with
-`raised`.
+data. Since finetune evaluates the exported weights with the challenge's own model code (issue 13,
+F2), the recorder's forward never even sees the test images. Verdict: time_budget and
+no_work_outside_finetune pass; the accuracy checks fail (an untrained head); no test image, and no
+`HELDBACK:` text, reaches the feedback or the result.
 """
 
 import base64
