@@ -202,7 +202,7 @@ class DockerSandbox:
         self._cpu_threads = cpu_threads
         self._cores = tuple(range(int(self._client.info().get("NCPU") or 0))) or usable_cores()
         self._workers: list[ContainerWorker] = []
-        self._timing = False
+        self._timing_cores: tuple[int, ...] = ()  # where this grading's workers run during a timed check
         image = image or runtime_tag()
         if not image_exists(self._client, image):
             raise SandboxUnavailable(f"the runtime image {image} is missing: run `cvgrade image build --bootstrap`")
@@ -246,18 +246,25 @@ class DockerSandbox:
 
     @contextlib.contextmanager
     def timed_cores(self) -> Iterator[None]:
-        """While a timed check runs: this grading's containers, and any started meanwhile, on the timed cores."""
-        timed = self.core_plan().timed
-        if not timed:  # a host too small to keep timed work apart: the workers stay where they are
+        """While a timed check runs: this grading's containers, and any started meanwhile, on the timed cores.
+
+        Where the host is too small to keep timed cores apart, the grading's containers share one
+        worker's cores for the check: the candidate and the reference are timed in alternation,
+        so whatever else runs on the machine meets both alike (on cores of their own, a busy
+        neighbour on one of them would slow only that side).
+        """
+        workers = self._live_workers()
+        timed = self.core_plan().timed or (workers[0].shared_cores if workers else ())
+        if not timed:
             yield
             return
-        self._timing = True
-        for worker in self._live_workers():
-            worker.pin(timed)
+        self._timing_cores = tuple(timed)
+        for worker in workers:
+            worker.pin(self._timing_cores)
         try:
             yield
         finally:
-            self._timing = False
+            self._timing_cores = ()
             for worker in self._live_workers():
                 worker.pin(worker.shared_cores)
 
@@ -318,7 +325,7 @@ class DockerSandbox:
             options = self._container_options(spec, control_dir)  # leases the GPU first: it picks the plan
             plan = self.core_plan()
             claim = claim_cores(plan.shared, min(spec.limits.cpu_threads, len(plan.shared)))
-            options["cpuset_cpus"] = cpu_list(plan.timed if self._timing and plan.timed else claim.cores)
+            options["cpuset_cpus"] = cpu_list(self._timing_cores or claim.cores)
             container = self._client.containers.create(**options)
             output = CappedOutput(
                 container.attach(stdout=True, stderr=True, stream=True, logs=True),

@@ -272,7 +272,7 @@ class LocalSandbox:
         self._hidden = hidden_paths(hidden_distributions)
         self._cpu_threads = cpu_threads
         self._workers: list[LocalWorker] = []
-        self._timing = False
+        self._timing_cores: tuple[int, ...] = ()  # where this grading's workers run during a timed check
         self._taskset = shutil.which("taskset")
 
     @property
@@ -316,18 +316,25 @@ class LocalSandbox:
 
     @contextlib.contextmanager
     def timed_cores(self) -> Iterator[None]:
-        """While a timed check runs: this grading's workers, and any started meanwhile, on the timed cores."""
-        timed = self.core_plan().timed
-        if not timed:  # a host too small to keep timed work apart: the workers stay where they are
+        """While a timed check runs: this grading's workers, and any started meanwhile, on the timed cores.
+
+        Where the host is too small to keep timed cores apart, the grading's workers share one
+        worker's cores for the check: the candidate and the reference are timed in alternation,
+        so whatever else runs on the machine meets both alike (on cores of their own, a busy
+        neighbour on one of them would slow only that side).
+        """
+        workers = self._live_workers()
+        timed = self.core_plan().timed or (workers[0].shared_cores if workers else ())
+        if not timed:
             yield
             return
-        self._timing = True
-        for worker in self._live_workers():
-            worker.pin(timed)
+        self._timing_cores = tuple(timed)
+        for worker in workers:
+            worker.pin(self._timing_cores)
         try:
             yield
         finally:
-            self._timing = False
+            self._timing_cores = ()
             for worker in self._live_workers():
                 worker.pin(worker.shared_cores)
 
@@ -366,7 +373,7 @@ class LocalSandbox:
         env = {**self._environment(spec), **self._gpu_environment()}  # leases the GPU first: it picks the plan
         plan = self.core_plan()
         claim = claim_cores(plan.shared, min(spec.limits.cpu_threads, len(plan.shared)))
-        cores = plan.timed if self._timing and plan.timed else claim.cores
+        cores = self._timing_cores or claim.cores
         cgroup = self._make_cgroup(spec, cores)
         in_sandbox = self.isolation == "bwrap"
         workspace_seen = WORKSPACE_MOUNT if in_sandbox else str(spec.workspace)

@@ -88,3 +88,38 @@ def test_a_timed_check_moves_the_workers_onto_the_timed_cores_and_back(affinity_
         affinity_session.close()  # a worker restarted during the timed check starts there too
         assert affinity_session.call("cores", [], {}, 240).value == [1]
     assert affinity_session.call("cores", [], {}, 120).value == [0]
+
+
+class NoTimedBlock:
+    def core_plan(self) -> CorePlan:
+        return CorePlan(timed=(), shared=(0, 1))
+
+
+class SmallLocalSandbox(NoTimedBlock, LocalSandbox):
+    pass
+
+
+class SmallDockerSandbox(NoTimedBlock, DockerSandbox):
+    pass
+
+
+def test_without_timed_cores_a_timed_check_puts_both_workers_on_the_same_cores(
+    workspace: Path, backend: str
+) -> None:
+    """On a host too small for timed cores, the candidate and the reference share one worker's cores
+    while timed: a busy neighbour on one core then slows both sides of every paired round alike."""
+    (workspace / "solution.py").write_text(AFFINITY)
+    spec = WorkerSpec(workspace=workspace, entry="solution.py", cells=None, functions=[],
+                      limits=Limits(memory_mb=1024, cpu_threads=1))
+    sandbox = SmallDockerSandbox() if backend == "docker" else SmallLocalSandbox("bwrap")
+    sessions = [WorkerSession(sandbox, spec) for _ in range(2)]  # type: ignore[arg-type]
+    try:
+        apart = [session.call("cores", [], {}, 240).value for session in sessions]
+        assert all(len(cores) == 1 for cores in apart)
+        with sandbox.timed_cores():
+            together = [session.call("cores", [], {}, 120).value for session in sessions]
+            assert together[0] == together[1] == apart[0]
+        assert [session.call("cores", [], {}, 120).value for session in sessions] == apart
+    finally:
+        for session in sessions:
+            session.close()
