@@ -31,12 +31,11 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from harness import seccomp
-from harness.cores import CoreClaim, CorePlan, claim_cores, cpu_list, plan_cores, usable_cores
+from harness.cores import CoreClaim, CorePlan, TimedCores, claim_cores, cpu_list, plan_cores, usable_cores
 from harness.gpus import GpuLease, host_gpu_count, lease_gpu
 from harness.images import image_exists, runtime_tag, stale_worker
 from harness.leftovers import owned_folder, private_folder, process_running
@@ -190,7 +189,7 @@ class ContainerWorker:
             return {}
 
 
-class DockerSandbox:
+class DockerSandbox(TimedCores):
     """Starts candidate workers in containers of the runtime image."""
 
     name = "docker"
@@ -202,7 +201,6 @@ class DockerSandbox:
         self._cpu_threads = cpu_threads
         self._cores = tuple(range(int(self._client.info().get("NCPU") or 0))) or usable_cores()
         self._workers: list[ContainerWorker] = []
-        self._timing_cores: tuple[int, ...] = ()  # where this grading's workers run during a timed check
         image = image or runtime_tag()
         if not image_exists(self._client, image):
             raise SandboxUnavailable(f"the runtime image {image} is missing: run `cvgrade image build --bootstrap`")
@@ -243,30 +241,6 @@ class DockerSandbox:
         gpus = host_gpu_count() if self._use_gpu else 0
         slot = 0 if self._gpu_lease is None else 1 + self._gpu_lease.index
         return plan_cores(self._cpu_threads, self._cores, resource_slot=slot, resources=1 + gpus)
-
-    @contextlib.contextmanager
-    def timed_cores(self) -> Iterator[None]:
-        """While a timed check runs: this grading's containers, and any started meanwhile, on the timed cores.
-
-        Where the host is too small to keep timed cores apart, the grading's containers share one
-        worker's cores for the check: the candidate and the reference are timed in alternation,
-        so whatever else runs on the machine meets both alike (on cores of their own, a busy
-        neighbour on one of them would slow only that side).
-        """
-        workers = self._live_workers()
-        timed = self.core_plan().timed or (workers[0].shared_cores if workers else ())
-        if not timed:
-            yield
-            return
-        self._timing_cores = tuple(timed)
-        for worker in workers:
-            worker.pin(self._timing_cores)
-        try:
-            yield
-        finally:
-            self._timing_cores = ()
-            for worker in self._live_workers():
-                worker.pin(worker.shared_cores)
 
     def _live_workers(self) -> list[ContainerWorker]:
         self._workers = [worker for worker in self._workers if worker.alive()]

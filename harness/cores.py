@@ -31,10 +31,10 @@ import contextlib
 import fcntl
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from harness.gpus import lock_dir
 
@@ -143,3 +143,47 @@ def _holders(folder: Path) -> dict[int, int]:
                 path.unlink()  # nobody holds it: its worker's judge is gone
     return counts
 
+
+
+class PinnableWorker(Protocol):
+    @property
+    def shared_cores(self) -> tuple[int, ...]: ...
+
+    def pin(self, cores: tuple[int, ...]) -> None: ...
+
+
+class TimedCores:
+    """What both sandboxes do for a timed check: move the grading's workers, and any started
+    meanwhile (``_timing_cores``), onto the cores timed work runs on, and back after."""
+
+    _timing_cores: tuple[int, ...] = ()  # where this grading's workers run during a timed check
+
+    def core_plan(self) -> CorePlan:
+        raise NotImplementedError
+
+    def _live_workers(self) -> Sequence[PinnableWorker]:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def timed_cores(self) -> Iterator[None]:
+        """While a timed check runs: this grading's workers, and any started meanwhile, on the timed cores.
+
+        Where the host is too small to keep timed cores apart, the grading's workers share one
+        worker's cores for the check: the candidate and the reference are timed in alternation,
+        so whatever else runs on the machine meets both alike (on cores of their own, a busy
+        neighbour on one of them would slow only that side).
+        """
+        workers = self._live_workers()
+        timed = self.core_plan().timed or (workers[0].shared_cores if workers else ())
+        if not timed:
+            yield
+            return
+        self._timing_cores = tuple(timed)
+        for worker in workers:
+            worker.pin(self._timing_cores)
+        try:
+            yield
+        finally:
+            self._timing_cores = ()
+            for worker in self._live_workers():
+                worker.pin(worker.shared_cores)

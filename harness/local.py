@@ -36,13 +36,13 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, Literal
 
 from harness import cgroups, seccomp
-from harness.cores import CoreClaim, CorePlan, claim_cores, cpu_list, plan_cores, usable_cores
+from harness.cores import CoreClaim, CorePlan, TimedCores, claim_cores, cpu_list, plan_cores, usable_cores
 from harness.gpus import GpuLease, host_gpu_count, lease_gpu
 from harness.leftovers import owned_folder
 from harness.output import CappedOutput
@@ -244,7 +244,7 @@ def _kill_adopted_orphans() -> None:
             os.waitpid(pid, 0)
 
 
-class LocalSandbox:
+class LocalSandbox(TimedCores):
     """Starts candidate workers on this machine under the best isolation it has.
 
     Call ``start`` from a thread that outlives the worker (the main thread):
@@ -272,7 +272,6 @@ class LocalSandbox:
         self._hidden = hidden_paths(hidden_distributions)
         self._cpu_threads = cpu_threads
         self._workers: list[LocalWorker] = []
-        self._timing_cores: tuple[int, ...] = ()  # where this grading's workers run during a timed check
         self._taskset = shutil.which("taskset")
 
     @property
@@ -313,30 +312,6 @@ class LocalSandbox:
             return "none (no cpuset cgroup, no taskset)"
         return "CPU affinity (seccomp keeps the sandbox from changing it)" if self.isolation == "bwrap" else \
             "CPU affinity (the worker can change it: no sandbox)"
-
-    @contextlib.contextmanager
-    def timed_cores(self) -> Iterator[None]:
-        """While a timed check runs: this grading's workers, and any started meanwhile, on the timed cores.
-
-        Where the host is too small to keep timed cores apart, the grading's workers share one
-        worker's cores for the check: the candidate and the reference are timed in alternation,
-        so whatever else runs on the machine meets both alike (on cores of their own, a busy
-        neighbour on one of them would slow only that side).
-        """
-        workers = self._live_workers()
-        timed = self.core_plan().timed or (workers[0].shared_cores if workers else ())
-        if not timed:
-            yield
-            return
-        self._timing_cores = tuple(timed)
-        for worker in workers:
-            worker.pin(self._timing_cores)
-        try:
-            yield
-        finally:
-            self._timing_cores = ()
-            for worker in self._live_workers():
-                worker.pin(worker.shared_cores)
 
     def _live_workers(self) -> list[LocalWorker]:
         self._workers = [worker for worker in self._workers if worker.alive()]
