@@ -32,7 +32,8 @@ from grader.practice import practice_challenge_id, practice_submission, start_pr
 from grader.report import print_result, print_summary
 from grader.results import GradeResult, refusal
 from grader.terminal import as_markup, as_text
-from grader.validate import validate_challenge
+from grader.validate import ValidationReport, validate_challenge
+from grader.validation_cache import validate_reusing_passed
 from harness.sandbox import SandboxUnavailable
 
 app = typer.Typer(
@@ -330,6 +331,11 @@ def validate(
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=16,
                                       help="Grade this many solutions at once (after the reference's first "
                                            "grading; timed checks still take turns).")] = 1,
+    reuse_passed: Annotated[bool, typer.Option(
+        "--reuse-passed",
+        help="Reuse this machine's passing validation of the very same challenge files, grader and harness "
+             "sources, packages, sandbox and calibration ($CVGRADE_CACHE/validations); anything changed "
+             "validates for real, and a failure always runs again.")] = False,
 ) -> None:
     """Check that challenges tell right from wrong: reference, starter and known-bad solutions."""
     ids = challenge_ids or list_challenge_ids(challenges_dir)
@@ -342,12 +348,26 @@ def validate(
             return
         console.print(f"[bold]validating {loaded.id} v{loaded.version}[/bold]")
         with LiveProgress(console, enabled=_show_progress(False)) as live:
-            report = validate_challenge(loaded, _options(backend, isolation),
-                                        progress=lambda line: console.print(as_text(f"  {line}")),
-                                        follow=live.following, jobs=jobs)
+            if reuse_passed:
+                report = _validate_reusing_passed(loaded, _options(backend, isolation), live, jobs)
+            else:
+                report = validate_challenge(loaded, _options(backend, isolation),
+                                            progress=lambda line: console.print(as_text(f"  {line}")),
+                                            follow=live.following, jobs=jobs)
         ok = ok and report.ok
         console.print("[green]  valid[/green]" if report.ok else f"[red]  {len(report.problems)} problem(s)[/red]")
     raise typer.Exit(0 if ok else 1)
+
+
+def _validate_reusing_passed(challenge: Challenge, options: GradeOptions, live: LiveProgress,
+                             jobs: int) -> ValidationReport:
+    try:
+        validation = validate_reusing_passed(challenge, options, progress=lambda line: console.print(
+            as_text(f"  {line}")), follow=live.following, jobs=jobs)
+    except CvgradeError as err:
+        _fail(err)
+        raise typer.Exit(err.exit_code) from None
+    return validation.report
 
 
 @app.command()

@@ -128,3 +128,24 @@ def submission_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "submissions"
     folder.mkdir()
     return folder
+
+
+# --- The quick tier (./scripts/test --quick; docs/development.md) ---------------------------------
+SLOW_TESTS = Path(__file__).with_name("slow_tests.txt")
+
+
+def measured_slow_tests() -> set[str]:
+    """Node ids of the tests that took more than 5 s in the last measured full run (scripts/measured-slow-tests)."""
+    lines = SLOW_TESTS.read_text(encoding="utf-8").splitlines() if SLOW_TESTS.is_file() else []
+    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the measured slow tests ``slow``, and the Docker run of a two-backend test ``docker_twin``."""
+    slow = measured_slow_tests()
+    for item in items:
+        if item.nodeid in slow:
+            item.add_marker(pytest.mark.slow)
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") == "docker":
+            item.add_marker(pytest.mark.docker_twin)

@@ -23,7 +23,7 @@ from api.fleet import make_celery
 from tests.api.test_service_process import Service, finished, judges_of, team_and_candidate
 from tests.fleet.conftest import Redis, Worker
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.fleet]
 GOOD = "def add(a, b):\n    return a + b\n"
 WRONG = "def add(a, b):\n    return a - b\n"
 VISIBILITY_TIMEOUT_S = 30.0  # well above a tiny grading on a loaded 2-core machine (about 8 s)
