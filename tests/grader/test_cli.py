@@ -120,6 +120,19 @@ def test_start_copies_public_parts_only_and_test_runs_public_checks(tiny: Path, 
     assert code == 0 and "adds_zero" in output
 
 
+def test_start_copies_the_assets_a_candidate_practises_with(challenge_factory, tmp_path: Path) -> None:
+    folder = challenge_factory(
+        {"test_add.py": CHECKS}, CHECK, challenge_id="with_assets", extra_toml='[assets]\nfolder = "assets"',
+        files={"assets/model.py": "WEIGHTS = 'w.pt'\n", "assets/data/classes.txt": "disc\nsquare\n"},
+    )
+    practice = tmp_path / "practice"
+    code, _ = invoke("start", "with_assets", str(practice), "--challenges-dir", str(folder.parent))
+    assert code == 0
+    assert (practice / "assets" / "model.py").read_text() == "WEIGHTS = 'w.pt'\n"
+    assert (practice / "assets" / "data" / "classes.txt").read_text() == "disc\nsquare\n"
+    assert not (practice / "hidden").exists() and not (practice / "reference").exists()
+
+
 def test_start_refuses_a_folder_that_is_not_empty(tiny: Path, tmp_path: Path) -> None:
     write(tmp_path, "keep.txt", "mine")
     code, output = invoke("start", "tiny", str(tmp_path), "--challenges-dir", str(tiny.parent))
