@@ -31,15 +31,17 @@ ASSETS = HIDDEN.parent / "assets"
 BUDGET_S = 60.0  # compress() on the CPU, measured by the judge
 GRACE_FRACTION, GRACE_S = 0.10, 2.0  # stopped at budget * 1.1 + 2 s: start-up noise is not the candidate's
 MIN_SIZE_RATIO = 3.0  # the original's bytes / the artifact's bytes
-PARTIAL_SIZE_RATIO = 2.0
+PARTIAL_SIZE_RATIO = 1.5
 MAX_ACCURACY_DROP = 1.0  # points of top-1 accuracy below the original's, on the hidden images
 PARTIAL_ACCURACY_DROP = 3.0
 MAX_ARTIFACT_BYTES = 64 * 1024 * 1024  # compact.MAX_BYTES: larger replies are refused by the judge
 
 TEST_SEED, TEST_COUNT = 8_100_000, 2000  # hidden images: seeds that never leave the judge
-EVAL_BATCH = 100
+EVAL_BATCH = 50
 LOAD_TIMEOUT_S = 60.0
-EVAL_TIMEOUT_S = 30.0  # per batch of EVAL_BATCH images
+# Per batch: the format caps a model at about 4x the original's multiply-adds per image (compact.MAX_MACS),
+# so 50 images of the heaviest model it runs take seconds, not minutes, even on a busy machine.
+EVAL_TIMEOUT_S = 60.0
 
 
 def _load(name: str, path: Path) -> ModuleType:

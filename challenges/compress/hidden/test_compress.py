@@ -103,7 +103,7 @@ def test_accuracy(candidate, reference, record):
     )
 
 
-def test_speed(candidate, reference, record, calibration):
+def test_speed(candidate, reference, record):
     """At batch size 1 on the CPU, the rebuilt model is at least as fast as the original (timed in the evaluator)."""
     judge.loaded(candidate, reference)
-    speed.check(reference, record, calibration)
+    speed.check(reference, record)
