@@ -23,10 +23,11 @@ from api.db import Database, migrate
 from api.deliveries import WebhookSender
 from api.deps import checked_query
 from api.errors import install_error_handlers
-from api.routes import candidate, dashboard, errors, meta, submissions, team, webhooks
+from api.logs import install_token_mask
+from api.routes import candidate, candidate_page, dashboard, docs, errors, meta, submissions, team, webhooks
 from api.service import Clock, Service, utc_now
 from api.store import FileUploadStore
-from api.uploads import FORM_OVERHEAD_BYTES
+from api.uploads import FORM_OVERHEAD_BYTES, too_large
 from api.workers import GradeFunction, WorkerPool
 from grader import __version__
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cvgrade.api")
 API_PREFIX = "/api/v1"
-UPLOAD_PATH = f"{API_PREFIX}/candidate/submissions"
+UPLOAD_PATHS = (f"{API_PREFIX}/candidate/submissions", "/candidate/submissions")  # the API's, the page's
 
 DESCRIPTION = """
 Hiring teams invite candidates to a challenge; candidates upload a solution;
@@ -65,6 +66,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        install_token_mask()  # after uvicorn has configured its loggers
         migrate(service.db)
         settings.staging_dir.mkdir(parents=True, exist_ok=True)
         pool: WorkerPool | CeleryDispatcher
@@ -91,25 +93,27 @@ def create_app(
 
     app = FastAPI(
         title="cvgrade", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-        openapi_url=f"{API_PREFIX}/openapi.json", docs_url="/docs", redoc_url=None,
+        openapi_url=f"{API_PREFIX}/openapi.json", docs_url=None, redoc_url=None,  # /docs: api.routes.docs
         dependencies=[Depends(checked_query)], responses=errors(400),  # any route: an unknown or repeated query
     )
     app.state.service = service
     install_error_handlers(app)
     for router in (meta.router, team.router, submissions.router, candidate.router, webhooks.router):
         app.include_router(router, prefix=API_PREFIX)
+    docs.install(app, f"{API_PREFIX}/openapi.json")  # Swagger UI from our own files, and /openapi.json
     dashboard.install(app)  # HTML pages under /dashboard, outside the API's schema
-    app.add_middleware(BodyLimit, max_json_bytes=settings.max_json_bytes,
-                       max_upload_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
+    app.include_router(candidate_page.router)  # the candidate's page: /c/<token>, then /candidate
+    app.add_middleware(BodyLimit, max_json_bytes=settings.max_json_bytes, max_upload_bytes=settings.max_upload_bytes)
     return app
 
 
 class BodyLimit:
     """Refuse request bodies over the limit with 413: uploads may be large, everything else is small.
 
-    A declared ``Content-Length`` over the limit is answered before the body is
-    read; a chunked body is cut off where it passes the limit. The upload route
-    enforces its own, exact cap on the file while streaming it.
+    A declared ``Content-Length`` over the limit (for uploads: the file's limit
+    plus room for a form's boundaries) is answered before the body is read, in
+    the same words as the upload route's own, exact cap on the file while it
+    streams; a chunked JSON body is cut off where it passes the limit.
     """
 
     def __init__(self, app: ASGIApp, *, max_json_bytes: int, max_upload_bytes: int) -> None:
@@ -121,13 +125,14 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        upload = scope["path"].rstrip("/") == UPLOAD_PATH
-        limit = self.max_upload_bytes if upload else self.max_json_bytes
+        upload = scope["path"].rstrip("/") in UPLOAD_PATHS
+        limit = self.max_upload_bytes + FORM_OVERHEAD_BYTES if upload else self.max_json_bytes
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            what = "an upload" if upload else "a request body"
-            await _send_json(send, 413, f"{what} may be at most {limit / 2**20:g} MiB; this one is "
-                                         f"{int(declared) / 2**20:.1f} MiB")
+            message = (too_large(self.max_upload_bytes, int(declared)).message if upload else
+                       f"a request body may be at most {limit / 2**20:g} MiB; this one is "
+                       f"{int(declared) / 2**20:.1f} MiB")
+            await _send_json(send, 413, message)
             return
         if upload:
             await self.app(scope, receive, send)

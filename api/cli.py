@@ -12,6 +12,7 @@ a fresh machine needs no other set-up.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,11 +68,15 @@ def serve(
     broker: Annotated[str | None, typer.Option(
         "--broker", help="Hand gradings to `cvgrade worker` hosts through this broker (redis://HOST:6379/0); "
                          "default: $CVGRADE_BROKER_URL, else grade in this process.")] = None,
+    public_url: Annotated[str | None, typer.Option(
+        "--public-url", help="The address candidates and webhooks reach the service at, for links "
+                             "(default: $CVGRADE_PUBLIC_URL, else http://HOST:PORT).")] = None,
 ) -> None:
     """Run the hiring-team service: the API under /api/v1 (docs at /docs) and the grading workers."""
     import uvicorn
 
     from api.app import create_app
+    from api.backend_check import probe
     from api.config import resolve_settings
     from grader.cli import _clean_up_after_crashed_graders
     from grader.grading import GradeOptions
@@ -79,18 +84,29 @@ def serve(
     with _reported_errors():
         settings = resolve_settings(data_dir=data_dir, database_url=database_url, jobs=jobs, backend=backend,
                                     isolation=isolation, max_upload_mb=max_upload_mb, challenges_dir=challenges_dir,
-                                    broker_url=broker)
+                                    broker_url=broker, public_url=public_url)
+        if settings.public_url is None:
+            settings = dataclasses.replace(settings, public_url=_listening_url(host, port))
         database = _database(settings)
         teams = _count_teams(database)
         database.dispose()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)-9s %(name)s: %(message)s")
+    grading = probe(settings)  # a service that cannot grade would take uploads and fail every one of them
+    if not grading.ready:
+        logging.getLogger("cvgrade.api").error("grading backend unavailable: %s", grading.detail)
+        errors.print(f"[bold red]error:[/bold red] {grading.problem}")
+        errors.print(f"detail: {grading.detail}")
+        errors.print("start the Docker engine (or build the runtime image: `cvgrade image build`), "
+                     "or serve with --backend local")
+        raise typer.Exit(3)
     _clean_up_after_crashed_graders(GradeOptions(backend=settings.backend))  # containers of a grader that died
-    console.print(f"cvgrade service on http://{host}:{port}/api/v1 (docs: /docs); "
+    chosen = f" (auto chose {grading.chosen})" if settings.backend == "auto" else ""
+    console.print(f"cvgrade service on http://{host}:{port}/api/v1 (docs: /docs), public at {settings.public_url}; "
                   f"database {database.describe()}; data in {settings.data_dir}; "
                   + (f"gradings go to the fleet through {_hide_password(settings.broker_url)}" if settings.broker_url
-                     else f"{settings.jobs} grading worker(s), {settings.backend} backend"))
+                     else f"{settings.jobs} grading worker(s), {settings.backend} backend{chosen}"))
     if teams == 0:
         console.print("no team yet: create one with `cvgrade admin create-team NAME` (it prints an API key)")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)-9s %(name)s: %(message)s")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
 
 
@@ -228,6 +244,14 @@ def _reported_errors() -> Iterator[None]:
     except OperationalError as err:
         errors.print(f"[bold red]error:[/bold red] the database cannot be used: {str(err.orig).strip()}")
         raise typer.Exit(3) from None
+
+
+def _listening_url(host: str, port: int) -> str:
+    """Where links point when no public URL is configured: the address served, a name for 0.0.0.0."""
+    import socket
+
+    shown = socket.getfqdn() if host in ("0.0.0.0", "::", "") else host  # noqa: S104  # a comparison, not a bind
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
 
 
 def _hide_password(url: str) -> str:

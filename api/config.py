@@ -22,6 +22,7 @@ environment                 meaning (default)
 ``CVGRADE_WEBHOOK_BACKOFF_S`` first wait before a failed webhook delivery is sent again; doubles (10)
 ``CVGRADE_WEBHOOK_MAX_ATTEMPTS`` sends of one delivery before it is given up (8)
 ``CVGRADE_WEBHOOK_ALLOW_PRIVATE`` ``1``: webhooks may POST to loopback and private addresses (off)
+``CVGRADE_PUBLIC_URL``      the address people and webhooks reach the service at, for links (``serve``: its own)
 ==========================  =====================================================
 """
 
@@ -69,6 +70,14 @@ class Settings:
     webhook_max_attempts: int = 8
     webhook_timeout_s: float = 10.0
     webhook_allow_private: bool = False
+    public_url: str | None = None  # https://grader.example.com; None: links use the address the request came to
+    # Refuse code Python cannot parse at upload (api.syntax). Always on in the service; tests whose fake grader
+    # reads directives rather than Python ("pass:all") turn it off.
+    parse_check: bool = True
+
+    def base_url(self, request_base: str | None = None) -> str:
+        """The address links start with: the configured public URL, else the request's, else loopback."""
+        return (self.public_url or request_base or "http://127.0.0.1:8000").rstrip("/")
 
     @property
     def uploads_dir(self) -> Path:
@@ -99,6 +108,7 @@ def resolve_settings(
     challenges_dir: Path | None = None,
     max_upload_mb: int | None = None,
     broker_url: str | None = None,
+    public_url: str | None = None,
 ) -> Settings:
     """Settings from the flags given (None: not given), then ``CVGRADE_*``, then defaults."""
     env = os.environ
@@ -130,12 +140,29 @@ def resolve_settings(
         webhook_backoff_s=_number(env, "CVGRADE_WEBHOOK_BACKOFF_S", 10.0, float),
         webhook_max_attempts=_number(env, "CVGRADE_WEBHOOK_MAX_ATTEMPTS", 8, int),
         webhook_allow_private=env.get("CVGRADE_WEBHOOK_ALLOW_PRIVATE", "") in ("1", "true", "yes"),
+        public_url=_public_url(public_url or env.get("CVGRADE_PUBLIC_URL") or None),
     )
     _check(settings)
     return settings
 
 
 _Number = TypeVar("_Number", int, float)
+
+
+def _public_url(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(raw.strip())
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and not (parts.query or parts.fragment)
+    except ValueError:
+        valid = False
+    if not valid or any(character.isspace() for character in raw.strip()):
+        raise SettingsError(f"the public URL (--public-url, CVGRADE_PUBLIC_URL) must be an http:// or https:// "
+                            f"address such as https://grader.example.com, not {raw!r}")
+    return raw.strip().rstrip("/")
 
 
 def _number(env: Mapping[str, str], name: str, default: _Number, kind: type[_Number]) -> _Number:

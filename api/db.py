@@ -16,6 +16,8 @@ them (``cvgrade serve`` does at start, and ``cvgrade admin migrate``).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -53,7 +55,7 @@ class Database:
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                _private_file(Path(parsed.database))
             self.engine = create_engine(
                 self.url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20, max_overflow=20
             )
@@ -71,6 +73,17 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _private_file(path: Path) -> None:
+    """The SQLite file, readable by its owner only (it holds candidates' e-mail addresses): made 0600 before
+    SQLite opens it (its -wal and -shm files take the same mode), and tightened if an older one was not."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    with contextlib.suppress(OSError):  # a file of another user: SQLite will say what is wrong
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
 
 
 def _use_our_own_transactions(engine: Engine) -> None:

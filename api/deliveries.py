@@ -42,6 +42,7 @@ from api.webhooks import (
     EVENT_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    absolute_links,
     is_public_host,
     sign,
     webhook_secret,
@@ -137,7 +138,8 @@ class WebhookSender:
             claimed = []
             for delivery, webhook in due:
                 delivery.locked_by, delivery.locked_until = self.name, now + lease
-                body = json.dumps({"delivery_id": delivery.id, **delivery.payload}, sort_keys=True,
+                payload = absolute_links(delivery.payload, settings.base_url())
+                body = json.dumps({"delivery_id": delivery.id, **payload}, sort_keys=True,
                                   separators=(",", ":")).encode()
                 claimed.append(Claimed(delivery.id, webhook.url, webhook.secret_salt, delivery.event, body))
             session.commit()

@@ -8,6 +8,7 @@
     +-- Conflict                  409  the request clashes with what is stored
     +-- Forbidden                 403  known and yours, but not allowed now (deadline, budget)
     +-- PayloadTooLarge           413
+    +-- Unprocessable             422  well-formed, but a value the service cannot take
     +-- UnsupportedMediaType      415
 
 The grader's own errors (``grader.errors``) carry their HTTP status
@@ -69,6 +70,10 @@ class UnsupportedMediaType(ApiError):
     status = 415
 
 
+class Unprocessable(ApiError):
+    status = 422
+
+
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=dict(headers or {}))
 
@@ -113,14 +118,20 @@ def describe_validation_errors(errors: Sequence[Any]) -> tuple[int, str]:
     """One sentence (and a status) for FastAPI's list of validation errors."""
     for error in errors:
         if error.get("type") == "json_invalid":
-            reason = (error.get("ctx") or {}).get("error", "it cannot be parsed")
-            return 400, (f"the request body is not valid JSON ({reason}); "
+            reason = str((error.get("ctx") or {}).get("error", "it cannot be parsed"))
+            position = error.get("loc", ())[1:2]
+            at = f" at character {position[0]}" if position and isinstance(position[0], int) else ""
+            return 400, (f"the request body is not valid JSON ({reason[:1].lower()}{reason[1:]}{at}); "
                          "send a JSON object with Content-Type: application/json")
     parts = []
     for error in list(errors)[:5]:
         location = [str(part) for part in error.get("loc", ())]
         where, field = (location[0], ".".join(location[1:])) if location else ("body", "")
-        message = str(error.get("msg", "is not valid"))
+        message = _PLAIN.get(str(error.get("type")), str(error.get("msg", "is not valid")))
+        if error.get("type") == "value_error":
+            message = message.removeprefix("Value error, ")  # our own validators' sentences, as they are
+        if error.get("type") in _PLAIN and error.get("input") is not None:
+            message += f" (not {str(error['input'])[:40]!r})"
         if error.get("type") == "missing":
             parts.append(f"the {where} needs the field '{field}'" if field else f"the request needs a {where}")
         elif where == "body" and not field:
@@ -130,6 +141,15 @@ def describe_validation_errors(errors: Sequence[Any]) -> tuple[int, str]:
             parts.append(f"{label} ({where}): {message[0].lower()}{message[1:]}")
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return 422, "the request is not valid: " + "; ".join(parts) + more
+
+
+# Pydantic's wording for times ("input should be a valid datetime or date, input is too short") names its
+# parser, not what to send.
+_WHEN = "must be a date and time with a time zone, such as 2030-06-01T17:00:00Z"
+_PLAIN = {
+    "datetime_parsing": _WHEN, "datetime_from_date_parsing": _WHEN, "datetime_type": _WHEN,
+    "timezone_aware": "needs a time zone: end it with Z (UTC) or an offset such as +02:00",
+}
 
 
 def allowed_methods(openapi: Mapping[str, Any], path: str) -> list[str]:

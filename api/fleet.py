@@ -34,8 +34,9 @@ from typing import Any
 
 from celery import Celery
 
+from api.backend_check import plain_problem
 from grader.challenge import Challenge, default_challenges_dir, load_challenge
-from grader.errors import BadSubmission, CvgradeError
+from grader.errors import BadSubmission, CvgradeError, InfrastructureError
 from grader.grading import GradeOptions, grade_submission
 from harness.gpus import host_gpu_count
 
@@ -130,6 +131,10 @@ def _grade_job(task: Any, payload: dict[str, Any]) -> dict[str, Any]:
             result = grade_submission(submission, challenge, _options())
     except BadSubmission as err:
         return _outcome("failed", None, str(err), charged=True, worker=worker)
+    except InfrastructureError as err:  # this host's sandbox is gone: a plain sentence, the detail in its log
+        log.error("job %s cannot be graded on %s: %s", payload.get("job_id"), worker, err)
+        return _outcome("not_gradable", None, plain_problem(_options().backend, str(err)), charged=False,
+                        worker=worker)
     except CvgradeError as err:
         return _outcome("not_gradable", None, str(err), charged=False, worker=worker)
     _mark_done(task.app, worker)

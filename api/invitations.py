@@ -5,6 +5,12 @@ An invitation's token works until ``expires_at`` (default: 30 days after the
 deadline) unless the team revokes it; uploads stop at the deadline or when the
 budget is spent. Submissions that were not gradable (our failure) are not
 charged (``Submission.charged``).
+
+A time box (``time_limit_minutes``) closes uploads that long after the
+candidate first looked at the challenge (``started_at``: the page opened, or
+the statement or starter kit fetched through the API), or at the deadline if
+that comes first. Whether the candidate sees scores is fixed per invitation:
+the team's setting when it was made, unless the invitation says otherwise.
 """
 
 from __future__ import annotations
@@ -17,14 +23,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api import audit
-from api.errors import ApiError, Forbidden, NotFound, Unauthorized
+from api.errors import ApiError, Forbidden, NotFound, Unauthorized, Unprocessable
 from api.models import Invitation, Submission
-from api.schemas import InvitationCreate, InvitationCreated, InvitationPublic
+from api.schemas import InvitationCreate, InvitationPublic
 from api.teams import TeamPrincipal
-from api.tokens import kind_of, new_token, token_sha256
+from api.tokens import kind_of, new_invitation_token, token_sha256
 from grader.challenge import Challenge
 
 TOKEN_LIFETIME_AFTER_DEADLINE = timedelta(days=30)
+LONGEST_AHEAD = timedelta(days=3653)  # ten years: a later deadline is a typo (or "never"), not a plan
 
 
 @dataclass(frozen=True)
@@ -40,26 +47,37 @@ class CandidatePrincipal:
 
 
 def create_invitation(
-    session: Session, team: TeamPrincipal, body: InvitationCreate, challenge: Challenge, now: datetime
-) -> InvitationCreated:
+    session: Session, team: TeamPrincipal, body: InvitationCreate, challenge: Challenge, now: datetime, *,
+    server_key: bytes,
+) -> tuple[Invitation, str]:
+    """Add the invitation to ``session`` (the caller commits); return it and its token, shown this once.
+    ``server_key`` derives the token (``api.tokens.derive_token``), so its link can be shown again."""
     if body.deadline <= now:
         raise ApiError(f"the deadline {body.deadline.isoformat()} has already passed; choose a time in the future")
+    latest = now + LONGEST_AHEAD
+    for field, moment in (("deadline", body.deadline), ("expires_at", body.expires_at)):
+        if moment is not None and moment > latest:
+            raise Unprocessable(f"the {field} {moment.isoformat()} is more than ten years away; choose a time "
+                                f"before {_shown_time(latest)}")
     expires_at = body.expires_at or body.deadline + TOKEN_LIFETIME_AFTER_DEADLINE
     if expires_at < body.deadline:
         raise ApiError("expires_at is before the deadline: the candidate could not upload until the deadline")
-    token, digest = new_token("candidate")
+    token, digest, salt = new_invitation_token(server_key)
+    see_scores = team.candidates_see_scores if body.candidates_see_scores is None else body.candidates_see_scores
     invitation = Invitation(
         team_id=team.team_id, challenge_id=challenge.id, challenge_version=challenge.version,
         candidate=body.candidate.strip(), deadline=body.deadline, expires_at=expires_at,
-        max_attempts=body.max_attempts, token_sha256=digest, revoked_at=None, created_at=now,
+        max_attempts=body.max_attempts, token_sha256=digest, token_salt=salt,
+        time_limit_minutes=body.time_limit_minutes, started_at=None, candidates_see_scores=see_scores,
+        revoked_at=None, created_at=now,
     )
     session.add(invitation)
     session.flush()
     audit.record(session, team_id=team.team_id, actor=team.actor, action="invitation.created",
                  subject=f"invitation {invitation.id}", now=now, challenge=challenge.id,
-                 version=challenge.version, candidate=invitation.candidate)
-    public = to_public(invitation, attempts_used=0)
-    return InvitationCreated(**public.model_dump(), token=token)
+                 version=challenge.version, candidate=invitation.candidate,
+                 time_limit_minutes=invitation.time_limit_minutes, candidates_see_scores=see_scores)
+    return invitation, token
 
 
 def team_invitation(session: Session, team: TeamPrincipal, invitation_id: int, *, lock: bool = False) -> Invitation:
@@ -101,12 +119,15 @@ def attempts_used(session: Session, invitation_ids: Iterable[int]) -> dict[int, 
     return {invitation_id: counts.get(invitation_id, 0) for invitation_id in ids}
 
 
-def to_public(invitation: Invitation, *, attempts_used: int) -> InvitationPublic:
+def to_public(invitation: Invitation, *, attempts_used: int, candidate_url: str | None = None) -> InvitationPublic:
     return InvitationPublic(
         id=invitation.id, challenge_id=invitation.challenge_id, challenge_version=invitation.challenge_version,
         candidate=invitation.candidate, deadline=invitation.deadline, expires_at=invitation.expires_at,
         max_attempts=invitation.max_attempts, attempts_used=attempts_used,
         revoked=invitation.revoked_at is not None, created_at=invitation.created_at,
+        time_limit_minutes=invitation.time_limit_minutes, started_at=invitation.started_at,
+        uploads_close_at=uploads_close_at(invitation), candidates_see_scores=invitation.candidates_see_scores,
+        candidate_url=candidate_url,
     )
 
 
@@ -126,16 +147,44 @@ def authenticate_candidate(session: Session, token: str | None, now: datetime) -
     return CandidatePrincipal(invitation_id=invitation.id, team_id=invitation.team_id)
 
 
-def check_uploads_open(invitation: Invitation, used: int, now: datetime) -> None:
-    """Raise 403 when the candidate may not upload now: deadline passed, or budget spent."""
+def uploads_close_at(invitation: Invitation) -> datetime:
+    """When uploads close for this candidate: the deadline, or the end of their time box if that is sooner."""
+    if invitation.time_limit_minutes is None or invitation.started_at is None:
+        return invitation.deadline
+    return min(invitation.deadline, invitation.started_at + timedelta(minutes=invitation.time_limit_minutes))
+
+
+def uploads_closed_reason(invitation: Invitation, used: int, now: datetime) -> str | None:
+    """Why the candidate may not upload now (a sentence), or None when they may."""
     if invitation.revoked_at is not None:
-        raise Unauthorized("this invitation was withdrawn by the hiring team")
+        return "this invitation was withdrawn by the hiring team"
     if now >= invitation.deadline:
-        raise Forbidden(f"the deadline for this invitation passed at {_shown_time(invitation.deadline)}; "
-                        "uploads are closed")
+        return f"the deadline for this invitation passed at {_shown_time(invitation.deadline)}; uploads are closed"
+    if now >= uploads_close_at(invitation):
+        return (f"your time for this challenge ({_minutes(invitation.time_limit_minutes or 0)} from when you first "
+                f"opened it) ran out at {_shown_time(uploads_close_at(invitation))}; uploads are closed")
     if used >= invitation.max_attempts:
-        raise Forbidden(f"all {invitation.max_attempts} attempts of this invitation are used; "
-                        "no more uploads are accepted (gradings that failed on our side do not count)")
+        spent = ("the one attempt of this invitation is used" if invitation.max_attempts == 1
+                 else f"all {invitation.max_attempts} attempts of this invitation are used")
+        return f"{spent}; no more uploads are accepted (gradings that failed on our side do not count)"
+    return None
+
+
+def check_uploads_open(invitation: Invitation, used: int, now: datetime) -> None:
+    """Raise 403 when the candidate may not upload now: deadline passed, time box over, or budget spent."""
+    reason = uploads_closed_reason(invitation, used, now)
+    if reason is None:
+        return
+    if invitation.revoked_at is not None:
+        raise Unauthorized(reason)
+    raise Forbidden(reason)
+
+
+def _minutes(count: int) -> str:
+    hours, minutes = divmod(count, 60)
+    if hours and minutes:
+        return f"{hours} h {minutes} min"
+    return f"{hours} hour{'s' if hours != 1 else ''}" if hours else f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def _shown_time(moment: datetime) -> str:

@@ -4,8 +4,9 @@
 ::
 
     teams ─┬─ api_keys                 (hashed; revocable)
-           ├─ invitations ── submissions ─┬─ jobs      (one per submission: the queue)
-           │    (hashed token)            └─ results   (the grader's full JSON)
+           ├─ invitations ─┬─ submissions ─┬─ jobs      (one per submission: the queue)
+           │  (hashed token) │               └─ results   (the grader's full JSON)
+           │                 └─ candidate_sessions   (hashed; the candidate page's cookie)
            ├─ audit_events
            ├─ dashboard_sessions       (hashed; the dashboard's login cookie)
            └─ webhooks ── webhook_deliveries ── webhook_attempts
@@ -104,10 +105,29 @@ class Invitation(Base):
     expires_at: Mapped[datetime]  # the token stops working
     max_attempts: Mapped[int]
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # The token is derived from the server's key and this salt (``api.candidate_access``), so the team's pages
+    # can show the candidate's link again; None for invitations made before links existed.
+    token_salt: Mapped[str | None] = mapped_column(String(64))
+    time_limit_minutes: Mapped[int | None]  # a time box: uploads close this long after started_at
+    started_at: Mapped[datetime | None]  # the candidate first opened the page (or read the statement by API)
+    candidates_see_scores: Mapped[bool] = mapped_column(default=False)  # the team's setting when invited, or chosen
     revoked_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
     team: Mapped[Team] = relationship()
+
+
+class CandidateSession(Base):
+    """The candidate page's login: the invitation token, exchanged on the first visit for a cookie that holds
+    a random token; the table keeps its SHA-256. Revoking the invitation ends it."""
+
+    __tablename__ = "candidate_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
 
 
 class Submission(Base):

@@ -4,10 +4,10 @@ the team, ``Candidate...`` goes out to a candidate. OpenAPI's schema is built fr
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 JobState = Literal["queued", "running", "done", "failed", "not_gradable"]
 
@@ -23,15 +23,34 @@ def _a_number(value: Any) -> Any:
     return value
 
 
+def _in_utc(value: datetime) -> datetime:
+    """A time that exists in UTC (``0001-01-01T00:00:00+14:00`` does not: it falls before year 1)."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range: give a time between the years 1 and 9999 in UTC") from None
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
 
 class ErrorBody(BaseModel):
     error: str = Field(description="What went wrong, as a sentence a person understands.")
 
 
+class GradingHealth(BaseModel):
+    backend: str = Field(description="The sandbox backend configured: auto, docker, local, or fleet (workers grade).")
+    chosen: str | None = Field(description="The backend that grades here (auto's choice); none when none can.")
+    ready: bool
+    problem: str | None = Field(description="Why grading is not possible now, in a sentence; the log has the detail.")
+
+
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(description=(
+        "degraded: the service answers and keeps uploads, but cannot grade them now (see grading.problem)."))
     version: str
     database: str
+    grading: GradingHealth
 
 
 class TeamPublic(BaseModel):
@@ -41,7 +60,9 @@ class TeamPublic(BaseModel):
 
 
 class TeamUpdate(_In):
-    candidates_see_scores: StrictBool = Field(description="Whether candidates see their score, points and verdict.")
+    candidates_see_scores: StrictBool = Field(description=(
+        "Whether candidates invited from now on see their score, points and verdict (each invitation keeps the "
+        "setting it was made with, or its own)."))
 
 
 class CheckPublic(BaseModel):
@@ -78,11 +99,18 @@ class ChallengeDetail(ChallengePublic):
 class InvitationCreate(_In):
     challenge_id: Annotated[str, Field(min_length=1, max_length=100)]
     candidate: Annotated[str, Field(min_length=1, max_length=320, description="An email address or a label.")]
-    deadline: AwareDatetime = Field(description="Uploads close at this time (ISO 8601 with a time zone).")
+    deadline: UtcDatetime = Field(description=(
+        "Uploads close at this time (ISO 8601 with a time zone; at most ten years ahead)."))
     max_attempts: Annotated[int, Field(ge=1, le=100), BeforeValidator(_a_number)] = 3
-    expires_at: AwareDatetime | None = Field(
+    expires_at: UtcDatetime | None = Field(
         default=None, description="The token stops working at this time; default: 30 days after the deadline."
     )
+    time_limit_minutes: Annotated[int | None, Field(ge=1, le=7 * 24 * 60, description=(
+        "A time box: uploads close this many minutes after the candidate first opens the page (or fetches the "
+        "statement or starter kit), or at the deadline if that is sooner. None: no time box.")),
+        BeforeValidator(_a_number)] = None
+    candidates_see_scores: StrictBool | None = Field(default=None, description=(
+        "Whether this candidate sees their score, points and verdict; default: the team's setting now."))
 
 
 class InvitationPublic(BaseModel):
@@ -96,6 +124,16 @@ class InvitationPublic(BaseModel):
     attempts_used: int
     revoked: bool
     created_at: datetime
+    time_limit_minutes: int | None = Field(default=None, description="The time box, if any.")
+    started_at: datetime | None = Field(default=None, description=(
+        "When the candidate first opened the page (or fetched the statement or starter kit); a time box "
+        "counts from it."))
+    uploads_close_at: datetime = Field(description=(
+        "When uploads close for this candidate: the deadline, or the end of their time box if sooner."))
+    candidates_see_scores: bool = Field(description="Whether this candidate sees their score and verdict.")
+    candidate_url: str | None = Field(default=None, description=(
+        "The candidate's page: the link to send them. It holds their token; None for invitations made before "
+        "links existed or under another server key."))
 
 
 class InvitationCreated(InvitationPublic):
@@ -171,6 +209,11 @@ class CandidateInvitation(BaseModel):
     attempts_used: int
     attempts_left: int
     submissions_open: bool
+    time_limit_minutes: int | None = Field(default=None, description="Your time box, if the team set one.")
+    started_at: datetime | None = Field(default=None, description="When you first opened the challenge.")
+    uploads_close_at: datetime = Field(description=(
+        "When uploads close for you: the deadline, or the end of your time box if sooner."))
+    closed_reason: str | None = Field(default=None, description="Why uploads are closed, when they are.")
 
 
 class CandidateCheck(BaseModel):

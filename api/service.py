@@ -17,6 +17,7 @@ from grader.challenge import Challenge, default_challenges_dir, list_challenge_i
 from grader.errors import ChallengeError
 
 if TYPE_CHECKING:
+    from api.backend_check import BackendMonitor
     from api.dispatch import CeleryDispatcher
     from api.workers import WorkerPool
 
@@ -42,6 +43,13 @@ class Service:
         from api.secret_key import load_secret_key
 
         return load_secret_key(self.settings)
+
+    @functools.cached_property
+    def backend_monitor(self) -> BackendMonitor:
+        """Whether the sandbox backend can grade (``/health``), checked now and then."""
+        from api.backend_check import BackendMonitor
+
+        return BackendMonitor(self.settings)
 
     def notify_workers(self) -> None:
         """A job was queued: wake an idle worker now rather than at its next poll."""

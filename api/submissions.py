@@ -221,7 +221,7 @@ def candidate_submissions(
 ) -> list[CandidateSubmission]:
     """The candidate's own submissions (never another invitation's), with the feedback they may see."""
     invitation = session.get_one(Invitation, candidate.invitation_id)
-    show_scores = invitation.team.candidates_see_scores
+    show_scores = invitation.candidates_see_scores
     now = service.clock()
     left = max(0, invitation.max_attempts - attempts_used(session, [invitation.id])[invitation.id])
     query = (

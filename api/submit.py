@@ -6,6 +6,10 @@ connection fails or the answer is lost, the same request is sent again (up to
 ``--retries`` times, with back-off) and the service answers with the first
 upload's submission instead of making a second one.
 
+``--status ID`` uploads nothing: it shows where an earlier submission stands
+(the way back to the feedback after ``--no-wait``), and follows it to the end
+unless ``--no-wait`` is given too.
+
 Exit codes, as ``cvgrade grade``: 0 passed (or graded, when the team does not
 share verdicts), 1 graded but not passed, 2 bad input (the file, the token, the
 deadline, the attempt budget, a submission the grader refuses), 3 not gradable
@@ -52,7 +56,6 @@ class SubmitError(Exception):
 
 
 def submit(
-    submission: Annotated[Path, typer.Argument(help="A .py file, a .ipynb, a .zip or a folder (sent zipped).")],
     server: Annotated[str, typer.Option("--server", envvar="CVGRADE_SERVER",
                                         help="The service, e.g. https://grader.example.com.")],
     token: Annotated[str, typer.Option("--token", envvar="CVGRADE_TOKEN",
@@ -63,23 +66,40 @@ def submit(
     timeout_s: Annotated[float, typer.Option("--timeout", min=1, help="Seconds to wait for the grading.")] = 3600,
     retries: Annotated[int, typer.Option("--retries", min=0, max=10,
                                          help="Times to send the upload again when the connection fails.")] = 3,
+    status_of: Annotated[int | None, typer.Option(
+        "--status", metavar="ID", min=1, help="Upload nothing: show where submission ID stands and its feedback "
+                                              "(after --no-wait), waiting for its grading unless --no-wait.")] = None,
+    submission: Annotated[Path | None, typer.Argument(
+        help="A .py file, a .ipynb, a .zip or a folder (sent zipped).", show_default=False)] = None,
 ) -> None:
-    """Upload a solution to a cvgrade service, follow its grading and print your feedback."""
+    """Upload a solution to a cvgrade service, follow its grading and print your feedback; or, with
+    --status ID, come back to a submission's feedback."""
     try:
-        view = _run(submission, server, token, wait=wait, timeout_s=timeout_s, retries=retries,
-                    as_json=as_json)
+        if (submission is None) == (status_of is None):
+            raise SubmitError("give the file or folder to upload, or --status ID to see an earlier submission "
+                              "(not both)", 2)
+        if status_of is not None:
+            view = _status(status_of, server, token, wait=wait, timeout_s=timeout_s)
+        else:
+            assert submission is not None
+            view = _run(submission, server, token, wait=wait, timeout_s=timeout_s, retries=retries,
+                        as_json=as_json)
     except SubmitError as err:
         errors.print(f"[bold red]error:[/bold red] {err}")
         raise typer.Exit(err.exit_code) from None
     except KeyboardInterrupt:
-        errors.print("interrupted: the grading goes on on the server; `cvgrade submit` with the same file "
-                     "would make a new submission, so look at your submissions instead")
+        errors.print("interrupted: the grading goes on on the server; `cvgrade submit --status ID` shows it "
+                     "(the same file again would make a new submission)")
         raise typer.Exit(130) from None
     if as_json:
         sys.stdout.write(json.dumps(view) + "\n")
     else:
         print_feedback(console, view)
-    raise typer.Exit(exit_code(view) if wait else 0)
+    finished = view["state"] in FINISHED
+    if not finished and not as_json:
+        errors.print(f"submission {view['id']} is {view['state']}; see its feedback later with "
+                     f"`cvgrade submit --status {view['id']}`")
+    raise typer.Exit(exit_code(view) if finished else 0)
 
 
 def exit_code(view: dict[str, Any]) -> int:
@@ -92,15 +112,35 @@ def exit_code(view: dict[str, Any]) -> int:
     return 3
 
 
-def _run(submission: Path, server: str, token: str, *, wait: bool, timeout_s: float, retries: int,
-         as_json: bool) -> dict[str, Any]:
-    import httpx  # here, not at the top: every cvgrade command imports this module
-
+def _api(server: str, token: str) -> tuple[str, dict[str, str]]:
+    """The API's base URL and the request headers, or a ``SubmitError`` for a server that is not a URL."""
     base = server.rstrip("/")
     if not base.startswith(("http://", "https://")):
         raise SubmitError(f"--server must be an http:// or https:// URL, not {server!r}", 2)
     base = base if base.endswith("/api/v1") else base + "/api/v1"
-    headers = {"Authorization": f"Bearer {token.strip()}", "User-Agent": "cvgrade-submit"}
+    return base, {"Authorization": f"Bearer {token.strip()}", "User-Agent": "cvgrade-submit"}
+
+
+def _status(submission_id: int, server: str, token: str, *, wait: bool, timeout_s: float) -> dict[str, Any]:
+    """An earlier submission's view; followed until its grading ends when ``wait``."""
+    import httpx
+
+    base, headers = _api(server, token)
+    with httpx.Client(base_url=base, headers=headers, timeout=httpx.Timeout(30, connect=10)) as client:
+        try:
+            view = _answer(client.get(f"/candidate/submissions/{submission_id}"))
+        except httpx.TransportError as err:
+            raise SubmitError(f"the service at {base} could not be reached: {_reason(err)}", 3) from None
+        if not wait or view["state"] in FINISHED:
+            return view
+        return _follow(client, view, timeout_s=timeout_s)
+
+
+def _run(submission: Path, server: str, token: str, *, wait: bool, timeout_s: float, retries: int,
+         as_json: bool) -> dict[str, Any]:
+    import httpx  # here, not at the top: every cvgrade command imports this module
+
+    base, headers = _api(server, token)
     with _upload_file(submission) as (path, name), httpx.Client(base_url=base, headers=headers,
                                                                timeout=httpx.Timeout(60, connect=10)) as client:
         view = _upload(client, path, name, retries=retries, quiet=as_json)

@@ -58,9 +58,11 @@ def safe_filename(raw: str) -> str:
     return name or "submission"
 
 
-def too_large(max_bytes: int) -> PayloadTooLarge:
+def too_large(max_bytes: int, size_bytes: int | None = None) -> PayloadTooLarge:
+    """The one 413 of uploads, whether the size was declared up front or found while streaming."""
+    size = f" (this one is {size_bytes / 2**20:.1f} MiB)" if size_bytes is not None else ""
     return PayloadTooLarge(
-        f"the upload is larger than {max_bytes / 2**20:g} MiB, the limit; leave datasets, weights "
+        f"the upload is larger than {max_bytes / 2**20:g} MiB, the limit{size}; leave datasets, weights "
         "and outputs out of your submission"
     )
 
@@ -94,7 +96,7 @@ async def receive_upload(request: Request, staging_dir: Path, max_bytes: int) ->
     content_type, parameters = parse_options_header(request.headers.get("content-type"))
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes + FORM_OVERHEAD_BYTES:
-        raise too_large(max_bytes)
+        raise too_large(max_bytes, int(declared))
     if content_type not in (b"multipart/form-data", b"application/octet-stream"):
         shown = content_type.decode("latin-1") or "none"
         raise UnsupportedMediaType(

@@ -22,6 +22,7 @@ import base64
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
 import time
 from datetime import datetime
@@ -45,6 +46,7 @@ DELIVERY_HEADER = "X-Cvgrade-Delivery"
 FINISHED_EVENT = "submission.finished"
 MAX_WEBHOOKS_PER_TEAM = 20
 REPLAY_TOLERANCE_S = 300
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 # -- secrets and signatures ---------------------------------------------------------------------
@@ -76,22 +78,45 @@ def verify_signature(
 # -- registering --------------------------------------------------------------------------------
 
 def check_url(url: str, *, allow_private: bool) -> str:
-    """A URL the service may POST to: http(s), a host, no credentials; no loopback or private
-    address given literally unless the operator allows it (names are checked when sending)."""
+    """A URL the service may POST to: http(s), a host that can exist (a DNS name or an address), no
+    credentials; no loopback or private address given literally unless the operator allows it (names are
+    checked when sending)."""
     url = url.strip()
+    if any(character.isspace() or not character.isprintable() for character in url):
+        raise ApiError("a webhook URL may not hold spaces or control characters; write a space in a path as %20")
     try:
         parts = urlsplit(url)
         host = parts.hostname
-    except ValueError:  # "http://[nonsense"
+        parts.port  # noqa: B018  # raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError:  # "http://[nonsense", "http://host:99999"
         raise ApiError("a webhook URL must be a valid http:// or https:// URL") from None
     if parts.scheme not in ("http", "https") or not host:
         raise ApiError("a webhook URL must start with http:// or https:// and name a host")
+    if not is_valid_host(host):
+        raise ApiError(f"the webhook's host {host[:100]!r} is not a valid host name or address (a name is "
+                       "labels of letters, digits and hyphens, separated by dots, such as hooks.example.com)")
     if parts.username or parts.password:
         raise ApiError("a webhook URL must not hold a user name or password; authenticate with the signature")
     if not allow_private and not is_public_host(host):
         raise ApiError(f"the webhook's host {host} is a loopback or private address; the operator "
                        "may allow those with CVGRADE_WEBHOOK_ALLOW_PRIVATE=1")
     return url
+
+
+def is_valid_host(host: str) -> bool:
+    """An IP address, or a DNS name: 1 to 63 letters, digits or hyphens a label (not starting or ending with
+    a hyphen), labels joined by dots, 253 characters at most; international names by their IDNA form."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        pass
+    try:
+        name = host.encode("idna").decode("ascii").rstrip(".")
+    except UnicodeError:
+        return False
+    labels = name.split(".")
+    return 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit()
 
 
 def is_public_host(host: str) -> bool:
@@ -191,7 +216,7 @@ def enqueue_finished(
             "filename": submission.filename, "state": state, "score": score, "max_score": max_score,
             "passed": passed, "charged": charged, "error": error,
         },
-        "links": {"submission": f"/api/v1/submissions/{submission.id}",
+        "links": {"submission": f"/api/v1/submissions/{submission.id}",  # absolute when sent: absolute_links
                   "result": f"/api/v1/submissions/{submission.id}/result"},
     }
     for webhook_id in webhooks:
@@ -200,6 +225,17 @@ def enqueue_finished(
             state="pending", attempts=0, next_attempt_at=now, created_at=now,
         ))
     return len(webhooks)
+
+
+def absolute_links(payload: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """The payload with its ``links`` made absolute from the service's public URL (``CVGRADE_PUBLIC_URL``): what
+    is sent. Stored relative, so a changed public URL applies to deliveries still waiting."""
+    links = payload.get("links")
+    if not isinstance(links, dict):
+        return payload
+    base = base_url.rstrip("/")
+    return {**payload, "links": {name: base + link if isinstance(link, str) and link.startswith("/") else link
+                                 for name, link in links.items()}}
 
 
 def delivery_log(

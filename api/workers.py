@@ -24,15 +24,19 @@ import secrets
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from api import queue
+from api.backend_check import plain_problem
 from api.errors import NotFound
+from api.logs import grading_event
 from api.queue import ClaimedJob, JobOutcome
 from api.service import Service
 from grader.challenge import Challenge
-from grader.errors import BadSubmission, CvgradeError
+from grader.errors import BadSubmission, CvgradeError, InfrastructureError
 from grader.grading import GradeOptions, grade_submission, stop_all_judges
 from grader.results import GradeResult
 
@@ -106,7 +110,7 @@ class WorkerPool:
             with self._lock:
                 self._running[name] = job
             try:
-                outcome = self._grade(job)
+                outcome = self._graded(job)
                 if self._stopping.is_set():
                     queue.release(self.service.db, job, self.service.clock())
                 else:
@@ -116,6 +120,24 @@ class WorkerPool:
             finally:
                 with self._lock:
                     self._running.pop(name, None)
+
+    def _graded(self, job: ClaimedJob) -> JobOutcome:
+        """Grade, with one structured log line when it starts and one when it ends (``api.logs``)."""
+        fields: dict[str, Any] = {"job": job.job_id, "submission": job.submission_id, "challenge": job.challenge_id,
+                  "run": job.run, "worker": job.worker}
+        grading_event("started", **fields, backend=self.options.backend)
+        started = time.monotonic()
+        outcome = self._grade(job)
+        graded = outcome.result
+        sandbox = graded.environment.get("sandbox", {}) if graded is not None else {}
+        chosen = sandbox.get("backend") if isinstance(sandbox, dict) else None
+        grading_event(
+            "ended" if outcome.state == "done" else "failed", logging.INFO if outcome.state == "done" else
+            logging.WARNING, **fields, state=outcome.state, score=graded.score if graded else None,
+            passed=graded.passed if graded else None, duration_s=round(time.monotonic() - started, 2),
+            backend=chosen or self.options.backend, chosen_by="auto" if self.options.backend == "auto" else None,
+            charged=outcome.charged, error=outcome.error)
+        return outcome
 
     def _grade(self, job: ClaimedJob) -> JobOutcome:
         try:
@@ -133,6 +155,9 @@ class WorkerPool:
             return JobOutcome("not_gradable", None, err.message, charged=False)
         except BadSubmission as err:
             return JobOutcome("failed", None, str(err), charged=True)
+        except InfrastructureError as err:  # the sandbox is gone: a plain sentence for the team, the rest logged
+            log.error("job %s cannot be graded: %s", job.job_id, err)
+            return JobOutcome("not_gradable", None, plain_problem(self.options.backend, str(err)), charged=False)
         except CvgradeError as err:
             return JobOutcome("not_gradable", None, str(err), charged=False)
         except Exception as err:

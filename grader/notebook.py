@@ -10,6 +10,7 @@ them in Jupyter; line numbers inside a cell never move.
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ def read_notebook(path: Path) -> NotebookCode:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # Validation errors are captured, not logged, then raised by validate() below.
+            json.loads(text)  # its own error says where the JSON breaks; nbformat's only that it does
             notebook: nbformat.NotebookNode = nbformat.reads(  # type: ignore[no-untyped-call]
                 text, as_version=4, capture_validation_error={}
             )
@@ -217,8 +219,15 @@ def _invalid(name: str, reason: str) -> BadSubmission:
 
 
 def _short_reason(error: Exception) -> str:
-    first_line = (str(error).strip().split("\n", 1)[0] or type(error).__name__).rstrip(".")
-    return _shown(first_line, 160)
+    """Why nbformat refused the file, as the middle of our sentence: lower case, one line, no Python internals."""
+    if isinstance(error, json.JSONDecodeError):
+        reason = f"it is not JSON ({error.msg[:1].lower()}{error.msg[1:]} at line {error.lineno}, column {error.colno})"
+    elif isinstance(error, nbformat.ValidationError):
+        first_line = str(error).strip().split("\n", 1)[0].rstrip(".")
+        reason = f"it does not follow the notebook format: {first_line[:1].lower()}{first_line[1:]}"
+    else:  # nbformat's reader fails on odd shapes with TypeError, KeyError ...: their text means nothing to a person
+        reason = "it does not follow the notebook format (its cells or metadata are not what Jupyter writes)"
+    return _shown(reason, 200)
 
 
 def _shown(text: str, limit: int = _SHOWN_CHARS) -> str:

@@ -32,9 +32,10 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from starlette.datastructures import FormData
 
+from api.candidate_access import candidate_url
 from api.deps import Id, ReadSession, ServiceDep, service_of
 from api.errors import ApiError, Forbidden, NotFound, Unauthorized
-from api.invitations import attempts_used, team_invitation, team_invitations
+from api.invitations import attempts_used, team_invitation, team_invitations, uploads_close_at
 from api.models import Result, Submission
 from api.schemas import Comparison, SubmissionPublic
 from api.service import Service
@@ -206,8 +207,10 @@ def invitations_page(request: Request, service: ServiceDep, session: ReadSession
 def invitation_page(invitation_id: Id, request: Request, service: ServiceDep, session: ReadSession) -> Response:
     team = page_team(request, service)
     invitation = team_invitation(session, team, invitation_id)
+    link = candidate_url(service.secret_key, invitation, service.settings.base_url(str(request.base_url)))
     return render(request, "submissions.html.j2", team=team, title=f"Invitation {invitation.id}",
                   invitation=invitation, used=attempts_used(session, [invitation.id])[invitation.id],
+                  candidate_link=link, closes_at=uploads_close_at(invitation),
                   challenge=None, submissions=team_submissions(session, team, invitation_id=invitation.id))
 
 
@@ -217,7 +220,7 @@ def challenge_submissions_page(challenge_id: str, request: Request, service: Ser
     team = page_team(request, service)
     challenge = service.challenge(challenge_id)
     return render(request, "submissions.html.j2", team=team, title=f"Submissions to {challenge.id}",
-                  invitation=None, used=0, challenge=challenge,
+                  invitation=None, used=0, challenge=challenge, candidate_link=None, closes_at=None,
                   submissions=team_submissions(session, team, challenge_id=challenge.id))
 
 

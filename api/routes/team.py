@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Request, status
 
 from api import audit
+from api.candidate_access import candidate_url
 from api.deps import BeforeId, Id, ReadSession, ServiceDep, Team, WriteSession, json_body
 from api.invitations import attempts_used, create_invitation, revoke_invitation, team_invitation, team_invitations
 from api.invitations import to_public as invitation_public
+from api.models import Invitation
 from api.models import Team as TeamRow
 from api.routes import errors
 from api.schemas import (
@@ -24,6 +26,7 @@ from api.schemas import (
     TeamPublic,
     TeamUpdate,
 )
+from api.service import Service
 from grader.challenge import Challenge
 
 router = APIRouter(tags=["team"], responses=errors(401))
@@ -77,28 +80,38 @@ def get_challenge(challenge_id: str, _team: Team, service: ServiceDep) -> Challe
              summary="Invite a candidate; the answer holds their token, shown this once",
              responses=errors(400, 404, 415, 422))
 def post_invitation(
-    body: InvitationCreate, team: Team, session: WriteSession, service: ServiceDep
+    body: InvitationCreate, team: Team, session: WriteSession, service: ServiceDep, request: Request
 ) -> InvitationCreated:
     challenge = service.challenge(body.challenge_id)
-    created = create_invitation(session, team, body, challenge, service.clock())
+    invitation, token = create_invitation(session, team, body, challenge, service.clock(),
+                                          server_key=service.secret_key)
     session.commit()
-    return created
+    public = invitation_public(invitation, attempts_used=0, candidate_url=link(service, invitation, request))
+    return InvitationCreated(**public.model_dump(), token=token)
+
+
+def link(service: Service, invitation: Invitation, request: Request) -> str | None:
+    """The invitation's candidate_url, from the configured public URL (else the address this request came to)."""
+    return candidate_url(service.secret_key, invitation, service.settings.base_url(str(request.base_url)))
 
 
 @router.get("/invitations", summary="Your team's invitations")
 def list_invitations(
-    team: Team, session: ReadSession,
+    team: Team, session: ReadSession, service: ServiceDep, request: Request,
     challenge_id: Annotated[str | None, Query(description="Only this challenge's.")] = None,
 ) -> list[InvitationPublic]:
     invitations = team_invitations(session, team, challenge_id)
     used = attempts_used(session, [invitation.id for invitation in invitations])
-    return [invitation_public(invitation, attempts_used=used[invitation.id]) for invitation in invitations]
+    return [invitation_public(invitation, attempts_used=used[invitation.id],
+                              candidate_url=link(service, invitation, request)) for invitation in invitations]
 
 
 @router.get("/invitations/{invitation_id}", summary="One invitation", responses=errors(404))
-def get_invitation(invitation_id: Id, team: Team, session: ReadSession) -> InvitationPublic:
+def get_invitation(invitation_id: Id, team: Team, session: ReadSession, service: ServiceDep, request: Request
+                   ) -> InvitationPublic:
     invitation = team_invitation(session, team, invitation_id)
-    return invitation_public(invitation, attempts_used=attempts_used(session, [invitation.id])[invitation.id])
+    return invitation_public(invitation, attempts_used=attempts_used(session, [invitation.id])[invitation.id],
+                             candidate_url=link(service, invitation, request))
 
 
 @router.post("/invitations/{invitation_id}/revoke", responses=errors(404),

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from api.deliveries import next_attempt
 from api.deps import BeforeId, Id, ReadSession, ServiceDep, Team, WriteSession, json_body
 from api.routes import errors
 from api.schemas import WebhookAttemptPublic, WebhookCreate, WebhookCreated, WebhookDeliveryPublic, WebhookPublic
-from api.webhooks import create_webhook, delete_webhook, delivery_log, team_webhooks
+from api.webhooks import absolute_links, create_webhook, delete_webhook, delivery_log, team_webhooks
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=errors(401))
 
@@ -47,7 +47,7 @@ def remove_webhook(webhook_id: Id, team: Team, session: WriteSession, service: S
 @router.get("/{webhook_id}/deliveries", summary="A webhook's deliveries, newest first, each with its attempts",
             responses=errors(404))
 def list_deliveries(
-    webhook_id: Id, team: Team, session: ReadSession,
+    webhook_id: Id, team: Team, session: ReadSession, service: ServiceDep, request: Request,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before_id: BeforeId = None,
 ) -> list[WebhookDeliveryPublic]:
@@ -56,7 +56,8 @@ def list_deliveries(
             id=delivery.id, event=delivery.event, state=delivery.state,  # type: ignore[arg-type]
             attempts=delivery.attempts, next_attempt_at=next_attempt(delivery),
             last_status_code=delivery.last_status_code, last_error=delivery.last_error,
-            created_at=delivery.created_at, delivered_at=delivery.delivered_at, payload=delivery.payload,
+            created_at=delivery.created_at, delivered_at=delivery.delivered_at,
+            payload=absolute_links(delivery.payload, service.settings.base_url(str(request.base_url))),
             log=[WebhookAttemptPublic(number=a.number, started_at=a.started_at, duration_ms=a.duration_ms,
                                       status_code=a.status_code, error=a.error) for a in attempts],
         )

@@ -48,7 +48,8 @@ def test_an_upload_is_queued_graded_and_followed_to_its_feedback(api: Api) -> No
     assert response.status_code == 202, response.text
     submission = response.json()
     assert response.headers["location"] == f"/api/v1/candidate/submissions/{submission['id']}"
-    assert (submission["filename"], submission["kind"], submission["state"]) == ("solution.py", "py", "queued")
+    assert (submission["filename"], submission["kind"]) == ("solution.py", "py")
+    assert submission["state"] in ("queued", "running")  # an idle worker may take it before the answer is read
     api.wait_for_jobs()
     followed = candidate.get(f"/submissions/{submission['id']}").json()
     assert (followed["state"], followed["message"], followed["feedback"]["status"]) == ("done", "Graded.", "graded")

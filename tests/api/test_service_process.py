@@ -136,12 +136,13 @@ def service(tmp_path: Path, challenge_factory: Any) -> Iterator[Service]:
         running.stop()
 
 
-def team_and_candidate(service: Service, max_attempts: int = 3) -> tuple[httpx.Client, httpx.Client]:
+def team_and_candidate(service: Service, max_attempts: int = 3, **invitation: Any
+                       ) -> tuple[httpx.Client, httpx.Client]:
     key = service.admin("create-team", "acme").strip().splitlines()[-1]
     team = httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
     deadline = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     created = team.post("/invitations", json={"challenge_id": "tiny", "candidate": "ada@example.com",
-                                              "deadline": deadline, "max_attempts": max_attempts})
+                                              "deadline": deadline, "max_attempts": max_attempts, **invitation})
     assert created.status_code == 201, created.text
     token = created.json()["token"]
     candidate = httpx.Client(base_url=f"{service.url}/candidate", headers={"Authorization": f"Bearer {token}"},

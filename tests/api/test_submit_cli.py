@@ -59,8 +59,7 @@ def candidate_token(candidate: httpx.Client) -> str:
 
 
 def test_a_passing_solution_prints_its_checks_and_exits_0(service: Service, tmp_path: Path) -> None:
-    team, candidate = team_and_candidate(service)
-    team.patch("/team", json={"candidates_see_scores": True})
+    _, candidate = team_and_candidate(service, candidates_see_scores=True)
     solution = tmp_path / "solution.py"
     solution.write_text(GOOD)
     done = submit(service.url, candidate_token(candidate), solution)
@@ -72,8 +71,7 @@ def test_a_passing_solution_prints_its_checks_and_exits_0(service: Service, tmp_
 
 
 def test_a_wrong_solution_exits_1_and_hidden_checks_keep_their_secrets(service: Service, tmp_path: Path) -> None:
-    team, candidate = team_and_candidate(service)
-    team.patch("/team", json={"candidates_see_scores": True})
+    _, candidate = team_and_candidate(service, candidates_see_scores=True)
     solution = tmp_path / "wrong.py"
     solution.write_text(WRONG)
     done = submit(service.url, candidate_token(candidate), solution)
@@ -179,3 +177,47 @@ def test_bad_input_exits_2_and_an_unreachable_service_3(service: Service, tmp_pa
         unreachable = submit(f"http://127.0.0.1:{port}", candidate_token(candidate), solution, "--retries", "1")
     assert unreachable.returncode == 3 and "could not be reached" in unreachable.stderr
     assert "sending it again in 1 s" in unreachable.stderr
+
+
+def cvgrade_submit(service_url: str, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key not in ("CVGRADE_SERVER", "CVGRADE_TOKEN")}
+    return subprocess.run([str(CVGRADE), "submit", *args, "--server", service_url.removesuffix("/api/v1"),
+                           "--token", token], capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_after_no_wait_status_brings_back_the_feedback(service: Service, tmp_path: Path) -> None:
+    import json
+
+    team, candidate = team_and_candidate(service, candidates_see_scores=True)
+    token = candidate_token(candidate)
+    solution = tmp_path / "solution.py"
+    solution.write_text(GOOD)
+    uploaded = cvgrade_submit(service.url, token, str(solution), "--no-wait")
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert "see its feedback later with `cvgrade submit --status 1`" in uploaded.stderr
+
+    followed = cvgrade_submit(service.url, token, "--status", "1")  # waits for the grading, as submit would have
+    assert followed.returncode == 0, followed.stdout + followed.stderr
+    assert "PASSED" in followed.stdout and "10/10" in followed.stdout.replace(" ", "")
+    again = cvgrade_submit(service.url, token, "--status", "1", "--json", "--no-wait")
+    assert again.returncode == 0 and json.loads(again.stdout)["feedback"]["passed"] is True
+    assert len(team.get("/challenges/tiny/submissions").json()) == 1  # nothing was uploaded again
+
+    unknown = cvgrade_submit(service.url, token, "--status", "99")
+    assert unknown.returncode == 2 and "you have no submission 99" in unknown.stderr
+    both = cvgrade_submit(service.url, token, str(solution), "--status", "1")
+    neither = cvgrade_submit(service.url, token)
+    for done in (both, neither):
+        assert done.returncode == 2 and "give the file or folder to upload, or --status ID" in done.stderr
+
+
+def test_code_python_cannot_parse_is_refused_at_once_and_uses_no_attempt(service: Service, tmp_path: Path) -> None:
+    _, candidate = team_and_candidate(service, max_attempts=1)
+    broken = tmp_path / "solution.py"
+    broken.write_text("def add(a, b)\n    return a + b\n")
+    refused = submit(service.url, candidate_token(candidate), broken)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "solution.py, line 1: expected ':' (`def add(a, b)`); Python cannot parse it" in refused.stderr
+    assert candidate.get(f"{service.url}/candidate").json()["attempts_used"] == 0
+    broken.write_text(GOOD)
+    assert submit(service.url, candidate_token(candidate), broken).returncode == 0  # the one attempt is still there

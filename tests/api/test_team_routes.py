@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 if TYPE_CHECKING:
@@ -24,15 +24,29 @@ def test_challenges_show_metadata_and_statement_but_nothing_hidden(api: Api) -> 
         assert secret not in everything
 
 
-def test_an_invitation_token_is_shown_once_and_only_its_hash_is_kept(api: Api) -> None:
+def test_an_invitation_token_is_stored_as_its_hash_and_shown_again_only_in_its_link(api: Api) -> None:
+    from sqlalchemy import text
+
     team = api.team()
     candidate = team.invite("ada@example.com", max_attempts=2)
     assert candidate.token.startswith("cvgi_")
+    assert candidate.invitation["candidate_url"] == f"http://testserver/c/{candidate.token}"
     listed = team.get("/invitations").json()
     assert [row["candidate"] for row in listed] == ["ada@example.com"]
-    assert candidate.token not in json.dumps(listed) + team.get(f"/invitations/{candidate.invitation['id']}").text
+    assert [row["candidate_url"] for row in listed] == [candidate.invitation["candidate_url"]]
+    for row in (listed[0], team.get(f"/invitations/{candidate.invitation['id']}").json()):
+        assert candidate.token not in json.dumps({key: value for key, value in row.items() if key != "candidate_url"})
     assert listed[0] | {"attempts_used": 0, "max_attempts": 2, "challenge_version": "1.0.0", "revoked": False} == \
         listed[0]
+    with api.service.db.read() as session:  # the database alone cannot give the token back: it needs the key
+        stored = " ".join(map(str, session.execute(text("SELECT * FROM invitations")).one()))
+    assert candidate.token not in stored and candidate.token.removeprefix("cvgi_") not in stored
+
+
+def test_the_candidate_url_comes_from_the_configured_public_url(api_factory: Any) -> None:
+    api = api_factory(public_url="https://grader.example.com")
+    candidate = api.team().invite()
+    assert candidate.invitation["candidate_url"] == f"https://grader.example.com/c/{candidate.token}"
 
 
 def test_a_revoked_invitation_stops_its_token_at_once_and_keeps_its_submissions(api: Api) -> None:
@@ -169,7 +183,8 @@ def test_the_audit_log_says_who_did_what_and_when(api: Api) -> None:
     events = team.get("/audit-events").json()
     assert [(event["action"], event["actor"].split(" ")[0]) for event in events] == [
         ("invitation.revoked", "api"), ("job.done", "grading"), ("submission.created", "candidate"),
-        ("invitation.created", "api"), ("api_key.created", "admin"), ("team.created", "admin")]
+        ("invitation.started", "candidate"), ("invitation.created", "api"), ("api_key.created", "admin"),
+        ("team.created", "admin")]
     assert events[0]["created_at"] == api.clock().isoformat().replace("+00:00", "Z")
     assert events[1]["detail"]["score"] == 10
     older = team.get("/audit-events", params={"before_id": events[1]["id"], "limit": 1}).json()

@@ -80,7 +80,8 @@ def receiver_factory() -> Iterator[Callable[..., Receiver]]:
 @pytest.fixture
 def hooked(api_factory: ApiFactory) -> Api:
     """A service whose webhooks may reach loopback (the receiver), with short back-off."""
-    return api_factory(webhook_allow_private=True, webhook_backoff_s=1.0, webhook_max_attempts=3)
+    return api_factory(webhook_allow_private=True, webhook_backoff_s=1.0, webhook_max_attempts=3,
+                       public_url="https://grader.example.com")
 
 
 def wait_until(condition: Callable[[], Any], timeout_s: float = 15, what: str = "the condition") -> Any:
@@ -126,6 +127,11 @@ def test_the_secret_is_shown_once_and_never_stored(hooked: Api, receiver_factory
     ("http://localhost/hook", "loopback or private address"),
     ("http://169.254.169.254/latest/meta-data", "loopback or private address"),
     ("http://[::1]/hook", "loopback or private address"),
+    ("http://exa mple.com/", "may not hold spaces"),  # accepted before: found by the hiring-round trial
+    ("https://.", "is not a valid host name or address"),
+    ("https://hooks..example.com/x", "is not a valid host name or address"),
+    ("https://-hooks.example.com/x", "is not a valid host name or address"),
+    ("https://hooks.example.com:99999/x", "must be a valid http:// or https:// URL"),
 ])
 def test_urls_that_cannot_or_may_not_be_reached_are_refused(api: Api, url: str, reason: str) -> None:
     response = api.team().post("/webhooks", json={"url": url})
@@ -164,7 +170,9 @@ def test_a_finished_job_is_posted_signed_and_the_signature_checks_out(
     assert event["event"] == "submission.finished" and event["delivery_id"] == int(headers["x-cvgrade-delivery"])
     assert event["submission"] | {"id": submission, "candidate": "ada@example.com", "state": "done", "score": 10.0,
                                   "max_score": 10.0, "passed": True, "filename": "ada.py"} == event["submission"]
-    assert event["links"]["result"] == f"/api/v1/submissions/{submission}/result"
+    assert event["links"] == {  # absolute, from the configured public URL: a receiver can follow them as they are
+        "result": f"https://grader.example.com/api/v1/submissions/{submission}/result",
+        "submission": f"https://grader.example.com/api/v1/submissions/{submission}"}
     [logged] = wait_until(lambda: [d for d in deliveries(team, created["id"]) if d["state"] == "delivered"],
                           what="the log")
     assert logged["attempts"] == 1 and [a["status_code"] for a in logged["log"]] == [200]
