@@ -107,7 +107,10 @@ def test_a_quantized_artifact_runs_the_int8_kernels_it_names(original, images) -
     assert {"quantize", "quantized_conv2d", "quantized_add", "quantized_linear", "dequantize"} <= ops
 
 
-@pytest.mark.parametrize("encoding", ["per_channel", "per_tensor", "uint8", "codebook", "sparse_affine", "sparse_plain"])
+ENCODINGS = ["per_channel", "per_tensor", "uint8", "codebook", "sparse_affine", "sparse_plain"]
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
 def test_every_encoding_decodes_to_the_weights_it_stands_for(encoding: str) -> None:
     generator = torch.Generator().manual_seed(3)
     values = torch.randint(-127, 128, (10, 3), generator=generator, dtype=torch.int8)
@@ -186,8 +189,9 @@ BAD_ARTIFACTS = [
     ("an unknown engine", lambda a: {**a, "engine": "cuda"}, "\"engine\" must be one of"),
     ("an unknown op", _node(2, op="gelu"), "unknown op 'gelu'"),
     ("an unknown field", _node(2, activation="relu"), "unknown field(s) ['activation']"),
-    ("a missing weight", lambda a: {**a, "nodes": a["nodes"][:2] + [
-        {"op": "linear", "inputs": ["features"], "output": "logits"}]}, "missing field(s) ['weight']"),
+    ("a missing weight", lambda a: {**a, "nodes": [*a["nodes"][:2], {"op": "linear", "inputs": ["features"],
+                                                                      "output": "logits"}]},
+     "missing field(s) ['weight']"),
     ("an input defined later", _node(0, inputs=["features"]), "is not the image nor the output of an earlier node"),
     ("a value written twice", _node(1, output="pooled"), "already a value"),
     ("a tensor no node uses", lambda a: {**a, "tensors": {**a["tensors"], "spare": torch.zeros(3)}},

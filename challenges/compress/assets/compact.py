@@ -26,7 +26,7 @@ tensors; *quantized* values are quint8 tensors (``quantize`` makes them):
 | ``add`` | 2 | | float |
 | ``quantize`` | 1 | scale, zero_point (numbers) | float -> quantized |
 | ``dequantize`` | 1 | | quantized -> float |
-| ``quantized_conv2d`` | 1 | weight (affine int8), bias?, scale, zero_point, relu?, stride?, padding?, dilation?, groups? | quantized |
+| ``quantized_conv2d`` | 1 | weight (affine int8), bias?, scale, zero_point, relu?, and conv2d's fields | quantized |
 | ``quantized_linear`` | 1 | weight (affine int8), bias?, scale, zero_point, relu? | quantized |
 | ``quantized_add`` | 2 | scale, zero_point, relu? | quantized |
 | ``relu``, ``flatten`` | 1 | | either |
@@ -260,7 +260,8 @@ def validate(artifact: Any) -> None:
         raise CompactError(f"an artifact is a dict, not a {type(artifact).__name__}")
     expected = {"format", "engine", "nodes", "output", "tensors"}
     if set(artifact) != expected:
-        raise CompactError(f"an artifact has exactly the fields {sorted(expected)}; got {sorted(map(str, artifact))}"[:300])
+        got = sorted(str(key)[:40] for key in artifact)[:10]
+        raise CompactError(f"an artifact has exactly the fields {sorted(expected)}; got {got}")
     if artifact["format"] != FORMAT:
         raise CompactError(f"\"format\" must be {FORMAT!r}")
     if artifact["engine"] not in ENGINES:
@@ -601,7 +602,8 @@ def build(artifact: Any) -> CompactModel:
             except CompactError:
                 raise
             except (RuntimeError, ValueError, TypeError) as err:
-                raise CompactError(f"{_where(index, node)}: cannot be built: {str(err).splitlines()[0][:300]}") from None
+                reason = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
+                raise CompactError(f"{_where(index, node)}: cannot be built: {reason}") from None
         steps.append((run, list(node["inputs"]), node["output"]))
     last_use.pop(artifact["output"], None)
     model = CompactModel(steps, artifact["output"], modules, last_use).eval()

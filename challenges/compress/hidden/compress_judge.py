@@ -72,8 +72,8 @@ def hidden_images() -> tuple[torch.Tensor, torch.Tensor]:
 def original_bytes() -> int:
     """The original model's size: its float32 weights exported as they are, packed."""
     if "original_bytes" not in _STATE:
-        model = _load("cvgrade_judge_compress_model", ASSETS / "model.py")
-        _STATE["original_bytes"] = len(compact().pack(compact().export_float(model.load_model(str(ASSETS / "shapecnn.pt")))))
+        original = _load("cvgrade_judge_compress_model", ASSETS / "model.py").load_model(str(ASSETS / "shapecnn.pt"))
+        _STATE["original_bytes"] = len(compact().pack(compact().export_float(original)))
     return int(_STATE["original_bytes"])
 
 
@@ -135,7 +135,8 @@ def _compress(candidate: Any, reference: Any) -> Submission:
         return result
     result.blob = blob
     if result.seconds > limit:
-        result.failure = f"time budget exceeded: compress took {result.seconds:.1f} s, its time_budget_s was {BUDGET_S:g} s"
+        result.failure = (f"time budget exceeded: compress took {result.seconds:.1f} s, its time_budget_s was "
+                          f"{BUDGET_S:g} s")
         return result
     info = reference.call("adapter.load_artifact", blob, timeout_s=LOAD_TIMEOUT_S)
     if type(info) is not dict:

@@ -22,8 +22,8 @@ from typing import Any
 
 import compress_judge as judge
 import torch
-
 from grader.judge.paired import MedianInterval, decide, median_interval
+
 from grader.judge.timing import TimingInconclusive
 
 # "At least as fast": the compressed model's median latency may be at most this factor above

@@ -9,7 +9,8 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.environ.get("CVGRADE_ASSETS") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets"))
+ASSETS = os.environ.get("CVGRADE_ASSETS") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+sys.path.insert(0, ASSETS)
 import compact  # noqa: E402
 
 

@@ -10,7 +10,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.environ.get("CVGRADE_ASSETS") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets"))
+ASSETS = os.environ.get("CVGRADE_ASSETS") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+sys.path.insert(0, ASSETS)
 import compact  # noqa: E402
 from model import ShapeCNN  # noqa: E402
 from synthetic import make_images  # noqa: E402

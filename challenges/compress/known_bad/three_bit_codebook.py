@@ -6,6 +6,7 @@ partial credit, not a pass. It is no smaller for it either, since each index sti
 byte (packing two per byte would take a format this one does not have).
 """
 
+import itertools
 import os
 import sys
 
@@ -13,7 +14,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-sys.path.insert(0, os.environ.get("CVGRADE_ASSETS") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets"))
+ASSETS = os.environ.get("CVGRADE_ASSETS") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+sys.path.insert(0, ASSETS)
 import compact  # noqa: E402
 
 LEVELS = 8
@@ -37,7 +39,7 @@ def kmeans_1d(values: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Te
 def fold_batch_norms(module: nn.Module) -> None:
     """Every BatchNorm2d that directly follows a Conv2d among a module's children, folded into it."""
     children = list(module.named_children())
-    for (name, child), (next_name, after) in zip(children, children[1:]):
+    for (name, child), (next_name, after) in itertools.pairwise(children):
         if isinstance(child, nn.Conv2d) and isinstance(after, nn.BatchNorm2d):
             setattr(module, name, fuse_conv_bn_eval(child, after))
             setattr(module, next_name, nn.Identity())

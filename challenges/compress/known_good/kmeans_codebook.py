@@ -1,15 +1,17 @@
-"""Weight sharing (Deep Compression style): a 256-entry k-means codebook per layer, uint8 indices, float arithmetic.
+"""Weight sharing (Deep Compression style): a 256-entry k-means codebook per layer, uint8 indices.
 
 Style: torch's ``fuse_conv_bn_eval`` folds each BatchNorm into its convolution (the BatchNorm
-becomes an Identity), the challenge's own ``compact.export_float`` writes the fused float model, and every weight in the artifact is
-then replaced by a codebook encoding: 1-D k-means (Lloyd's algorithm, centroids started at
-quantiles, assignment by ``bucketize`` between sorted centroids) on the layer's values,
-float16 centroids and one uint8 index per weight. Biases and the normalisation stay float32.
+becomes an Identity), the challenge's own ``compact.export_float`` writes the fused float
+model, and every weight in the artifact is then replaced by a codebook encoding: 1-D
+k-means (Lloyd's algorithm, centroids started at quantiles, assignment by ``bucketize``
+between sorted centroids) on the layer's values, float16 centroids and one uint8 index per
+weight. Biases and the normalisation stay float32.
 
 About 3.9x smaller; as fast as the original or a little faster (BatchNorm folded); non-uniform
 levels fit the bell-shaped weights better than a uniform int8 grid.
 """
 
+import itertools
 import os
 import sys
 
@@ -17,7 +19,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-sys.path.insert(0, os.environ.get("CVGRADE_ASSETS") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets"))
+ASSETS = os.environ.get("CVGRADE_ASSETS") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+sys.path.insert(0, ASSETS)
 import compact  # noqa: E402
 
 LEVELS = 256
@@ -41,7 +44,7 @@ def kmeans_1d(values: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Te
 def fold_batch_norms(module: nn.Module) -> None:
     """Every BatchNorm2d that directly follows a Conv2d among a module's children, folded into it."""
     children = list(module.named_children())
-    for (name, child), (next_name, after) in zip(children, children[1:]):
+    for (name, child), (next_name, after) in itertools.pairwise(children):
         if isinstance(child, nn.Conv2d) and isinstance(after, nn.BatchNorm2d):
             setattr(module, name, fuse_conv_bn_eval(child, after))
             setattr(module, next_name, nn.Identity())

@@ -19,7 +19,8 @@ import torch
 from torch import Tensor, nn
 
 # assets/ holds compact.py (the format), model.py and synthetic.py; the grader sets CVGRADE_ASSETS.
-sys.path.insert(0, os.environ.get("CVGRADE_ASSETS") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets"))
+ASSETS = os.environ.get("CVGRADE_ASSETS") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+sys.path.insert(0, ASSETS)
 import compact  # noqa: E402
 
 

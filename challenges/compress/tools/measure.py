@@ -93,7 +93,7 @@ def main() -> None:
         blob = compact.pack(artifact)
         rebuilt = compact.build(compact.unpack(blob))
         drops = [100 * (a - float((_predict(rebuilt, x) == y).double().mean()))
-                 for a, (x, y) in zip(original_accuracy, sets)]
+                 for a, (x, y) in zip(original_accuracy, sets, strict=True)]
         speedups = _speedups(original, rebuilt, args.speed_runs, synthetic) if args.speed_runs else [float("nan")]
         print(f"{path.relative_to(CHALLENGE) if path.is_relative_to(CHALLENGE) else path}: compress {seconds:.1f} s, "
               f"{len(blob)} bytes ({original_bytes / len(blob):.2f}x smaller), accuracy drop "

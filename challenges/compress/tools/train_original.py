@@ -88,7 +88,8 @@ def main() -> None:
     started = time.monotonic()
     state = train(model_module, synthetic, args.steps)
     print(f"trained {args.steps} steps of {BATCH} images in {time.monotonic() - started:.0f} s")
-    print(f"accuracy on {EVAL_COUNT} held-out images (seed {EVAL_SEED}): {accuracy(model_module, synthetic, state):.2%}")
+    figure = accuracy(model_module, synthetic, state)
+    print(f"accuracy on {EVAL_COUNT} held-out images (seed {EVAL_SEED}): {figure:.2%}")
     if args.check:
         committed = torch.load(WEIGHTS, map_location="cpu", weights_only=True)
         same = all(torch.equal(committed[k], state[k]) for k in state)
