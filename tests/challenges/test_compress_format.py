@@ -269,6 +269,43 @@ def test_a_model_too_heavy_to_evaluate_is_refused_before_it_runs() -> None:
         compact.pack(artifact)
 
 
+def _head(artifact: dict[str, Any], source: str, channels: int) -> None:
+    """Pool ``source``, flatten, and a linear layer to 10 logits."""
+    artifact["nodes"] += [
+        {"op": "adaptive_avg_pool2d", "inputs": [source], "output": "pooled"},
+        {"op": "flatten", "inputs": ["pooled"], "output": "features"},
+        {"op": "linear", "inputs": ["features"], "output": "logits", "weight": "w"},
+    ]
+    artifact["tensors"]["w"] = torch.zeros(10, channels)
+
+
+def test_a_model_with_too_many_multiply_adds_is_refused() -> None:
+    """Three 3x3 convolutions of 128 channels at 32 x 32: about 305 million multiply-adds per image."""
+    artifact = {"format": "compact/1", "engine": "x86", "output": "logits", "nodes": [], "tensors": {}}
+    source, channels = "image", 3
+    for index in range(3):
+        artifact["nodes"].append({"op": "conv2d", "inputs": [source], "output": f"c{index}", "weight": f"k{index}",
+                                  "padding": 1, "stride": 2 if index == 0 else 1})
+        artifact["tensors"][f"k{index}"] = torch.zeros(128, channels, 3, 3)
+        source, channels = f"c{index}", 128
+    _head(artifact, source, channels)
+    with pytest.raises(compact.CompactError, match="grows beyond what this format runs"):
+        compact.pack(artifact)
+    artifact["nodes"] = artifact["nodes"][:2] + artifact["nodes"][3:]  # two convolutions: 155 million, accepted
+    artifact["nodes"][2]["inputs"] = ["c1"]
+    del artifact["tensors"]["k2"]
+    compact.pack(artifact)
+
+
+def test_a_model_that_keeps_too_many_values_is_refused() -> None:
+    """170 ReLUs of the image, each small, together over 2 million elements per image."""
+    artifact = {"format": "compact/1", "engine": "x86", "output": "logits", "tensors": {},
+                "nodes": [{"op": "relu", "inputs": ["image"], "output": f"r{index}"} for index in range(170)]}
+    _head(artifact, "r169", 3)
+    with pytest.raises(compact.CompactError, match="grows beyond what this format runs"):
+        compact.pack(artifact)
+
+
 # ---------------------------------------------------------------------------- hostile bytes
 
 
