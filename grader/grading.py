@@ -38,6 +38,9 @@ from grader.workspace import Workspace, prepare_workspace
 from harness.backends import make_sandbox
 from harness.sandbox import Limits, SandboxUnavailable
 
+# Packages the hidden checks use as oracles (pycocotools for detection_map): installed for the judge,
+# never in the runtime image, and hidden from the local sandbox's view, so no submission imports them.
+JUDGE_ONLY_DISTRIBUTIONS = ("pycocotools",)
 JUDGE_GRACE_S = 60.0  # on top of the challenge's run limit: judge start-up and clean-up
 JUDGE_LOG_TAIL_CHARS = 3000
 _ACTIVE_JUDGES: set[subprocess.Popen[bytes]] = set()
@@ -61,7 +64,8 @@ class GradeOptions:
     image: str | None = None
 
     def sandbox_config(self, gpu: str = "off") -> dict[str, Any]:
-        return {"backend": self.backend, "isolation": self.isolation, "image": self.image, "gpu": gpu}
+        return {"backend": self.backend, "isolation": self.isolation, "image": self.image, "gpu": gpu,
+                "judge_only": list(JUDGE_ONLY_DISTRIBUTIONS)}
 
 
 def grade_submission(

@@ -18,7 +18,8 @@ BACKENDS = ("auto", "docker", "local")
 def _local(config: dict[str, Any]) -> LocalSandbox:
     if config.get("gpu") == "required" and shutil.which("nvidia-smi") is None:
         raise SandboxUnavailable("this challenge requires a GPU, and this machine has none (no nvidia-smi)")
-    return LocalSandbox(isolation=config.get("isolation", "auto"), gpu=config.get("gpu", "off"))
+    return LocalSandbox(isolation=config.get("isolation", "auto"), gpu=config.get("gpu", "off"),
+                        hidden_distributions=tuple(config.get("judge_only", ())))
 
 
 def make_sandbox(config: dict[str, Any]) -> Sandbox:

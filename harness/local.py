@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import importlib.metadata
 import json
 import os
 import re
@@ -35,7 +36,9 @@ import subprocess
 import sys
 import tempfile
 import threading
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePath
 from typing import Any, Literal
 
 from harness import cgroups, seccomp
@@ -188,7 +191,10 @@ class LocalSandbox:
 
     name = "local"
 
-    def __init__(self, isolation: Isolation = "auto", use_cgroups: bool = True, gpu: str = "off") -> None:
+    def __init__(
+        self, isolation: Isolation = "auto", use_cgroups: bool = True, gpu: str = "off",
+        hidden_distributions: Sequence[str] = (),
+    ) -> None:
         bwrap = bwrap_path()
         if isolation == "bwrap" and bwrap is None:
             raise SandboxUnavailable(
@@ -200,6 +206,8 @@ class LocalSandbox:
         self._cgroup_version = cgroups.detect() if use_cgroups else None
         self._use_gpu = gpu != "off" and Path(NVIDIA_CONTROL).exists()
         self._gpu_lease: GpuLease | None = None
+        # Packages the judge uses (an oracle) that no submission may import or read: covered in the view.
+        self._hidden = hidden_paths(hidden_distributions)
 
     @property
     def gpu_index(self) -> int | None:
@@ -238,6 +246,7 @@ class LocalSandbox:
             "suitable_for_hiring": isolated,
             "device": "gpu" if self._use_gpu else "cpu",
             "gpu_index": self.gpu_index,
+            "hidden_packages": sorted({hidden.distribution for hidden in self._hidden}) if isolated else [],
             "note": "" if isolated else (
                 "bubblewrap is not available: the submission could read this machine's files. "
                 "Use this for practice only."
@@ -402,6 +411,7 @@ class LocalSandbox:
         for root in _python_roots():
             cmd += _parent_dirs(root, made)
             cmd += ["--ro-bind", root, root]
+        cmd += self._hiding_binds(control_dir)
         cmd += ["--ro-bind", str(control_dir), CONTROL_MOUNT]
         cmd += ["--ro-bind", str(spec.workspace), WORKSPACE_MOUNT]
         if spec.assets is not None:
@@ -419,6 +429,69 @@ class LocalSandbox:
                 "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
             ]
         return cmd
+
+
+    def _hiding_binds(self, control_dir: Path) -> list[str]:
+        """Cover each hidden package's folders with an empty read-only tmpfs and its files with /dev/null.
+
+        A package keeps one file, an ``__init__.py`` that raises ModuleNotFoundError, so that
+        ``import pycocotools`` fails as it does in the Docker image (where it is not installed)
+        instead of finding an empty namespace package.
+        """
+        args: list[str] = []
+        for index, hidden in enumerate(self._hidden):
+            if hidden.kind == "file":
+                args += ["--ro-bind", "/dev/null", hidden.path]
+                continue
+            args += ["--perms", "0755", "--size", str(64 * 1024), "--tmpfs", hidden.path]
+            if hidden.kind == "package":
+                blocker = control_dir / f"hidden-{index}.py"
+                blocker.write_text(
+                    f"raise ModuleNotFoundError({hidden.message!r}, name={hidden.module!r})\n", encoding="utf-8")
+                blocker.chmod(0o644)
+                args += ["--ro-bind", str(blocker), f"{hidden.path}/__init__.py"]
+            args += ["--remount-ro", hidden.path]
+        return args
+
+
+@dataclass(frozen=True)
+class HiddenPath:
+    """One top-level entry of a hidden distribution's files, as the sandbox must cover it."""
+
+    distribution: str
+    path: str
+    kind: Literal["package", "dir", "file"]
+    module: str
+
+    @property
+    def message(self) -> str:
+        return (f"No module named {self.module!r}: {self.distribution} is the judge's, "
+                "and submissions cannot import it")
+
+
+def hidden_paths(distributions: Sequence[str]) -> list[HiddenPath]:
+    """The installed files of ``distributions`` (packages, modules, metadata), by top-level entry.
+
+    A distribution that is not installed has nothing to hide.
+    """
+    found: list[HiddenPath] = []
+    for name in distributions:
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        tops = sorted({PurePath(str(file)).parts[0] for file in dist.files or []} - {".."})
+        for top in tops:
+            path = Path(str(dist.locate_file(top))).resolve()
+            module = top.split(".", 1)[0]
+            if path.is_dir():
+                kind: Literal["package", "dir", "file"] = "package" if (path / "__init__.py").exists() else "dir"
+            elif path.exists():
+                kind = "file"
+            else:
+                continue
+            found.append(HiddenPath(name, str(path), kind, module))
+    return found
 
 
 def _python_roots() -> list[str]:

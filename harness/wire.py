@@ -354,8 +354,10 @@ class Reader:
         chunks = bytearray()
         while len(chunks) < n:
             if deadline is not None:
-                remaining_ms = int((deadline - time.monotonic()) * 1000)
-                if remaining_ms <= 0 or not self._poll.poll(remaining_ms):
+                # Past the deadline, still take what is already waiting: a worker's greeting
+                # sent in time may be read only later (a check that first waited for a lock).
+                remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
+                if not self._poll.poll(remaining_ms):
                     raise ChannelTimeout()
             chunk = os.read(self._fd, min(n - len(chunks), 1 << 22))
             if not chunk:

@@ -181,6 +181,8 @@ def test_validate_checks_the_partial_credit_a_known_bad_solution_keeps(challenge
 def test_challenges_lists_the_shipped_ones() -> None:
     code, output = invoke("challenges")
     assert code == 0 and "iou" in output and "junior" in output
+    rows = {line.split("│")[1].strip(): line for line in output.splitlines() if line.count("│") > 3}
+    assert "junior" in rows["augment"] and "mid" in rows["detection_map"]
 
 
 def test_the_console_script_is_installed() -> None:

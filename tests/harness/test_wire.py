@@ -110,3 +110,16 @@ def test_closed_channel_is_reported() -> None:
     with pytest.raises(wire.ChannelClosed):
         wire.Reader(read_fd, max_message_bytes=1000).read(time.monotonic() + 1)
     os.close(read_fd)
+
+
+def test_a_message_that_arrived_in_time_is_read_after_its_deadline() -> None:
+    """A worker's greeting sent in time counts, even when the judge reads it late (after waiting for a lock)."""
+    read_fd, write_fd = os.pipe()
+    try:
+        wire.write_message(write_fd, {"ok": True})
+        assert wire.Reader(read_fd, max_message_bytes=1000).read(time.monotonic() - 1.0) == {"ok": True}
+        with pytest.raises(wire.ChannelTimeout):  # nothing waiting: the deadline still holds
+            wire.Reader(read_fd, max_message_bytes=1000).read(time.monotonic() - 1.0)
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
