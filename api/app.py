@@ -24,8 +24,21 @@ from api.deliveries import WebhookSender
 from api.deps import checked_query
 from api.errors import install_error_handlers
 from api.logs import install_token_mask
-from api.routes import candidate, candidate_page, dashboard, docs, errors, meta, submissions, team, webhooks
+from api.routes import (
+    candidate,
+    candidate_page,
+    dashboard,
+    docs,
+    errors,
+    meta,
+    review,
+    sources,
+    submissions,
+    team,
+    webhooks,
+)
 from api.service import Clock, Service, utc_now
+from api.similarity import SimilarityKeeper
 from api.store import FileUploadStore
 from api.uploads import FORM_OVERHEAD_BYTES, too_large
 from api.workers import GradeFunction, WorkerPool
@@ -79,9 +92,11 @@ def create_app(
         else:
             pool = WorkerPool(service, grade=grade, stop_gradings=stop_gradings)
         sender = WebhookSender(service)
+        keeper = SimilarityKeeper(service)
         if workers:
             pool.start()
             sender.start()
+            keeper.start()
         service.pool = pool
         log.info("cvgrade service ready: database %s, data in %s", service.db.describe(), settings.data_dir)
         try:
@@ -89,6 +104,7 @@ def create_app(
         finally:
             pool.stop()
             sender.stop()
+            keeper.stop()
             service.db.dispose()
 
     app = FastAPI(
@@ -98,7 +114,8 @@ def create_app(
     )
     app.state.service = service
     install_error_handlers(app)
-    for router in (meta.router, team.router, submissions.router, candidate.router, webhooks.router):
+    for router in (meta.router, team.router, submissions.router, review.router, sources.router, candidate.router,
+                   webhooks.router):
         app.include_router(router, prefix=API_PREFIX)
     docs.install(app, f"{API_PREFIX}/openapi.json")  # Swagger UI from our own files, and /openapi.json
     dashboard.install(app)  # HTML pages under /dashboard, outside the API's schema

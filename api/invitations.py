@@ -15,6 +15,8 @@ the team's setting when it was made, unless the invitation says otherwise.
 
 from __future__ import annotations
 
+import unicodedata
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,9 +25,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api import audit
-from api.errors import ApiError, Forbidden, NotFound, Unauthorized, Unprocessable
+from api.errors import ApiError, Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from api.models import Invitation, Submission
-from api.schemas import InvitationCreate, InvitationPublic
+from api.schemas import InvitationCreate, InvitationPublic, InvitationUpdate
 from api.teams import TeamPrincipal
 from api.tokens import kind_of, new_invitation_token, token_sha256
 from grader.challenge import Challenge
@@ -66,8 +68,8 @@ def create_invitation(
     see_scores = team.candidates_see_scores if body.candidates_see_scores is None else body.candidates_see_scores
     invitation = Invitation(
         team_id=team.team_id, challenge_id=challenge.id, challenge_version=challenge.version,
-        candidate=body.candidate.strip(), deadline=body.deadline, expires_at=expires_at,
-        max_attempts=body.max_attempts, token_sha256=digest, token_salt=salt,
+        candidate=body.candidate.strip(), candidate_key=candidate_key(body.candidate), deadline=body.deadline,
+        expires_at=expires_at, max_attempts=body.max_attempts, token_sha256=digest, token_salt=salt,
         time_limit_minutes=body.time_limit_minutes, started_at=None, candidates_see_scores=see_scores,
         revoked_at=None, created_at=now,
     )
@@ -76,8 +78,68 @@ def create_invitation(
     audit.record(session, team_id=team.team_id, actor=team.actor, action="invitation.created",
                  subject=f"invitation {invitation.id}", now=now, challenge=challenge.id,
                  version=challenge.version, candidate=invitation.candidate,
-                 time_limit_minutes=invitation.time_limit_minutes, candidates_see_scores=see_scores)
+                 time_limit_minutes=invitation.time_limit_minutes, candidates_see_scores=see_scores,
+                 same_candidate_as=same_candidate(session, [invitation])[invitation.id])
     return invitation, token
+
+
+def candidate_key(candidate: str) -> str:
+    """The candidate as compared for "invited twice": case, spacing and Unicode forms folded; for an email
+    address, a ``+tag`` dropped (and Gmail's ignored dots), since those reach the same inbox."""
+    text = unicodedata.normalize("NFKC", candidate).strip().casefold()
+    local, at, domain = text.rpartition("@")
+    if not (at and local and domain):
+        return " ".join(text.split())
+    local = local.split("+", 1)[0]
+    if domain in ("gmail.com", "googlemail.com"):
+        local, domain = local.replace(".", ""), "gmail.com"
+    return f"{local}@{domain}"
+
+
+def same_candidate(session: Session, invitations: list[Invitation]) -> dict[int, list[int]]:
+    """For each invitation, the team's other invitations of the same candidate (``candidate_key``) to the
+    same challenge: a person invited twice, who would get twice the attempts."""
+    if not invitations:
+        return {}
+    team_id = invitations[0].team_id
+    keys = {invitation.candidate_key for invitation in invitations}
+    found: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for row in session.execute(
+        select(Invitation.id, Invitation.candidate_key, Invitation.challenge_id)
+        .where(Invitation.team_id == team_id, Invitation.candidate_key.in_(keys)).order_by(Invitation.id)
+    ):
+        found[(row.candidate_key, row.challenge_id)].append(row.id)
+    return {invitation.id: [other for other in found[(invitation.candidate_key, invitation.challenge_id)]
+                            if other != invitation.id] for invitation in invitations}
+
+
+def update_invitation(session: Session, team: TeamPrincipal, invitation_id: int, body: InvitationUpdate,
+                      now: datetime) -> Invitation:
+    """Move the deadline or change the attempt budget (each change in the audit log, old and new)."""
+    invitation = team_invitation(session, team, invitation_id, lock=True)
+    if invitation.revoked_at is not None:
+        raise Conflict(f"invitation {invitation.id} was revoked; invite the candidate again instead")
+    changes: dict[str, dict[str, object]] = {}
+    if body.deadline is not None and body.deadline != invitation.deadline:
+        if body.deadline <= now:
+            raise ApiError(f"the deadline {body.deadline.isoformat()} has already passed; choose a time in the "
+                           "future (to close the invitation now, revoke it)")
+        if body.deadline > now + LONGEST_AHEAD:
+            raise Unprocessable(f"the deadline {body.deadline.isoformat()} is more than ten years away; choose a "
+                                f"time before {_shown_time(now + LONGEST_AHEAD)}")
+        changes["deadline"] = {"from": invitation.deadline.isoformat(), "to": body.deadline.isoformat()}
+        invitation.deadline = body.deadline
+        if invitation.expires_at < body.deadline + TOKEN_LIFETIME_AFTER_DEADLINE:
+            later = body.deadline + TOKEN_LIFETIME_AFTER_DEADLINE  # the token outlives the new deadline
+            changes["expires_at"] = {"from": invitation.expires_at.isoformat(), "to": later.isoformat()}
+            invitation.expires_at = later
+    if body.max_attempts is not None and body.max_attempts != invitation.max_attempts:
+        changes["max_attempts"] = {"from": invitation.max_attempts, "to": body.max_attempts}
+        invitation.max_attempts = body.max_attempts
+    if changes:
+        audit.record(session, team_id=team.team_id, actor=team.actor, action="invitation.updated",
+                     subject=f"invitation {invitation.id}", now=now, **changes)
+    return invitation
 
 
 def team_invitation(session: Session, team: TeamPrincipal, invitation_id: int, *, lock: bool = False) -> Invitation:
@@ -119,7 +181,8 @@ def attempts_used(session: Session, invitation_ids: Iterable[int]) -> dict[int, 
     return {invitation_id: counts.get(invitation_id, 0) for invitation_id in ids}
 
 
-def to_public(invitation: Invitation, *, attempts_used: int, candidate_url: str | None = None) -> InvitationPublic:
+def to_public(invitation: Invitation, *, attempts_used: int, candidate_url: str | None = None,
+              same_candidate_as: list[int] | None = None) -> InvitationPublic:
     return InvitationPublic(
         id=invitation.id, challenge_id=invitation.challenge_id, challenge_version=invitation.challenge_version,
         candidate=invitation.candidate, deadline=invitation.deadline, expires_at=invitation.expires_at,
@@ -127,7 +190,7 @@ def to_public(invitation: Invitation, *, attempts_used: int, candidate_url: str 
         revoked=invitation.revoked_at is not None, created_at=invitation.created_at,
         time_limit_minutes=invitation.time_limit_minutes, started_at=invitation.started_at,
         uploads_close_at=uploads_close_at(invitation), candidates_see_scores=invitation.candidates_see_scores,
-        candidate_url=candidate_url,
+        candidate_url=candidate_url, same_candidate_as=same_candidate_as or [],
     )
 
 

@@ -9,8 +9,15 @@
            │                 └─ candidate_sessions   (hashed; the candidate page's cookie)
            ├─ audit_events
            ├─ dashboard_sessions       (hashed; the dashboard's login cookie)
-           └─ webhooks ── webhook_deliveries ── webhook_attempts
-                (secret derived, not stored)   (the outbox, retried)   (the delivery log)
+           ├─ webhooks ── webhook_deliveries ── webhook_attempts
+           │    (secret derived, not stored)   (the outbox, retried)   (the delivery log)
+           └─ known_solutions          (a team's corpus of public solutions, per challenge)
+
+    submissions ─┬─ result_versions           (results replaced by a re-grade, kept)
+                 ├─ submission_fingerprints   (for the similarity check)
+                 └─ review_notes
+    invitations ─┬─ review_decisions          (advance / hold / reject; the newest counts)
+                 └─ similarity_matches        (two candidates' closest submissions, or one and a known solution)
 
 Tokens and keys are never stored, only the SHA-256 of a 32-byte random token
 (``api.tokens``). Times are timezone-aware UTC in Python, whatever the database.
@@ -29,6 +36,7 @@ from sqlalchemy import (
     Dialect,
     ForeignKey,
     Index,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -38,6 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 JOB_STATES = ("queued", "running", "done", "failed", "not_gradable")
+DECISIONS = ("advance", "hold", "reject")
 FINISHED_STATES = ("done", "failed", "not_gradable")
 DELIVERY_STATES = ("pending", "delivered", "failed")
 
@@ -95,12 +104,15 @@ class ApiKey(Base):
 
 class Invitation(Base):
     __tablename__ = "invitations"
+    __table_args__ = (Index(None, "team_id", "candidate_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), index=True)
     challenge_id: Mapped[str] = mapped_column(String(100), index=True)
     challenge_version: Mapped[str] = mapped_column(String(32))
     candidate: Mapped[str] = mapped_column(String(320))  # an email address or a label
+    # The candidate normalised (``api.invitations.candidate_key``): the same person invited twice has one key.
+    candidate_key: Mapped[str] = mapped_column(String(320), default="")
     deadline: Mapped[datetime]  # uploads close
     expires_at: Mapped[datetime]  # the token stops working
     max_attempts: Mapped[int]
@@ -267,3 +279,122 @@ class WebhookAttempt(Base):
     duration_ms: Mapped[float]
     status_code: Mapped[int | None]
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class ResultVersion(Base):
+    """A result a re-grade replaced: the ``results`` row as it was, kept for the record. The current
+    result is version ``1 + the number of these`` for its submission."""
+
+    __tablename__ = "result_versions"
+    __table_args__ = (UniqueConstraint("submission_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    version: Mapped[int]
+    challenge_version: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    score: Mapped[float | None]
+    max_score: Mapped[float]
+    passed: Mapped[bool]
+    body: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]  # when it was graded
+    superseded_at: Mapped[datetime]
+    superseded_by: Mapped[str] = mapped_column(String(200))  # who asked for the re-grade
+
+
+class SubmissionFingerprint(Base):
+    """A submission's winnowed fingerprints (``grader.similarity``), the starter's taken out."""
+
+    __tablename__ = "submission_fingerprints"
+    __table_args__ = (Index(None, "team_id", "challenge_id"),)
+
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+    challenge_id: Mapped[str] = mapped_column(String(100))
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id"))
+    hashes: Mapped[bytes] = mapped_column(LargeBinary)  # 8 bytes each, sorted
+    fingerprints: Mapped[int]
+    tokens: Mapped[int]
+    normalised_sha256: Mapped[str] = mapped_column(String(64))
+    reference_shared: Mapped[int]  # fingerprints shared with the challenge's reference solution
+    reference_share: Mapped[float]
+    created_at: Mapped[datetime]
+
+
+class KnownSolution(Base):
+    """A solution a team knows to be public (a blog post, a repository), to flag submissions copied from it."""
+
+    __tablename__ = "known_solutions"
+    __table_args__ = (Index(None, "team_id", "challenge_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+    challenge_id: Mapped[str] = mapped_column(String(100))
+    label: Mapped[str] = mapped_column(String(200))
+    source_url: Mapped[str] = mapped_column(String(2000), default="")
+    filename: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(8))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    store_key: Mapped[str] = mapped_column(String(200))
+    hashes: Mapped[bytes] = mapped_column(LargeBinary)
+    fingerprints: Mapped[int]
+    normalised_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
+
+
+class SimilarityMatch(Base):
+    """How much two candidates' code (two invitations to one challenge) shares, by their closest pair of
+    submissions (``invitation_id`` < ``other_invitation_id``); or a candidate's and a known solution's.
+    One row per pair of candidates, whatever the number of attempts: a round of 100 candidates has at
+    most 4,950. Only pairs worth a look are kept (``api.similarity.KEPT_SHARE``)."""
+
+    __tablename__ = "similarity_matches"
+    __table_args__ = (
+        UniqueConstraint("invitation_id", "other_invitation_id"),
+        UniqueConstraint("invitation_id", "known_solution_id"),
+        Index(None, "team_id", "challenge_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+    challenge_id: Mapped[str] = mapped_column(String(100))
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id"))
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    other_invitation_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id"), index=True)
+    other_submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"), index=True)
+    known_solution_id: Mapped[int | None] = mapped_column(ForeignKey("known_solutions.id"), index=True)
+    shared: Mapped[int]
+    share: Mapped[float]  # of the smaller one's fingerprints, the share the other holds too
+    identical: Mapped[bool]  # the same bytes
+    same_code: Mapped[bool]  # the same tokens once names, layout and comments are normalised
+    flagged: Mapped[bool]
+    created_at: Mapped[datetime]
+
+
+class ReviewNote(Base):
+    __tablename__ = "review_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id"), index=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class ReviewDecision(Base):
+    """A decision on a candidate (their invitation); every one is kept, the newest counts."""
+
+    __tablename__ = "review_decisions"
+    __table_args__ = (CheckConstraint("decision IN ('advance', 'hold', 'reject')", name="decision"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id"), index=True)
+    decision: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]

@@ -5,7 +5,14 @@ A job's life::
     queued --claim--> running --finish--> done | failed | not_gradable
       ^                  |
       +---- requeue -----+  (no heartbeat for stale_after_s: its worker died; at most max_runs
-                             runs, then failed with the reason)
+      |                      runs, then failed with the reason)
+      +-- retry later ---+  (``finish`` of a grading whose timed check found the machine too busy
+                             to decide: queued again, not charged, after a growing delay; see
+                             ``timing_retry_delay_s``. Then not_gradable.)
+
+A queued job waiting for such a retry keeps the time it may start again in
+``heartbeat_at`` (which a queued job otherwise leaves empty); ``claim_next``
+passes it over until then.
 
 Exactly once: a worker claims a job in one write transaction (SQLite: ``BEGIN
 IMMEDIATE`` then ``UPDATE ... WHERE id = ? AND state = 'queued'``; PostgreSQL:
@@ -20,15 +27,20 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from api import audit, webhooks
 from api.db import Database
-from api.models import Job, Result, Submission
+from api.models import FINISHED_STATES, Job, Result, Submission
 from grader.results import GradeResult
 
 log = logging.getLogger("cvgrade.api.queue")
 WORKER_ACTOR = "grading worker"
+# An inconclusive grading (the machine too busy to time it, after the judge's own tries) is queued
+# again after these delays, one per retry; the run after the last is final.
+TIMING_RETRY_DELAYS_S = (120.0, 600.0)
+RETRYING = "retrying: the machine was too busy to time it"
 
 
 @dataclass(frozen=True)
@@ -62,7 +74,8 @@ def claim_next(db: Database, worker: str, now: datetime) -> ClaimedJob | None:
     """Take the oldest queued job for ``worker``, or None when there is none."""
     with db.write() as session:
         candidate = session.scalar(
-            select(Job.id).where(Job.state == "queued").order_by(Job.id).limit(1).with_for_update(skip_locked=True)
+            select(Job.id).where(Job.state == "queued", or_(Job.heartbeat_at.is_(None), Job.heartbeat_at <= now))
+            .order_by(Job.id).limit(1).with_for_update(skip_locked=True)
         )
         if candidate is None:
             return None
@@ -98,8 +111,33 @@ def heartbeat(db: Database, jobs: list[ClaimedJob], now: datetime) -> None:
         session.commit()
 
 
+def timing_retry_delay_s(
+    outcome: JobOutcome, run: int, delays_s: tuple[float, ...] = TIMING_RETRY_DELAYS_S
+) -> float | None:
+    """How long to wait before grading again, when ``outcome`` is an inconclusive timing and retries are left.
+
+    The one rule for every runner (in-process workers and the fleet both store outcomes through
+    ``finish``): only a grading that was not gradable *because* a timed check could not decide
+    (``GradeResult.inconclusive``) is tried again, at most ``len(delays_s)`` times.
+    """
+    result = outcome.result
+    if outcome.state != "not_gradable" or result is None or not result.inconclusive:
+        return None
+    return delays_s[run - 1] if 1 <= run <= len(delays_s) else None
+
+
 def finish(db: Database, job: ClaimedJob, outcome: JobOutcome, now: datetime) -> bool:
-    """Store the outcome if the job is still ``job.worker``'s; return whether it was stored."""
+    """Store the outcome if the job is still ``job.worker``'s; return whether it was stored.
+
+    An inconclusive timing with retries left is not stored: the job is queued again for later.
+    """
+    delay_s = timing_retry_delay_s(outcome, job.run)
+    if delay_s is not None:
+        return _retry_later(db, job, outcome, now, delay_s)
+    if outcome.result is not None and outcome.result.inconclusive and job.run > 1:
+        outcome = JobOutcome(outcome.state, outcome.result, (
+            f"{outcome.error} (graded {job.run} times over a while: the machine stayed too busy to time it)"
+        ), charged=False)
     with db.write() as session:
         owned = session.execute(
             update(Job)
@@ -130,6 +168,28 @@ def finish(db: Database, job: ClaimedJob, outcome: JobOutcome, now: datetime) ->
             error=outcome.error, charged=outcome.charged, now=now)
         session.commit()
         return True
+
+
+def _retry_later(db: Database, job: ClaimedJob, outcome: JobOutcome, now: datetime, delay_s: float) -> bool:
+    """Queue the job again, not before ``now + delay_s``; nothing is stored, nothing is charged."""
+    not_before = now + timedelta(seconds=delay_s)
+    tries = len(TIMING_RETRY_DELAYS_S) + 1
+    note = f"{RETRYING} (try {job.run} of {tries}); trying again after {not_before:%H:%M:%S} UTC"
+    with db.write() as session:
+        requeued = session.execute(
+            update(Job)
+            .where(Job.id == job.job_id, Job.state == "running", Job.claimed_by == job.worker, Job.runs == job.run)
+            .values(state="queued", claimed_by=None, heartbeat_at=not_before, started_at=None, last_error=note)
+        )
+        if requeued.rowcount != 1:  # type: ignore[attr-defined]
+            session.rollback()
+            return False
+        audit.record(session, team_id=job.team_id, actor=WORKER_ACTOR, action="job.retry_later",
+                     subject=f"submission {job.submission_id}", now=now, job=job.job_id, run=job.run,
+                     worker=job.worker, error=outcome.error)
+        session.commit()
+    log.info("job %s: %s", job.job_id, note)
+    return True
 
 
 def release(db: Database, job: ClaimedJob, now: datetime) -> bool:
@@ -180,3 +240,14 @@ def requeue_stale(db: Database, now: datetime, *, stale_after_s: float, max_runs
     for line in done:
         log.warning("%s", line)
     return done
+
+
+def requeue_finished(session: Session, submission_id: int, now: datetime) -> Job:
+    """Queue a finished job again (a re-grade), in the caller's write transaction. Its ``runs`` keeps
+    counting, so a worker still holding an earlier run can never store into the new one."""
+    job = session.scalars(select(Job).where(Job.submission_id == submission_id).with_for_update()).one()
+    if job.state not in FINISHED_STATES:
+        raise ValueError(f"job {job.id} is {job.state}, not finished")
+    job.state, job.claimed_by, job.heartbeat_at = "queued", None, None
+    job.started_at, job.finished_at, job.last_error = None, None, None
+    return job

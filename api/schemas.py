@@ -113,6 +113,13 @@ class InvitationCreate(_In):
         "Whether this candidate sees their score, points and verdict; default: the team's setting now."))
 
 
+class InvitationUpdate(_In):
+    deadline: UtcDatetime | None = Field(default=None, description=(
+        "A new time at which uploads close (in the future). The token then works at least 30 days after it."))
+    max_attempts: Annotated[int | None, Field(ge=1, le=100, description="A new attempt budget."),
+                            BeforeValidator(_a_number)] = None
+
+
 class InvitationPublic(BaseModel):
     id: int
     challenge_id: str
@@ -134,6 +141,9 @@ class InvitationPublic(BaseModel):
     candidate_url: str | None = Field(default=None, description=(
         "The candidate's page: the link to send them. It holds their token; None for invitations made before "
         "links existed or under another server key."))
+    same_candidate_as: list[int] = Field(default_factory=list, description=(
+        "Other invitations of yours to the same challenge for the same candidate (the address compared "
+        "without case, +tags or Gmail's dots): a person invited twice gets twice the attempts."))
 
 
 class InvitationCreated(InvitationPublic):
@@ -162,24 +172,47 @@ class SubmissionPublic(BaseModel):
         "was queued again."))
 
 
+class SimilarToPublic(BaseModel):
+    """Another candidate whose code this candidate's resembles (any of their submissions)."""
+
+    candidate: str
+    invitation_id: int
+    submission_id: int = Field(description="This candidate's submission that matched.")
+    other_submission_id: int
+    share: float = Field(description="The share of the smaller submission's code the other holds too, 0 to 1.")
+    identical: bool
+    same_code: bool
+
+
 class ComparisonRow(BaseModel):
     rank: int
     invitation_id: int
     candidate: str
-    submission_id: int
+    submission_id: int = Field(description="The submission the candidate is ranked by (their best, or latest).")
+    latest_submission_id: int
+    graded_submissions: int
     score: float | None
     max_score: float
     passed: bool
     failed_gates: list[str]
     checks: dict[str, Literal["passed", "failed"]]
     metrics: dict[str, Any]
+    timed_alongside_other_gradings: int = Field(description=(
+        "How many other gradings ran on the machine during the timed checks (0: it had the machine alone); "
+        "timed figures taken while others ran may be slower than the code is."))
+    decision: Literal["advance", "hold", "reject"] | None = Field(description="The team's current decision.")
+    similar_to: list[SimilarToPublic] = Field(description="Candidates whose code is flagged as similar.")
 
 
 class Comparison(BaseModel):
     challenge_id: str
+    rank_by: Literal["best", "latest"] = Field(description=(
+        "best: each candidate's best graded submission (passed, then score, then earliest); latest: their latest."))
     checks: list[str]
+    timed_checks: list[str] = Field(description="Checks that measure time.")
+    metric_labels: dict[str, str] = Field(description="Each metric's name in plain words.")
     rows: list[ComparisonRow] = Field(
-        description="Each candidate's latest graded submission, best first: passed, then score, then earliest."
+        description="One row per candidate with a graded submission, best first: passed, then score, then earliest."
     )
 
 

@@ -20,14 +20,7 @@ from api import audit, queue
 from api.errors import ApiError, Conflict, NotFound
 from api.invitations import CandidatePrincipal, attempts_used, check_uploads_open
 from api.models import Invitation, Job, Result, Submission
-from api.schemas import (
-    CandidateFeedback,
-    CandidateSubmission,
-    Comparison,
-    ComparisonRow,
-    JobState,
-    SubmissionPublic,
-)
+from api.schemas import CandidateFeedback, CandidateSubmission, JobState, SubmissionPublic
 from api.service import Service
 from api.teams import TeamPrincipal
 from api.uploads import ReceivedFile
@@ -185,33 +178,6 @@ def _public(row: Row[Any]) -> SubmissionPublic:
         error=row.last_error if state in ("failed", "not_gradable") else None,
         note=row.last_error if state in ("queued", "running") else None,
     )
-
-
-def compare(session: Session, team: TeamPrincipal, challenge_id: str, check_names: list[str]) -> Comparison:
-    """Each candidate's latest graded submission to the challenge, ranked: passed, score, earliest."""
-    latest: dict[int, tuple[Submission, Invitation, Result]] = {}
-    query = (
-        select(Submission, Invitation, Result)
-        .join(Invitation, Invitation.id == Submission.invitation_id)
-        .join(Job, Job.submission_id == Submission.id)
-        .join(Result, Result.submission_id == Submission.id)
-        .where(Submission.team_id == team.team_id, Submission.challenge_id == challenge_id, Job.state == "done")
-        .order_by(Submission.id)
-    )
-    for submission, invitation, result in session.execute(query):
-        latest[invitation.id] = (submission, invitation, result)  # rows come oldest first
-    ranked = sorted(latest.values(), key=lambda row: (not row[2].passed, -(row[2].score or 0.0), row[0].id))
-    rows = []
-    for rank, (submission, invitation, result) in enumerate(ranked, start=1):
-        body: dict[str, Any] = result.body
-        rows.append(ComparisonRow(
-            rank=rank, invitation_id=invitation.id, candidate=invitation.candidate, submission_id=submission.id,
-            score=result.score, max_score=result.max_score, passed=result.passed,
-            failed_gates=list(body.get("failed_gates", [])),
-            checks={test["name"]: test["status"] for test in body.get("tests", [])},
-            metrics=dict(body.get("metrics", {})),
-        ))
-    return Comparison(challenge_id=challenge_id, checks=check_names, rows=rows)
 
 
 # -- the candidate's view -----------------------------------------------------------------------

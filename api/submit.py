@@ -15,6 +15,10 @@ share verdicts), 1 graded but not passed, 2 bad input (the file, the token, the
 deadline, the attempt budget, a submission the grader refuses), 3 not gradable
 or not reachable (our side failed, the service could not be reached, or the
 wait ran out).
+
+Whatever the service relays (its messages, the feedback, which quotes the
+submission) is printed as text with its control characters made visible
+(``grader.terminal``), never as markup or raw escape sequences.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import typer
 from rich.console import Console
 
 from grader.report import print_feedback
+from grader.terminal import as_markup, as_text
 
 if TYPE_CHECKING:
     import httpx
@@ -85,7 +90,7 @@ def submit(
             view = _run(submission, server, token, wait=wait, timeout_s=timeout_s, retries=retries,
                         as_json=as_json)
     except SubmitError as err:
-        errors.print(f"[bold red]error:[/bold red] {err}")
+        errors.print(f"[bold red]error:[/bold red] {as_markup(err)}")
         raise typer.Exit(err.exit_code) from None
     except KeyboardInterrupt:
         errors.print("interrupted: the grading goes on on the server; `cvgrade submit --status ID` shows it "
@@ -177,7 +182,7 @@ def _upload(client: httpx.Client, path: Path, name: str, *, retries: int, quiet:
     key = str(uuid.uuid4())  # the same for every try: the service makes one submission of them
     size_kib = path.stat().st_size / 1024
     if not quiet:
-        errors.print(f"uploading {name} ({size_kib:,.1f} KiB)")
+        errors.print(as_text(f"uploading {name} ({size_kib:,.1f} KiB)"))
     for attempt in range(retries + 1):
         last = attempt == retries
         try:
@@ -196,7 +201,7 @@ def _upload(client: httpx.Client, path: Path, name: str, *, retries: int, quiet:
         view = _answer(response)
         if not quiet:
             again = " (the service already had it: the same submission)" if response.status_code == 200 else ""
-            errors.print(f"submission {view['id']} accepted{again}; {view['attempts_left']} attempt(s) left")
+            errors.print(as_text(f"submission {view['id']} accepted{again}; {view['attempts_left']} attempt(s) left"))
         return view
     raise AssertionError("unreachable")
 
@@ -206,9 +211,9 @@ def _follow(client: httpx.Client, view: dict[str, Any], *, timeout_s: float) -> 
     import httpx
 
     started, state, delay_s = time.monotonic(), view["state"], 0.5
-    progress = errors.status(_progress_line(state, 0.0)) if errors.is_terminal else contextlib.nullcontext()
+    progress = errors.status(as_text(_progress_line(state, 0.0))) if errors.is_terminal else contextlib.nullcontext()
     if not errors.is_terminal:
-        errors.print(_progress_line(state, 0.0))
+        errors.print(as_text(_progress_line(state, 0.0)))
     with progress as status:
         while True:
             time.sleep(delay_s)
@@ -226,9 +231,9 @@ def _follow(client: httpx.Client, view: dict[str, Any], *, timeout_s: float) -> 
                 raise SubmitError(f"submission {view['id']} is still {view['state']} after {timeout_s:g} s; it goes "
                                   "on on the server", 3)
             if status is not None:
-                status.update(_progress_line(view["state"], elapsed))
+                status.update(as_text(_progress_line(view["state"], elapsed)))
             elif view["state"] != state:
-                errors.print(_progress_line(view["state"], elapsed))
+                errors.print(as_text(_progress_line(view["state"], elapsed)))
             state = view["state"]
 
 
@@ -248,7 +253,7 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
 def _pause(attempt: int, message: str, quiet: bool) -> None:
     wait_s = 2.0**attempt
     if not quiet:
-        errors.print(f"{message} in {wait_s:g} s")
+        errors.print(as_text(f"{message} in {wait_s:g} s"))
     time.sleep(wait_s)
 
 

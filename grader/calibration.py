@@ -10,6 +10,15 @@ Only a run whose submission *is* the reference writes the cache (``cvgrade
 calibrate``, ``cvgrade validate``): a candidate's run measures what is missing
 for itself but never stores it, so no submission can lower the bar for the
 candidates graded after it.
+
+No candidate process runs while a figure is measured: ``measure`` runs inside
+``isolate`` (the judge freezes the candidate's worker, or stops it where the
+backend cannot freeze), and the result says which.
+
+Besides the checks' own figures, a run grading the reference stores how long
+its slowest call of each function took (``call_s.<function>``: the per-call
+limits of later candidates, see ``grader.judge.proxy``) and how long each check
+took (``check_s.<check>``: the time-left estimate shown while grading).
 """
 
 from __future__ import annotations
@@ -21,7 +30,8 @@ import os
 import platform
 import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +108,12 @@ class CalibrationCache:
 
     def write(self, key: str, value: float) -> None:
         """Add one figure; the file is replaced atomically, so concurrent readers never see half of it."""
+        self.write_many({key: value})
+
+    def write_many(self, figures: Mapping[str, float]) -> None:
+        """Add or replace several figures at once, atomically."""
         values = self.read()
-        values[key] = value
+        values.update(figures)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".calibration-")
         with os.fdopen(handle, "w", encoding="utf-8") as out:
@@ -115,13 +129,40 @@ class CalibrationCache:
         return True
 
 
-class Calibration:
-    """The ``calibration`` fixture of hidden checks."""
+@contextlib.contextmanager
+def _nothing_to_isolate() -> Iterator[str]:
+    yield "no candidate worker"
 
-    def __init__(self, cache: CalibrationCache, *, writable: bool) -> None:
+
+class Calibration:
+    """The ``calibration`` fixture of hidden checks.
+
+    ``isolate``: a context manager that keeps every process of the candidate from
+    running while a figure is measured (the judge's freezer); it yields what it did.
+    """
+
+    def __init__(
+        self, cache: CalibrationCache, *, writable: bool,
+        isolate: Callable[[], AbstractContextManager[str]] = _nothing_to_isolate,
+    ) -> None:
         self._cache = cache
         self._writable = writable
+        self._isolate = isolate
         self.used: dict[str, dict[str, Any]] = {}
+
+    @property
+    def writable(self) -> bool:
+        """Whether this run grades the reference itself, and so may store figures."""
+        return self._writable
+
+    def cached(self) -> dict[str, float]:
+        """Every figure stored for this challenge version on this machine."""
+        return self._cache.read()
+
+    def store(self, figures: Mapping[str, float]) -> None:
+        """Store figures measured by this run (only a run grading the reference may; others store nothing)."""
+        if self._writable and figures:
+            self._cache.write_many(figures)
 
     @property
     def hardware_class(self) -> str:
@@ -137,8 +178,9 @@ class Calibration:
         if cached is not None:
             self.used[key] = {"value": cached, "source": SOURCE_CACHED}
             return cached
-        measured = float(measure())
+        with self._isolate() as candidate:
+            measured = float(measure())
         if self._writable:
             self._cache.write(key, measured)
-        self.used[key] = {"value": measured, "source": SOURCE_MEASURED}
+        self.used[key] = {"value": measured, "source": SOURCE_MEASURED, "candidate_during_measurement": candidate}
         return measured

@@ -43,12 +43,17 @@ class ChallengeLimits(_Strict):
     run_timeout_s: Annotated[float, Field(gt=0, le=24 * 3600)] = 600
     check_timeout_s: Annotated[float, Field(gt=0)] = 60
     setup_timeout_s: Annotated[float, Field(gt=0)] = 60
+    # A call's limit when the reference's own time for the function is not calibrated on this
+    # machine (see grader.judge.proxy); None: only the check's limit.
+    call_timeout_s: Annotated[float, Field(gt=0)] | None = None
     memory_mb: Annotated[int, Field(ge=64)] = 2048
     max_processes: Annotated[int, Field(ge=4)] = 64
     max_output_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
     scratch_mb: Annotated[int, Field(ge=1)] = 256
     cpu_threads: Annotated[int, Field(ge=1, le=64)] = 1
     gpu: Literal["off", "optional", "required"] = "off"
+    max_reply_mb: Annotated[float, Field(gt=0, le=1024)] = 16  # the most one reply of a worker may hold
+    judge_memory_mb: Annotated[int, Field(ge=512)] = 2048  # the judge's own limit (pytest, checks, replies)
 
 
 class ImageSpec(_Strict):
@@ -73,6 +78,10 @@ class CheckSpec(_Strict):
     timeout_s: Annotated[float, Field(gt=0)] | None = None
     visibility: Visibility = "visible"
     description: str = ""
+    max_reply_mb: Annotated[float, Field(gt=0, le=1024)] | None = None  # None: the challenge's [limits] figure
+    # The check hands the solution held-back data (test images): from then on the candidate's
+    # feedback shows the property that failed, never text the solution produced.
+    held_back_data: bool = False
 
 
 class KnownBad(_Strict):
@@ -173,6 +182,11 @@ class Challenge:
 
     def check_timeout_s(self, check: CheckSpec) -> float:
         return check.timeout_s if check.timeout_s is not None else self.spec.limits.check_timeout_s
+
+    def max_reply_bytes(self, check: CheckSpec | None = None) -> int:
+        """The most bytes one reply of a worker may hold during ``check`` (the challenge's figure without one)."""
+        megabytes = check.max_reply_mb if check is not None and check.max_reply_mb is not None else None
+        return int((megabytes or self.spec.limits.max_reply_mb) * (1 << 20))
 
 
 def default_challenges_dir() -> Path:

@@ -24,12 +24,14 @@ from api.cli import add_service_commands
 from api.fleet_cli import add_fleet_commands
 from grader.calibration import forget_calibration
 from grader.challenge import Challenge, default_challenges_dir, list_challenge_ids, load_challenge
-from grader.errors import CvgradeError, InfrastructureError
+from grader.errors import BadSubmission, ChallengeError, CvgradeError, InfrastructureError
 from grader.grading import GradeOptions, grade_submission, run_public_checks, stop_all_judges
 from grader.html_report import write_report
+from grader.live_progress import LiveProgress
 from grader.practice import practice_challenge_id, practice_submission, start_practice
 from grader.report import print_result, print_summary
-from grader.results import GradeResult
+from grader.results import GradeResult, refusal
+from grader.terminal import as_markup, as_text
 from grader.validate import validate_challenge
 from harness.sandbox import SandboxUnavailable
 
@@ -76,18 +78,25 @@ def _load(challenge: str, challenges_dir: Path | None) -> Challenge:
 
 
 def _fail(err: CvgradeError) -> None:
-    errors.print(f"[bold red]error:[/bold red] {err}", highlight=False)
+    errors.print(f"[bold red]error:[/bold red] {as_markup(err)}", highlight=False)
     raise typer.Exit(err.exit_code)
 
 
 def _clean_up_after_crashed_graders(options: GradeOptions) -> None:
-    """Remove worker containers whose grader died (the janitor), when containers may be used."""
-    if options.backend == "local":
-        return
-    from harness.containers import janitor as remove_leftovers
+    """Remove what graders that died left (the janitor): their folders, and their containers when
+    containers may be used."""
+    from harness.containers import control_root
+    from harness.containers import janitor as remove_containers
+    from harness.leftovers import remove_leftovers, work_root
 
     with contextlib.suppress(SandboxUnavailable):
-        removed = remove_leftovers()
+        folders = remove_leftovers([work_root(), control_root()])
+        if folders:
+            errors.print(f"note: removed {len(folders)} folder(s) left by a grader that died", highlight=False)
+    if options.backend == "local":
+        return
+    with contextlib.suppress(SandboxUnavailable):
+        removed = remove_containers()
         if removed:
             errors.print(f"note: removed {len(removed)} container(s) left by a grader that died", highlight=False)
 
@@ -99,10 +108,10 @@ def _write_html(result: GradeResult, target: Path, submission: Path, *, several:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_report(result, path)
     except OSError as err:
-        errors.print(f"[bold red]error:[/bold red] cannot write the HTML report {path}: {err.strerror}",
+        errors.print(f"[bold red]error:[/bold red] cannot write the HTML report {as_markup(path)}: {err.strerror}",
                      highlight=False)
         return
-    errors.print(f"report: {path}", highlight=False)
+    errors.print(f"report: {as_markup(path)}", highlight=False)
 
 
 def _worst_exit(codes: list[int]) -> int:
@@ -174,33 +183,44 @@ def grade(
     try:
         loaded = _load(challenge, challenges_dir)
     except CvgradeError as err:
-        _fail(err)
-        return
+        if not as_json:
+            _fail(err)
+        for submission in submissions:  # one object per submission, even when none can be graded
+            _print_refusal(submission, {"id": challenge}, err)
+        raise typer.Exit(err.exit_code) from None
     _clean_up_after_crashed_graders(options)
     codes: list[int] = []
     rows: list[tuple[str, GradeResult | str]] = []
+    info = _challenge_info(loaded)
 
-    def attempt(submission: Path) -> GradeResult | CvgradeError:
+    with LiveProgress(console, enabled=_show_progress(as_json)) as live:
+
+        def attempt(submission: Path) -> GradeResult | CvgradeError:
+            label = str(submission)
+            try:
+                return grade_submission(submission, loaded, options, progress=live.follow(label))
+            except CvgradeError as err:
+                return err
+            finally:
+                live.done(label)
+
+        pool = ThreadPoolExecutor(max_workers=jobs)
+        started: list[Future[GradeResult | CvgradeError]] = []
         try:
-            return grade_submission(submission, loaded, options)
-        except CvgradeError as err:
-            return err
-
-    pool = ThreadPoolExecutor(max_workers=jobs)
-    started: list[Future[GradeResult | CvgradeError]] = []
-    try:
-        with _sigterm_raises():
-            for submission in submissions:
-                started.append(pool.submit(attempt, submission))
-            outcomes = [future.result() for future in started]
-    except (KeyboardInterrupt, _Terminated) as stop:
-        raise typer.Exit(_stop_gradings(pool, started, terminated=isinstance(stop, _Terminated))) from None
-    pool.shutdown()
+            with _sigterm_raises():
+                for submission in submissions:
+                    started.append(pool.submit(attempt, submission))
+                outcomes = [future.result() for future in started]
+        except (KeyboardInterrupt, _Terminated) as stop:
+            raise typer.Exit(_stop_gradings(pool, started, terminated=isinstance(stop, _Terminated))) from None
+        pool.shutdown()
     for submission, result in zip(submissions, outcomes, strict=True):
         if isinstance(result, CvgradeError):
-            errors.print(f"[bold red]error:[/bold red] {submission}: {result}", highlight=False)
+            errors.print(f"[bold red]error:[/bold red] {as_markup(submission)}: {as_markup(result)}", highlight=False)
             codes.append(result.exit_code)
             rows.append((str(submission), str(result)))
+            if as_json:
+                _print_refusal(submission, info, result)
             continue
         codes.append(result.exit_code)
         rows.append((str(submission), result))
@@ -215,6 +235,22 @@ def grade(
     raise typer.Exit(_worst_exit(codes))
 
 
+def _show_progress(as_json: bool) -> bool:
+    """Progress lines only for a person at a terminal: never with --json, never into a pipe or a file."""
+    return not as_json and console.is_terminal
+
+
+def _challenge_info(challenge: Challenge) -> dict[str, str]:
+    return {"id": challenge.id, "version": challenge.version, "title": challenge.spec.challenge.title}
+
+
+def _print_refusal(submission: Path, challenge: dict[str, str], err: CvgradeError) -> None:
+    """The one JSON object of a submission that was not graded (see ``grader.results.Refusal``)."""
+    refused = isinstance(err, (BadSubmission, ChallengeError))
+    sys.stdout.write(refusal(submission.name, challenge, str(err), refused=refused).model_dump_json() + "\n")
+    sys.stdout.flush()
+
+
 @app.command()
 def challenges(challenges_dir: ChallengesDirOption = None) -> None:
     """List the challenges."""
@@ -225,7 +261,7 @@ def challenges(challenges_dir: ChallengesDirOption = None) -> None:
         try:
             loaded = load_challenge(challenge_id, challenges_dir)
         except CvgradeError as err:
-            table.add_row(challenge_id, "", "", f"[red]invalid: {err}[/red]", "", "")
+            table.add_row(as_text(challenge_id), "", "", as_text(f"invalid: {err}", "red"), "", "")
             continue
         info = loaded.spec.challenge
         table.add_row(info.id, info.level, info.version, info.title,
@@ -248,10 +284,9 @@ def start(
         _fail(err)
         return
     for path in written:
-        console.print(f"  wrote {path}", highlight=False)
+        console.print(f"  wrote {as_markup(path)}", highlight=False)
     console.print(
-        f"Read {folder / 'README.md'}, edit {folder / 'solution.py'}, then run: cvgrade test {folder}",
-        highlight=False,
+        as_text(f"Read {folder / 'README.md'}, edit {folder / 'solution.py'}, then run: cvgrade test {folder}"),
     )
 
 
@@ -270,8 +305,13 @@ def test(
         if challenge_id is None:
             raise typer.BadParameter(f"{folder} was not made by `cvgrade start`; pass --challenge")
         loaded = _load(challenge_id, challenges_dir)
-        result = run_public_checks(practice_submission(folder), loaded, _options(backend, isolation))
+        with LiveProgress(console, enabled=_show_progress(as_json)) as live:
+            result = run_public_checks(practice_submission(folder), loaded, _options(backend, isolation),
+                                       progress=live.follow(str(folder)))
     except CvgradeError as err:
+        if as_json:
+            _print_refusal(folder, {"id": challenge or ""}, err)
+            raise typer.Exit(err.exit_code) from None
         _fail(err)
         return
     if as_json:
@@ -287,6 +327,9 @@ def validate(
     backend: BackendOption = "auto",
     isolation: IsolationOption = "auto",
     challenges_dir: ChallengesDirOption = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=16,
+                                      help="Grade this many solutions at once (after the reference's first "
+                                           "grading; timed checks still take turns).")] = 1,
 ) -> None:
     """Check that challenges tell right from wrong: reference, starter and known-bad solutions."""
     ids = challenge_ids or list_challenge_ids(challenges_dir)
@@ -298,8 +341,10 @@ def validate(
             _fail(err)
             return
         console.print(f"[bold]validating {loaded.id} v{loaded.version}[/bold]")
-        report = validate_challenge(loaded, _options(backend, isolation),
-                                    progress=lambda line: console.print(f"  {line}", highlight=False))
+        with LiveProgress(console, enabled=_show_progress(False)) as live:
+            report = validate_challenge(loaded, _options(backend, isolation),
+                                        progress=lambda line: console.print(as_text(f"  {line}")),
+                                        follow=live.following, jobs=jobs)
         ok = ok and report.ok
         console.print("[green]  valid[/green]" if report.ok else f"[red]  {len(report.problems)} problem(s)[/red]")
     raise typer.Exit(0 if ok else 1)
@@ -319,18 +364,22 @@ def calibrate(
         try:
             loaded = _load(challenge_id, challenges_dir)
             forgotten = forget_calibration(loaded.id, loaded.version)
-            result = grade_submission(loaded.reference_dir / "solution.py", loaded, _options(backend, isolation))
+            with LiveProgress(console, enabled=_show_progress(False)) as live:
+                label = f"calibrating {loaded.id}"
+                result = grade_submission(loaded.reference_dir / "solution.py", loaded, _options(backend, isolation),
+                                          progress=live.follow(label))
         except CvgradeError as err:
             _fail(err)
             return
-        figures = result.environment.get("calibration", {}).get("values", {})
+        figures = result.environment.get("calibration", {}).get("stored", {})
         console.print(f"[bold]{loaded.id} v{loaded.version}[/bold]: "
                       f"{'replaced' if forgotten else 'no'} earlier figures; reference {result.status}, "
-                      f"score {result.score:g}/{result.max_score:g}")
-        for key, used in sorted(figures.items()):
-            console.print(f"  {key} = {used['value']:.4g}", highlight=False)
+                      f"score {'-' if result.score is None else f'{result.score:g}'}/{result.max_score:g}, "
+                      f"graded in {result.duration_s:.0f} s")
+        for key, value in sorted(figures.items()):
+            console.print(f"  {key} = {value:.4g}", highlight=False)
         if not figures:
-            console.print("  (no calibrated figures: its thresholds do not depend on the machine)")
+            console.print("  (no figures stored)")
         if result.status != "graded" or not result.passed:
             console.print("[red]  the reference did not pass: figures not trustworthy[/red]")
             worst = max(worst, 1)
@@ -350,9 +399,10 @@ def demo(
         loaded = _load(challenge_id, challenges_dir)
         for sample in _samples(loaded):
             label = f"{loaded.id}: {sample.relative_to(loaded.root)}"
-            console.print(f"grading {label} ...", highlight=False)
+            console.print(f"grading {as_markup(label)} ...", highlight=False)
             try:
-                rows.append((label, grade_submission(sample, loaded, options)))
+                with LiveProgress(console, enabled=_show_progress(False)) as live:
+                    rows.append((label, grade_submission(sample, loaded, options, progress=live.follow(label))))
             except CvgradeError as err:
                 rows.append((label, str(err)))
     print_summary(console, rows)
@@ -378,7 +428,8 @@ def image_build(
         try:
             wanted.update(load_challenge(challenge_id, challenges_dir).spec.image.packages)
         except CvgradeError as err:  # one broken challenge must not stop the image every other one needs
-            errors.print(f"[yellow]warning:[/yellow] skipping {challenge_id}'s packages: {err}", highlight=False)
+            errors.print(f"[yellow]warning:[/yellow] skipping {as_markup(challenge_id)}'s packages: {as_markup(err)}",
+                         highlight=False)
     extras = sorted(wanted)
     try:
         if bootstrap:
@@ -408,13 +459,27 @@ def doctor() -> None:
 def janitor(
     everything: Annotated[bool, typer.Option("--all", help="Remove every cvgrade container, running or not.")] = False,
 ) -> None:
-    """Remove worker containers left behind by a grader that crashed."""
-    from harness.containers import janitor as remove_leftovers
+    """Remove what graders that crashed left behind: workspaces, judge and worker folders, containers.
+
+    A folder is removed only when the process that made it is no longer running (``--all`` does
+    not change that: a running grading keeps its files). Folders are looked for in this user's
+    private folder in the temporary folder (``$TMPDIR/cvgrade-<uid>``) and in ``/tmp/cvgrade-ctl-<uid>``.
+    """
+    from harness.containers import control_root
+    from harness.containers import janitor as remove_containers
+    from harness.leftovers import remove_leftovers, work_root
 
     try:
-        removed = remove_leftovers(everything=everything)
+        folders = remove_leftovers([work_root(), control_root()])
     except SandboxUnavailable as err:
         _fail(InfrastructureError(str(err)))
+        return
+    console.print(f"removed {len(folders)} folder(s)" + (f": {', '.join(str(f) for f in folders)}" if folders else ""),
+                  highlight=False)
+    try:
+        removed = remove_containers(everything=everything)
+    except SandboxUnavailable as err:
+        console.print(f"containers not checked: {err}", highlight=False)
         return
     console.print(f"removed {len(removed)} container(s)" + (f": {', '.join(removed)}" if removed else ""))
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 from xml.etree import ElementTree as ET  # writing only; untrusted XML is never parsed here
 
+from grader.feedback import output_for_candidate
 from grader.results import GradeResult
 
 
 def gradescope_results(result: GradeResult) -> dict[str, Any]:
     """Gradescope's ``results.json`` for a graded result.
 
+    Gradescope shows a test's ``output`` to the student: a check that ran after the solution
+    had held-back data carries the property it checks, never its message (``grader.feedback``).
     Raises ``ValueError`` for a result that was not gradable: it has no score,
     and a 0 imported into Gradescope would read as the candidate's.
     """
@@ -29,7 +32,7 @@ def gradescope_results(result: GradeResult) -> dict[str, Any]:
                 "score": test.score,
                 "max_score": test.max_score,
                 "status": test.status,
-                "output": test.output,
+                "output": output_for_candidate(test),
                 "visibility": test.visibility,
             }
             for test in result.tests

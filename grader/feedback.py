@@ -11,6 +11,12 @@ visibility           the candidate sees
                      values, nor the description
 ===================  ===========================================================
 
+A check that ran after the solution had been handed held-back data (a check
+marked ``held_back_data`` in ``challenge.toml``, that one or an earlier one) shows
+its description and the kind of failure only, whatever its visibility: its
+message could carry text the solution produced while it could see that data
+(an exception, its output), and with it the data itself.
+
 Points, the score and the verdict appear only when the team lets candidates see
 scores. Metrics, limits, the machine, and why a grading was not possible never
 appear: they describe the judge, not the submission. A pure function, no I/O.
@@ -23,6 +29,10 @@ from typing import Any
 from grader.results import GradeResult, TestResult
 from harness.sandbox import OUTCOME_SENTENCES, Outcome
 
+HELD_BACK_NOTE = (
+    "Checks that ran once your solution had been given held-back data show the property that failed, "
+    "not messages: text your solution produced could carry that data."
+)
 NOT_GRADABLE = (
     "Not gradable: something on our side failed while grading this submission. "
     "It does not count against your attempts; you may submit it again."
@@ -41,6 +51,8 @@ def candidate_feedback(result: GradeResult, *, deadline_passed: bool, show_score
         "checks": checks,
         "notes": [line for line in result.feedback if not line.startswith("sandbox:")],
     }
+    if any(test.saw_held_back_data and test.status == "failed" for test in result.tests):
+        view["notes"].append(HELD_BACK_NOTE)
     if show_scores:
         view.update(score=result.score, max_score=result.max_score, passed=result.passed)
     return view
@@ -53,7 +65,7 @@ def is_shown(visibility: str, *, deadline_passed: bool) -> bool:
 
 def _check(test: TestResult, *, deadline_passed: bool, show_scores: bool) -> dict[str, Any]:
     shown = is_shown(test.visibility, deadline_passed=deadline_passed)
-    message = (test.output or test.status) if shown else _kind_of_failure(test)
+    message = (test.output or test.status) if shown and not test.saw_held_back_data else _kind_of_failure(test)
     check: dict[str, Any] = {
         "name": test.name,
         "status": test.status,
@@ -63,6 +75,14 @@ def _check(test: TestResult, *, deadline_passed: bool, show_scores: bool) -> dic
     if show_scores:
         check.update(score=test.score, max_score=test.max_score)
     return check
+
+
+def output_for_candidate(test: TestResult) -> str:
+    """What a candidate-facing export may carry as the check's output: after held-back data, the kind of failure
+    and the property checked (its description), never the message."""
+    if not test.saw_held_back_data:
+        return test.output
+    return "" if test.status == "passed" else f"{_kind_of_failure(test)}: {test.description}".rstrip(": ")
 
 
 def _kind_of_failure(test: TestResult) -> str:

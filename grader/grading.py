@@ -9,6 +9,16 @@
 The judge runs as a separate trusted process so that a crash in it, or in a
 hidden check, cannot take the grader down, and so that its module state is
 fresh for every submission.
+
+The judge handles what the candidate's worker sends, so it runs under limits
+of its own: a cgroup of ``judge_memory_mb`` (the challenge's ``[limits]``) and
+``JUDGE_CPUS`` CPUs' worth of time where one can be made, else soft rlimits
+(data segment, CPU seconds). If the judge breaks its limit while a check runs,
+that check's replies caused it (the reference's grading fits the same limit
+with room to spare), so the breach is charged to the candidate: the check ends
+``out_of_memory`` and the checks after it are recorded as not run, and the
+grading is ``graded``, never "not gradable" (which would be a free attempt).
+Outside any check a breach is ours.
 """
 
 from __future__ import annotations
@@ -16,26 +26,31 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
 from grader.calibration import calibration_dir
 from grader.challenge import Challenge, CheckSpec
-from grader.environment import describe_environment
+from grader.environment import PACKAGES, describe_environment
 from grader.errors import InfrastructureError
 from grader.judge.records import iter_records
+from grader.progress import Progress, ProgressCallback, ProgressTail
 from grader.results import GradeResult, build_result
 from grader.scoring import score_checks
 from grader.workspace import Workspace, prepare_workspace
+from harness import cgroups
 from harness.backends import make_sandbox
+from harness.leftovers import owned_folder
 from harness.sandbox import Limits, SandboxUnavailable
 
 # Packages the hidden checks use as oracles (pycocotools for detection_map): installed for the judge,
@@ -43,6 +58,9 @@ from harness.sandbox import Limits, SandboxUnavailable
 JUDGE_ONLY_DISTRIBUTIONS = ("pycocotools",)
 JUDGE_GRACE_S = 60.0  # on top of the challenge's run limit: judge start-up and clean-up
 JUDGE_LOG_TAIL_CHARS = 3000
+PROGRESS_POLL_S = 0.25
+JUDGE_CPUS = 2  # the judge's CPU quota, and its own threads: checks do little computing
+JUDGE_MAX_PROCESSES = 1024  # threads included: pytest, output readers, the workers' launchers
 _ACTIVE_JUDGES: set[subprocess.Popen[bytes]] = set()
 _ACTIVE_LOCK = threading.Lock()
 
@@ -63,32 +81,41 @@ class GradeOptions:
     isolation: Literal["auto", "bwrap", "process"] = "auto"
     image: str | None = None
 
-    def sandbox_config(self, gpu: str = "off") -> dict[str, Any]:
+    def sandbox_config(self, gpu: str = "off", cpu_threads: int = 1) -> dict[str, Any]:
         return {"backend": self.backend, "isolation": self.isolation, "image": self.image, "gpu": gpu,
-                "judge_only": list(JUDGE_ONLY_DISTRIBUTIONS)}
+                "judge_only": list(JUDGE_ONLY_DISTRIBUTIONS), "cpu_threads": cpu_threads}
 
 
 def grade_submission(
-    submission: Path, challenge: Challenge, options: GradeOptions | None = None
+    submission: Path, challenge: Challenge, options: GradeOptions | None = None,
+    progress: ProgressCallback | None = None,
 ) -> GradeResult:
-    """Grade ``submission`` against the challenge's hidden checks."""
-    return _grade(submission, challenge, options or GradeOptions(), hidden=True)
+    """Grade ``submission`` against the challenge's hidden checks.
+
+    ``progress`` is called, from this thread, whenever the judge says how it is
+    getting on (a check starting, a long check's own note); see ``grader.progress``.
+    """
+    return _grade(submission, challenge, options or GradeOptions(), hidden=True, progress=progress)
 
 
 def run_public_checks(
-    submission: Path, challenge: Challenge, options: GradeOptions | None = None
+    submission: Path, challenge: Challenge, options: GradeOptions | None = None,
+    progress: ProgressCallback | None = None,
 ) -> GradeResult:
     """Run the challenge's public checks on ``submission`` (practice: no points, no hidden checks)."""
-    return _grade(submission, challenge, options or GradeOptions(), hidden=False)
+    return _grade(submission, challenge, options or GradeOptions(), hidden=False, progress=progress)
 
 
-def _grade(submission: Path, challenge: Challenge, options: GradeOptions, *, hidden: bool) -> GradeResult:
+def _grade(
+    submission: Path, challenge: Challenge, options: GradeOptions, *, hidden: bool,
+    progress: ProgressCallback | None = None,
+) -> GradeResult:
     started = time.monotonic()
-    sandbox_config = options.sandbox_config(challenge.spec.limits.gpu)
+    sandbox_config = options.sandbox_config(challenge.spec.limits.gpu, challenge.spec.limits.cpu_threads)
     sandbox_info = _describe_sandbox(sandbox_config)
     workspace = prepare_workspace(submission)
     reference: Workspace | None = None
-    judge_dir = Path(tempfile.mkdtemp(prefix="cvgrade-judge-"))
+    judge_dir = owned_folder("judge")  # 0700, in this user's private root; the janitor's if we are killed
     try:
         if hidden:
             reference = prepare_workspace(challenge.reference_dir / "solution.py")
@@ -96,9 +123,12 @@ def _grade(submission: Path, challenge: Challenge, options: GradeOptions, *, hid
         # Pin the backend the grader saw, so the judge cannot quietly pick another one.
         sandbox_config["backend"] = sandbox_info["backend"]
         spec = _judge_spec(challenge, workspace, reference, records_path, sandbox_config, hidden=hidden)
-        judge_error = _run_judge(spec, judge_dir, challenge.spec.limits.run_timeout_s,
-                                 containers=sandbox_info["backend"] == "docker")
+        tail = ProgressTail(records_path, Progress(submission.name), progress) if progress is not None else None
+        judge = _run_judge(spec, judge_dir, challenge.spec.limits.run_timeout_s,
+                           containers=sandbox_info["backend"] == "docker",
+                           memory_mb=challenge.spec.limits.judge_memory_mb, tail=tail)
         records = list(iter_records(records_path))
+        judge_error = _charge_limit_breach(judge, records, spec["selection"] or [])
     finally:
         workspace.cleanup()
         if reference is not None:
@@ -116,9 +146,12 @@ def _grade(submission: Path, challenge: Challenge, options: GradeOptions, *, hid
     metrics["worker_starts"] = session.get("worker_starts", 0)
     environment = describe_environment()
     environment["sandbox"] = sandbox_info
-    environment["candidate_runtime"] = session.get("candidate_versions", {})
+    environment["runtime"] = _runtime_versions(sandbox_info)
+    environment["judge"] = _judge_usage(judge, records)
     if session.get("device"):
         environment["device"] = session["device"]
+    if session.get("candidate_claims"):
+        environment["candidate_claims"] = session["candidate_claims"]
     if session.get("calibration"):
         environment["calibration"] = session["calibration"]
         for key, used in session["calibration"].get("values", {}).items():
@@ -195,6 +228,8 @@ def _judge_spec(
         "tests_dir": str(challenge.hidden_dir if hidden else challenge.public_dir),
         "selection": [check.test for check in checks] if hidden else None,
         "timeouts_s": {check.test: challenge.check_timeout_s(check) for check in checks},
+        "check_names": {check.test: check.name for check in checks},
+        "call_timeout_s": challenge.spec.limits.call_timeout_s,
         "timed_tests": [check.test for check in checks if check.timed],
         "default_timeout_s": challenge.spec.limits.check_timeout_s,
         "run_timeout_s": challenge.spec.limits.run_timeout_s,
@@ -207,45 +242,187 @@ def _judge_spec(
         "sandbox": sandbox_config,
         "candidate": _worker_entry(workspace, challenge),
         "reference": _worker_entry(reference, challenge) if reference is not None else None,
+        "max_reply_bytes": {check.test: challenge.max_reply_bytes(check) for check in checks},
+        "default_max_reply_bytes": challenge.max_reply_bytes(),
+        "held_back_tests": [check.test for check in checks if check.held_back_data] if hidden else [],
     }
 
 
-def _run_judge(spec: dict[str, Any], judge_dir: Path, run_timeout_s: float, *, containers: bool) -> str | None:
-    """Run the judge process; return None when it worked, else why it did not.
+@dataclass
+class JudgeRun:
+    """How the judge process ended, and what its limits saw."""
+
+    error: str | None  # None: it worked (or its run limit was reached, which is the candidate's)
+    returncode: int | None
+    memory_limit_mb: int
+    limits_enforced_by: str  # "cgroup v1", "cgroup v2" or "rlimits"
+    out_of_memory: bool = False
+    out_of_cpu: bool = False
+    peak_memory_mb: float | None = None  # the cgroup's figure, where there is one
+
+
+def _run_judge(
+    spec: dict[str, Any], judge_dir: Path, run_timeout_s: float, *, containers: bool, memory_mb: int,
+    tail: ProgressTail | None = None,
+) -> JudgeRun:
+    """Run the judge process under its own limits; say how it ended.
 
     Whatever happens, nothing the judge started outlives it: its containers are
-    removed here even when the judge itself had to be killed.
+    removed here even when the judge itself had to be killed. Nor does the judge
+    outlive us: its stdin is a pipe only we hold open, and when it reads the end
+    of it (we exited, however: SIGKILL included) it stops itself and its workers
+    (``grader.judge.runner``).
     """
+    group = _judge_cgroup(memory_mb)
+    if group is None:
+        spec["judge_rlimits"] = {
+            "RLIMIT_DATA": memory_mb * 1024 * 1024,
+            "RLIMIT_CPU": int((run_timeout_s + JUDGE_GRACE_S) * JUDGE_CPUS),
+        }
+    run = JudgeRun(None, None, memory_mb, f"cgroup {group.version}" if group is not None else "rlimits")
     spec_path = judge_dir / "judge-spec.json"
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
     log_path = judge_dir / "judge.log"
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    with log_path.open("wb") as log:
-        judge = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-I", "-m", "grader.judge.runner", str(spec_path)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=judge_dir, env=env, start_new_session=True,
-        )
-        with _ACTIVE_LOCK:
-            _ACTIVE_JUDGES.add(judge)
-        try:
-            code = judge.wait(timeout=run_timeout_s + JUDGE_GRACE_S)
-        except subprocess.TimeoutExpired:
-            _stop(judge)
-            return None  # checks without a record fail; the run limit is the candidate's
-        except BaseException:
-            _stop(judge)  # Ctrl-C: take the judge and its workers down with us
-            raise
-        finally:
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[name] = str(JUDGE_CPUS)  # no more threads than its CPU quota: bursts would be throttled
+    command = [sys.executable, "-I", "-m", "grader.judge.runner", str(spec_path)]
+    if group is not None:  # joins its cgroup before Python starts, then becomes the judge (same pid)
+        joins = " && ".join(f"echo $$ > {shlex.quote(str(path))}" for path in group.procs_files)
+        command = ["/bin/sh", "-c", f'{joins} && exec "$@"', "sh", *command]
+    try:
+        with log_path.open("wb") as log:
+            judge = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
+                cwd=judge_dir, env=env, start_new_session=True,
+            )
             with _ACTIVE_LOCK:
-                _ACTIVE_JUDGES.discard(judge)
-            if containers:
-                _remove_containers_of(judge.pid)
-    if code == 0:
+                _ACTIVE_JUDGES.add(judge)
+            try:
+                code = _wait(judge, run_timeout_s + JUDGE_GRACE_S, tail)
+            except subprocess.TimeoutExpired:
+                _stop(judge)
+                return run  # checks without a record fail; the run limit is the candidate's
+            except BaseException:
+                _stop(judge)  # Ctrl-C: take the judge and its workers down with us
+                raise
+            finally:
+                with _ACTIVE_LOCK:
+                    _ACTIVE_JUDGES.discard(judge)
+                if judge.stdin is not None:
+                    judge.stdin.close()
+                if containers:
+                    _remove_containers_of(judge.pid)
+    finally:
+        if group is not None:
+            run.out_of_memory = group.oom_killed()
+            peak = group.peak_memory_bytes()
+            run.peak_memory_mb = round(peak / 2**20, 1) if peak is not None else None
+            group.remove()
+    run.returncode = code
+    run.out_of_cpu = code == -signal.SIGXCPU  # RLIMIT_CPU; a cgroup's quota slows, never kills
+    if code != 0:
+        run.error = f"the judge failed with exit code {code}: {_log_tail(log_path)}"
+    return run
+
+
+def _judge_cgroup(memory_mb: int) -> cgroups.Cgroup | None:
+    """A cgroup for the judge, where this machine lets us make one."""
+    version = cgroups.detect()
+    if version is None:
         return None
-    tail = log_path.read_text(encoding="utf-8", errors="replace")[-JUDGE_LOG_TAIL_CHARS:]
-    return f"the judge failed with exit code {code}: {tail.strip()}"
+    try:
+        return cgroups.Cgroup(memory_mb, JUDGE_MAX_PROCESSES, version, cpu_threads=JUDGE_CPUS, prefix="judge")
+    except OSError:
+        return None
+
+
+def _log_tail(log_path: Path) -> str:
+    try:
+        return log_path.read_text(encoding="utf-8", errors="replace")[-JUDGE_LOG_TAIL_CHARS:].strip()
+    except OSError:
+        return ""
+
+
+def _charge_limit_breach(judge: JudgeRun, records: list[dict[str, Any]], selection: list[str]) -> str | None:
+    """When the judge broke its own limit during a check, charge that check; return what is left of the error.
+
+    Adds the records of the check that was running (``out_of_memory``, naming the judge's
+    limit) and of the selected checks after it (not run) to ``records``.
+    """
+    if judge.error is None or not (judge.out_of_memory or judge.out_of_cpu):
+        return judge.error
+    finished = {r.get("nodeid") for r in records if r.get("kind") == "check"}
+    started = [r.get("nodeid") for r in records if r.get("kind") == "started"]
+    running = next((node for node in reversed(started) if node not in finished), None)
+    if not isinstance(running, str):
+        return judge.error  # no check was running: the judge's own failure, ours
+    limit = (f"the judge's memory limit of {judge.memory_limit_mb} MB" if judge.out_of_memory
+             else "the judge's CPU time limit")
+    records.append(_not_passed(running, f"the judge exceeded {limit} handling what the solution returned "
+                                        "in this check: return less data"))
+    after = selection[selection.index(running) + 1:] if running in selection else []
+    records.extend(_not_passed(node, f"not run: the judge stopped at {running.split('::')[-1]}, where the "
+                                     f"solution's replies made it exceed {limit}")
+                   for node in after if node not in finished)
+    return None
+
+
+def _not_passed(nodeid: str, message: str) -> dict[str, Any]:
+    return {"kind": "check", "nodeid": nodeid, "passed": False, "outcome": "out_of_memory", "message": message,
+            "detail": "", "infrastructure": False, "duration_s": 0.0, "metrics": {}}
+
+
+def _judge_usage(judge: JudgeRun, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the judge used and was allowed: its own figures, or its cgroup's when it was killed."""
+    own = next((r for r in records if r.get("kind") == "judge"), {})
+    return {
+        "peak_memory_mb": own.get("peak_memory_mb", judge.peak_memory_mb),
+        "cpu_s": own.get("cpu_s"),
+        "memory_limit_mb": judge.memory_limit_mb,
+        "cpus": JUDGE_CPUS,
+        "limits_enforced_by": judge.limits_enforced_by,
+    }
+
+
+def _runtime_versions(sandbox_info: dict[str, Any]) -> dict[str, str]:
+    """The candidate's runtime, from where the candidate cannot write: the image, or this interpreter.
+
+    Docker: ``/opt/cvgrade/versions.json`` read from the runtime image by the engine. Local: the
+    workers run this very interpreter and its packages.
+    """
+    if sandbox_info.get("backend") == "docker":
+        from harness.containers import docker_client
+        from harness.images import image_versions
+
+        try:
+            return image_versions(docker_client(), str(sandbox_info.get("image_id") or sandbox_info["image"]))
+        except Exception:  # the engine went away: the result says it does not know
+            return {}
+    versions = {"python": platform.python_version()}
+    for package in PACKAGES:
+        if package not in ("cvgrade", "pytest"):
+            with contextlib.suppress(metadata.PackageNotFoundError):
+                versions[package] = metadata.version(package)
+    return versions
+
+
+def _wait(judge: subprocess.Popen[bytes], timeout_s: float, tail: ProgressTail | None) -> int:
+    """``judge.wait(timeout_s)``, reading its progress lines meanwhile when someone follows them."""
+    if tail is None:
+        return judge.wait(timeout=timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            code = judge.wait(timeout=min(PROGRESS_POLL_S, max(deadline - time.monotonic(), 0.0)))
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                raise
+            tail.poll()
+            continue
+        tail.poll()
+        return code
 
 
 def _remove_containers_of(judge_pid: int) -> None:

@@ -43,10 +43,16 @@ def render_report(result: GradeResult, *, audience: str = "team") -> str:
     return _environment().get_template("report.html.j2").render(_context(result, audience))
 
 
-def render_report_body(result: GradeResult, *, audience: str = "team") -> str:
+def render_report_body(result: GradeResult, *, audience: str = "team",
+                       code_links: dict[str, list[tuple[str, str]]] | None = None) -> str:
     """The same report without the document around it (``<div class="report">...</div>``), for a page
-    that has its own: the dashboard. Styled by ``report_css()``; everything in it is escaped."""
-    return _environment().get_template("report_body.html.j2").render(_context(result, audience))
+    that has its own: the dashboard. Styled by ``report_css()``; everything in it is escaped.
+    ``code_links`` gives, by check name, ``(label, url)`` links shown under a failed check (the
+    dashboard's: the candidate's function that the check called)."""
+    context = _context(result, audience)
+    for row in context["checks"]:
+        row["links"] = (code_links or {}).get(row["name"], []) if row["status"] == "failed" else []
+    return _environment().get_template("report_body.html.j2").render(context)
 
 
 def report_css() -> str:
@@ -78,6 +84,7 @@ def _check_rows(result: GradeResult, audience: str) -> list[dict[str, Any]]:
             "number": test.number, "name": test.name, "gate": test.gate, "status": test.status,
             "outcome": test.outcome.replace("_", " "), "points": f"{test.score:g}/{test.max_score:g}",
             "description": test.description, "output": test.output, "duration_s": test.duration_s,
+            "links": [],
         }
         for test in result.tests
         if audience == "team" or test.visibility == "visible"

@@ -17,10 +17,21 @@ from typing import Any
 
 import torch
 
+from grader.judge.paired import MedianInterval, decide, median_interval
+from grader.judge.timing import TimingInconclusive
 from harness.sandbox import Outcome
 from harness.session import CallFailure
 
-__all__ = ["CallFailure", "Outcome", "expect_close", "expect_tensor"]
+__all__ = [
+    "CallFailure",
+    "MedianInterval",
+    "Outcome",
+    "TimingInconclusive",
+    "decide",
+    "expect_close",
+    "expect_tensor",
+    "median_interval",
+]
 
 
 def expect_tensor(

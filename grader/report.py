@@ -1,4 +1,9 @@
-"""Results for people: a terminal table per submission and a summary across several."""
+"""Results for people: a terminal table per submission and a summary across several.
+
+Text that a submission could influence (messages, output, notes quoting it, its file name,
+what a service relays) is printed as ``rich.text.Text`` with its control characters made
+visible (``grader.terminal``): never parsed as markup, never a raw escape sequence.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,14 @@ from rich.table import Table
 from rich.text import Text
 
 from grader.results import GradeResult
+from grader.terminal import as_text
 
 _STATUS_STYLE = {"passed": "green", "failed": "red"}
 
 
 def print_result(console: Console, result: GradeResult, *, show_details: bool = True) -> None:
     """A readable table of one grading: each check, its points and what went wrong."""
-    title = (
+    title = as_text(
         f"{result.submission.get('name', '?')} - challenge {result.challenge['id']} "
         f"v{result.challenge['version']} ({result.challenge.get('checks', 'hidden')} checks)"
     )
@@ -31,9 +37,9 @@ def print_result(console: Console, result: GradeResult, *, show_details: bool = 
         status = Text(test.status, style=_STATUS_STYLE[test.status])
         if test.outcome not in ("ok", "failed") and test.status == "failed":
             status.append(f" ({test.outcome.replace('_', ' ')})", style="yellow")
-        why = test.output.splitlines()[0] if test.output else ""
+        why = as_text(test.output.splitlines()[0] if test.output.strip() else "")
         table.add_row(
-            test.number, test.name, "yes" if test.gate else "",
+            test.number, as_text(test.name), "yes" if test.gate else "",
             f"{test.score:g}/{test.max_score:g}", status, why,
         )
     console.print(table)
@@ -44,15 +50,15 @@ def print_result(console: Console, result: GradeResult, *, show_details: bool = 
             if test.status != "failed" or not details:
                 continue
             if details in shown:
-                console.print(f"[bold]{test.name}[/bold]: same details as above", highlight=False)
+                console.print(Text.assemble(as_text(test.name, "bold"), ": same details as above"))
                 continue
             shown.add(details)
-            console.print(f"[bold]{test.name}[/bold]:", highlight=False)
-            console.print(Text("\n".join("  " + line for line in details.splitlines())))
+            console.print(Text.assemble(as_text(test.name, "bold"), ":"))
+            console.print(as_text("\n".join("  " + line for line in details.splitlines())))
     for line in result.feedback:
-        console.print(f"[yellow]note:[/yellow] {line}", highlight=False)
+        console.print(Text.assemble(("note: ", "yellow"), as_text(line)))
     style = "bold green" if result.passed else ("bold magenta" if result.status == "error" else "bold red")
-    console.print(Text(result.output, style=style))
+    console.print(as_text(result.output, style))
     console.print(f"[dim]graded in {result.duration_s:.1f} s[/dim]")
 
 
@@ -64,15 +70,15 @@ def print_summary(console: Console, rows: Sequence[tuple[str, GradeResult | str]
     table.add_column("verdict")
     for name, outcome in rows:
         if isinstance(outcome, str):
-            table.add_row(name, "-", Text(f"bad input: {outcome}", style="yellow"))
+            table.add_row(as_text(name), "-", as_text(f"bad input: {outcome}", "yellow"))
             continue
         if outcome.status == "error":
-            table.add_row(name, "-", Text("not gradable (our failure)", style="magenta"))
+            table.add_row(as_text(name), "-", Text("not gradable (our failure)", style="magenta"))
             continue
         verdict = Text("passed", style="green") if outcome.passed else Text("not passed", style="red")
         if outcome.failed_gates:
-            verdict.append(f" (gates: {', '.join(outcome.failed_gates)})", style="dim")
-        table.add_row(name, f"{outcome.score:g}/{outcome.max_score:g}", verdict)
+            verdict.append(as_text(f" (gates: {', '.join(outcome.failed_gates)})", "dim"))
+        table.add_row(as_text(name), f"{outcome.score:g}/{outcome.max_score:g}", verdict)
     console.print(table)
 
 
@@ -84,7 +90,7 @@ def print_feedback(console: Console, submission: dict[str, Any]) -> None:
     the kind of failure; points and verdict only when the team shares them).
     """
     feedback = submission.get("feedback") or {}
-    title = f"{submission.get('filename', '?')} - submission {submission.get('id', '?')}"
+    title = as_text(f"{submission.get('filename', '?')} - submission {submission.get('id', '?')}")
     checks = feedback.get("checks", [])
     if checks:
         scored = any(check.get("max_score") is not None for check in checks)
@@ -96,27 +102,27 @@ def print_feedback(console: Console, submission: dict[str, Any]) -> None:
         table.add_column("result")
         table.add_column("why", overflow="fold", max_width=80)
         for number, check in enumerate(checks, start=1):
-            status = Text(check["status"], style=_STATUS_STYLE.get(check["status"], ""))
+            status = as_text(check["status"], _STATUS_STYLE.get(check["status"], ""))
             message = str(check.get("message") or "")
-            why = "" if message in ("passed", check["status"]) else message.splitlines()[0] if message else ""
-            row = [str(number), check["name"]]
+            why = "" if message in ("passed", check["status"]) or not message.strip() else message.splitlines()[0]
+            row: list[str | Text] = [str(number), as_text(check["name"])]
             if scored:
                 row.append(f"{check['score']:g}/{check['max_score']:g}" if check.get("max_score") is not None else "")
-            table.add_row(*row, status, why)
+            table.add_row(*row, status, as_text(why))
         console.print(table)
     else:
-        console.print(Text(title, style="bold"))
+        console.print(Text.assemble(title, style="bold"))
     for line in feedback.get("notes", []):
-        console.print(f"[yellow]note:[/yellow] {line}", highlight=False)
+        console.print(Text.assemble(("note: ", "yellow"), as_text(line)))
     state = submission.get("state")
     if state == "done":
         passed = feedback.get("passed")
         style = "bold red" if passed is False else "bold green"
-        console.print(Text(str(feedback.get("summary", submission.get("message", ""))), style=style))
+        console.print(as_text(feedback.get("summary", submission.get("message", "")), style))
         if passed is None:
-            console.print("[dim]the hiring team does not share scores or the verdict[/dim]")
+            console.print(Text("the hiring team does not share scores or the verdict", style="dim"))
     else:
         style = "bold magenta" if state == "not_gradable" or not submission.get("charged", True) else "bold red"
-        console.print(Text(str(submission.get("message", state)), style=style))
+        console.print(as_text(submission.get("message", state), style))
     if "attempts_left" in submission:
-        console.print(f"[dim]{submission['attempts_left']} attempt(s) left[/dim]")
+        console.print(as_text(f"{submission['attempts_left']} attempt(s) left", "dim"))

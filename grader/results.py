@@ -3,6 +3,10 @@
 Field names follow Gradescope's ``results.json`` (``score``, ``max_score``,
 ``tests`` with ``name``, ``score``, ``max_score``, ``status``, ``output``,
 ``visibility``) so that platform can consume it; the rest is ours.
+
+A result is stored per submission and rendered by the dashboard, so the text in
+it that the solution produced (the checks' outputs, the feedback's notes, which
+quote the submission) is capped in all: ``MAX_CANDIDATE_TEXT_BYTES``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,10 @@ from pydantic import BaseModel, ConfigDict
 from grader.scoring import Verdict
 
 SCHEMA_VERSION = 1
+MAX_CANDIDATE_TEXT_BYTES = 256 * 1024  # the checks' outputs and the feedback, in all (UTF-8)
+MAX_FEEDBACK_LINES = 100
+MAX_FEEDBACK_CHARS = 500
+CUT_NOTE = "\n[cut: a result keeps at most 256 KB of text from the solution]"
 
 
 class TestResult(BaseModel):
@@ -30,6 +38,9 @@ class TestResult(BaseModel):
     outcome: str
     description: str
     duration_s: float
+    # The solution had been handed held-back data when this check ran (this check or an earlier
+    # one): the candidate's view shows the property that failed, never this check's output.
+    saw_held_back_data: bool = False
 
 
 class GradeResult(BaseModel):
@@ -52,6 +63,9 @@ class GradeResult(BaseModel):
     feedback: list[str]
     duration_s: float
     charts: list[dict[str, Any]] = []  # what the HTML report draws; each names its check
+    # Not gradable only because a timed check found the machine too busy to decide, after its
+    # own retries: grading again later (a quieter machine) may well succeed.
+    inconclusive: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -59,6 +73,34 @@ class GradeResult(BaseModel):
         if self.status == "error":
             return 3
         return 0 if self.passed else 1
+
+
+class Refusal(BaseModel):
+    """What ``--json`` prints for a submission that got no grading at all.
+
+    ``status`` is ``refused`` when the input is at fault (a hostile zip, a broken
+    notebook, an unknown challenge: exit code 2) and ``error`` when our side failed
+    before the judge could run (no sandbox: exit code 3). There is no score.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    status: Literal["refused", "error"]
+    score: None = None
+    passed: bool = False
+    error: str
+    output: str
+    challenge: dict[str, str]
+    submission: dict[str, Any]
+
+
+def refusal(submission: str, challenge: dict[str, str], message: str, *, refused: bool) -> Refusal:
+    """The JSON object of a submission that was not graded; ``refused``: the input was at fault."""
+    output = (f"Refused: {message}" if refused
+              else f"Not gradable: {message}. This is our failure, not the submission's.")
+    return Refusal(status="refused" if refused else "error", error=message, output=output,
+                   challenge=challenge, submission={"name": submission})
 
 
 def build_result(
@@ -73,7 +115,10 @@ def build_result(
     duration_s: float,
     charts: list[dict[str, Any]] | None = None,
 ) -> GradeResult:
+    """The result of a verdict; ``inconclusive`` when the only failures of ours were undecided timings."""
     tests = []
+    budget = [MAX_CANDIDATE_TEXT_BYTES]
+    feedback = _capped_feedback(feedback, budget)
     for number, item in enumerate(verdict.checks, start=1):
         output = item.message if not item.detail else f"{item.message}\n{item.detail}"
         tests.append(TestResult(
@@ -82,12 +127,13 @@ def build_result(
             score=item.score,
             max_score=item.check.points,
             status="passed" if item.passed else "failed",
-            output="" if item.passed else output,
+            output="" if item.passed else _within(output, budget),
             visibility=item.check.visibility,
             gate=item.check.gate,
             outcome=item.outcome,
             description=item.check.description,
             duration_s=item.duration_s,
+            saw_held_back_data=item.saw_held_back_data,
         ))
     return GradeResult(
         score=verdict.score,
@@ -106,7 +152,28 @@ def build_result(
         feedback=feedback,
         duration_s=round(duration_s, 3),
         charts=charts or [],
+        inconclusive=verdict.status == "error" and verdict.inconclusive,
     )
+
+
+def _within(text: str, budget: list[int]) -> str:
+    """``text``, cut to what is left of ``budget`` (UTF-8 bytes, shared by a result's texts, updated)."""
+    data = text.encode("utf-8")
+    if len(data) <= budget[0]:
+        budget[0] -= len(data)
+        return text
+    kept = data[:max(budget[0], 0)].decode("utf-8", errors="ignore")
+    budget[0] = 0
+    return kept + CUT_NOTE
+
+
+def _capped_feedback(lines: list[str], budget: list[int]) -> list[str]:
+    """At most MAX_FEEDBACK_LINES notes of at most MAX_FEEDBACK_CHARS characters (they quote the submission)."""
+    kept = [_within(line if len(line) <= MAX_FEEDBACK_CHARS else line[:MAX_FEEDBACK_CHARS - 3] + "...", budget)
+            for line in lines[:MAX_FEEDBACK_LINES]]
+    if len(lines) > MAX_FEEDBACK_LINES:
+        kept.append(f"... and {len(lines) - MAX_FEEDBACK_LINES} more notes like these")
+    return kept
 
 
 def _summary(verdict: Verdict) -> str:

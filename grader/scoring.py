@@ -30,6 +30,7 @@ class CheckScore:
     detail: str
     duration_s: float
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    saw_held_back_data: bool = False  # the solution had been handed held-back data when this check ran
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Verdict:
     status: str  # "graded" | "error"
     failed_gates: list[str]
     error: str | None
+    inconclusive: bool = False  # every failure of ours was a timed check the machine was too busy to decide
 
 
 def score_checks(
@@ -53,6 +55,7 @@ def score_checks(
     """Turn per-check records (keyed by the check's pytest node) into a verdict."""
     scored: list[CheckScore] = []
     infrastructure: list[str] = [judge_error] if judge_error else []
+    undecided = 0
     for check in checks:
         record = records.get(check.test)
         if record is None:
@@ -61,6 +64,7 @@ def score_checks(
         passed = record.get("passed") is True
         if record.get("infrastructure"):
             infrastructure.append(f"{check.name}: {record.get('message', '')}")
+            undecided += record.get("outcome") == "inconclusive"
         scored.append(CheckScore(
             check=check,
             passed=passed,
@@ -70,12 +74,14 @@ def score_checks(
             detail=str(record.get("detail", "")),
             duration_s=float(record.get("duration_s", 0.0)),
             metrics=dict(record.get("metrics", {})),
+            saw_held_back_data=record.get("saw_held_back_data") is True,
         ))
     max_score = float(sum(check.points for check in checks))
     total = float(sum(item.score for item in scored))
     failed_gates = [item.check.name for item in scored if item.check.gate and not item.passed]
     if infrastructure:
-        return Verdict(scored, None, max_score, False, "error", failed_gates, "; ".join(infrastructure))
+        return Verdict(scored, None, max_score, False, "error", failed_gates, "; ".join(infrastructure),
+                       inconclusive=undecided == len(infrastructure))
     reaches_mark = max_score > 0 and _at_least(total / max_score, pass_mark)
     return Verdict(scored, total, max_score, reaches_mark and not failed_gates, "graded", failed_gates, None)
 

@@ -15,7 +15,6 @@ import hashlib
 import os
 import shutil
 import stat
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from grader.archive import (
 )
 from grader.errors import BadSubmission
 from grader.notebook import read_notebook
+from harness.leftovers import owned_folder
 
 __all__ = ["DEFAULT_LIMITS", "Kind", "MiB", "Workspace", "WorkspaceLimits", "prepare_workspace"]
 
@@ -87,7 +87,8 @@ class _Plan:
 def prepare_workspace(
     submission: Path, *, work_root: Path | None = None, limits: WorkspaceLimits = DEFAULT_LIMITS
 ) -> Workspace:
-    """Check ``submission`` and copy it into a fresh folder under ``work_root``.
+    """Check ``submission`` and copy it into a fresh folder under ``work_root`` (default: this user's
+    private folder for gradings, ``harness.leftovers.work_root()``, so no other user can read it).
 
     The submission path itself may be a link; nothing inside a folder or archive
     is ever followed. A folder or zip must hold ``solution.py``, else
@@ -97,9 +98,9 @@ def prepare_workspace(
     leaves nothing behind.
     """
     kind = _kind_of(submission)
-    path = Path(tempfile.mkdtemp(prefix="cvgrade-ws-", dir=work_root))
+    # Readable by the sandbox's user, inside a root only this user can enter (harness.leftovers).
+    path = owned_folder("ws", work_root, mode=0o755)
     try:
-        path.chmod(0o755)
         if kind == "py":
             sha256, size_bytes = _copy_file(submission, path / "solution.py", limits, follow=True)
             return Workspace(path, "solution.py", None, kind, [], sha256, size_bytes)

@@ -19,7 +19,8 @@ def _local(config: dict[str, Any]) -> LocalSandbox:
     if config.get("gpu") == "required" and shutil.which("nvidia-smi") is None:
         raise SandboxUnavailable("this challenge requires a GPU, and this machine has none (no nvidia-smi)")
     return LocalSandbox(isolation=config.get("isolation", "auto"), gpu=config.get("gpu", "off"),
-                        hidden_distributions=tuple(config.get("judge_only", ())))
+                        hidden_distributions=tuple(config.get("judge_only", ())),
+                        cpu_threads=int(config.get("cpu_threads", 1)))
 
 
 def make_sandbox(config: dict[str, Any]) -> Sandbox:
@@ -27,6 +28,7 @@ def make_sandbox(config: dict[str, Any]) -> Sandbox:
 
     ``config["gpu"]`` is the challenge's wish: ``off``, ``optional`` or
     ``required``; a required GPU that the backend cannot give is an error here.
+    ``config["cpu_threads"]``: how many cores each worker is pinned to (``harness.cores``).
     """
     name = config.get("backend", "auto")
     if name == "local":
@@ -34,7 +36,8 @@ def make_sandbox(config: dict[str, Any]) -> Sandbox:
     if name in ("docker", "auto"):
         from harness.containers import DockerSandbox
         try:
-            return DockerSandbox(image=config.get("image") or None, gpu=config.get("gpu", "off"))
+            return DockerSandbox(image=config.get("image") or None, gpu=config.get("gpu", "off"),
+                                 cpu_threads=int(config.get("cpu_threads", 1)))
         except SandboxUnavailable:
             if name == "docker":
                 raise

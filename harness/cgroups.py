@@ -3,6 +3,12 @@
 A ``Cgroup`` holds one worker and everything it starts. Its limits are enforced
 by the kernel, so a fork storm or a memory bomb stays inside; killing the group
 kills every process in it, including daemons that left the process group.
+Where the kernel offers the freezer (v2's ``cgroup.freeze``, v1's ``freezer``
+controller), ``freeze`` stops every process of the group at once, children and
+threads included, until ``thaw``: the judge freezes a candidate while it times
+the reference, so nothing the candidate left running competes with that timing.
+Where the cpuset controller is available, it also pins the group to a set of
+cores (``set_cpus``, see ``harness/cores.py``), which no process inside can widen.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import os
 import signal
 import time
 import uuid
+from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
 
@@ -18,12 +25,19 @@ V2_ROOT = Path("/sys/fs/cgroup")
 V1_MEMORY = Path("/sys/fs/cgroup/memory")
 V1_PIDS = Path("/sys/fs/cgroup/pids")
 V1_CPU = Path("/sys/fs/cgroup/cpu")
+V1_FREEZER = Path("/sys/fs/cgroup/freezer")
+FREEZE_TIMEOUT_S = 5.0
+V1_CPUSET = Path("/sys/fs/cgroup/cpuset")
 CPU_PERIOD_US = 100_000
 PARENT_NAME = "cvgrade"
 
 
 class CgroupUnavailable(Exception):
     """No writable cgroup hierarchy with memory and pids controllers here."""
+
+
+class FreezerUnavailable(Exception):
+    """This group cannot be frozen: no freezer here, or the processes would not stop in time."""
 
 
 def _v2_usable() -> bool:
@@ -40,6 +54,13 @@ def _v1_usable() -> bool:
     )
 
 
+def cpuset_available(version: str) -> bool:
+    """Whether groups of this hierarchy can be pinned to cores (the cpuset controller is there and ours)."""
+    if version == "v2":
+        return "cpuset" in (V2_ROOT / "cgroup.controllers").read_text().split()
+    return (V1_CPUSET / "cpuset.cpus").exists() and os.access(V1_CPUSET, os.W_OK)
+
+
 def detect() -> str | None:
     """'v2', 'v1', or None when this process cannot create limited cgroups."""
     if _v2_usable():
@@ -54,13 +75,19 @@ class Cgroup:
     cpu controller is available, a CPU quota of ``cpu_threads`` CPUs' worth of time."""
 
     def __init__(
-        self, memory_mb: int, max_processes: int, version: str | None = None, cpu_threads: int | None = None
+        self, memory_mb: int, max_processes: int, version: str | None = None, cpu_threads: int | None = None,
+        *, prefix: str = "run",
+        cpus: Sequence[int] | None = None,
     ) -> None:
+        """``prefix`` names the group (``run-`` for a worker, ``judge-`` for a judge)."""
         self.version = version or detect()
         if self.version is None:
             raise CgroupUnavailable("no writable cgroup hierarchy with memory and pids controllers")
-        name = f"run-{uuid.uuid4().hex[:12]}"
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
         self.cpu_limited = False
+        self.freezer: Path | None = None  # the folder whose freezer file stops the group
+        self.frozen = False
+        self._cpuset_dir: Path | None = None
         memory_bytes = str(memory_mb * 1024 * 1024)
         if self.version == "v2":
             parent = V2_ROOT / PARENT_NAME
@@ -78,6 +105,14 @@ class Cgroup:
                 self.cpu_limited = self._write(
                     self.dirs[0] / "cpu.max", f"{cpu_threads * CPU_PERIOD_US} {CPU_PERIOD_US}", optional=True
                 )
+            if (self.dirs[0] / "cgroup.freeze").exists():
+                self.freezer = self.dirs[0]
+            if cpus is not None:
+                for control in (V2_ROOT / "cgroup.subtree_control", parent / "cgroup.subtree_control"):
+                    with suppress(OSError):
+                        control.write_text("+cpuset")
+                if self._write(self.dirs[0] / "cpuset.cpus", _cpu_list(cpus), optional=True):
+                    self._cpuset_dir = self.dirs[0]
         else:
             memory_dir = V1_MEMORY / PARENT_NAME / name
             pids_dir = V1_PIDS / PARENT_NAME / name
@@ -96,6 +131,49 @@ class Cgroup:
                     self.cpu_limited = self._write(
                         cpu_dir / "cpu.cfs_quota_us", str(cpu_threads * CPU_PERIOD_US), optional=True
                     )
+            if (V1_FREEZER / "cgroup.procs").exists() and os.access(V1_FREEZER, os.W_OK):
+                freezer_dir = V1_FREEZER / PARENT_NAME / name
+                with suppress(OSError):
+                    freezer_dir.mkdir(parents=True)
+                    self.dirs.append(freezer_dir)
+                    self.freezer = freezer_dir
+            if cpus is not None and os.access(V1_CPUSET, os.W_OK):
+                self._cpuset_dir = self._v1_cpuset(name, cpus)
+
+    def _v1_cpuset(self, name: str, cpus: Sequence[int]) -> Path | None:
+        """A v1 cpuset group pinned to ``cpus``; None where it cannot be made. v1 cpusets start empty:
+        the parent takes the root's cores and memory nodes, the group its own cores and the nodes."""
+        parent = V1_CPUSET / PARENT_NAME
+        try:
+            parent.mkdir(exist_ok=True)
+            for setting in ("cpuset.cpus", "cpuset.mems"):
+                if not (parent / setting).read_text().strip():
+                    (parent / setting).write_text((V1_CPUSET / setting).read_text().strip())
+            directory = parent / name
+            directory.mkdir()
+        except OSError:
+            return None
+        self.dirs.append(directory)
+        try:
+            (directory / "cpuset.mems").write_text((parent / "cpuset.mems").read_text().strip())
+            (directory / "cpuset.cpus").write_text(_cpu_list(cpus))
+        except OSError:
+            self.dirs.remove(directory)
+            with suppress(OSError):
+                directory.rmdir()
+            return None
+        return directory
+
+    @property
+    def cpuset_limited(self) -> bool:
+        """Whether this group pins its processes to cores (``set_cpus`` works)."""
+        return self._cpuset_dir is not None
+
+    def set_cpus(self, cpus: Sequence[int]) -> None:
+        """Move every process of the group, and all it starts later, onto ``cpus``."""
+        if self._cpuset_dir is None:
+            raise CgroupUnavailable("this group has no cpuset")
+        (self._cpuset_dir / "cpuset.cpus").write_text(_cpu_list(cpus))
 
     @staticmethod
     def _write(path: Path, value: str, *, optional: bool = False) -> bool:
@@ -129,11 +207,68 @@ class Cgroup:
                     return True
         return False
 
+    def freeze(self, timeout_s: float = FREEZE_TIMEOUT_S) -> None:
+        """Stop every process of the group (they get no CPU at all) until ``thaw``.
+
+        Returns once the kernel reports the whole group frozen; raises
+        ``FreezerUnavailable`` when there is no freezer or it did not settle in
+        ``timeout_s`` (the group is thawed again then).
+        """
+        if self.freezer is None:
+            raise FreezerUnavailable("this machine gives cvgrade no cgroup freezer")
+        try:
+            if self.version == "v2":
+                (self.freezer / "cgroup.freeze").write_text("1")
+            else:
+                (self.freezer / "freezer.state").write_text("FROZEN")
+        except OSError as err:
+            raise FreezerUnavailable(f"the cgroup freezer refused: {err.strerror}") from err
+        self.frozen = True
+        deadline = time.monotonic() + timeout_s
+        while not self._reports_frozen():
+            if time.monotonic() > deadline:
+                self.thaw()
+                raise FreezerUnavailable(f"the worker's processes did not freeze within {timeout_s:g} s")
+            time.sleep(0.001)
+
+    def thaw(self) -> None:
+        """Let the group's processes run again; a no-op when it is not frozen."""
+        if self.freezer is None or not self.frozen:
+            return
+        with suppress(OSError):
+            if self.version == "v2":
+                (self.freezer / "cgroup.freeze").write_text("0")
+            else:
+                (self.freezer / "freezer.state").write_text("THAWED")
+        self.frozen = False
+
+    def _reports_frozen(self) -> bool:
+        assert self.freezer is not None
+        try:
+            if self.version == "v2":
+                return "frozen 1" in (self.freezer / "cgroup.events").read_text()
+            return (self.freezer / "freezer.state").read_text().strip() == "FROZEN"
+        except OSError:
+            return False
+
+    def peak_memory_bytes(self) -> int | None:
+        """The most memory the group has held (page cache included), where the kernel keeps that figure."""
+        peak = self.dirs[0] / ("memory.peak" if self.version == "v2" else "memory.max_usage_in_bytes")
+        try:
+            return int(peak.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def kill_all(self, timeout_s: float = 5.0) -> None:
-        """SIGKILL every process in the group until it is empty."""
+        """SIGKILL every process in the group until it is empty (a frozen group is thawed to let them die)."""
         if self.version == "v2":
             with suppress(OSError):
                 (self.dirs[0] / "cgroup.kill").write_text("1")
+        if self.frozen:  # v1 delivers a signal to a frozen task only once it is thawed
+            for pid in self.pids():
+                with suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            self.thaw()
         deadline = time.monotonic() + timeout_s
         while True:
             pids = self.pids()
@@ -155,3 +290,7 @@ class Cgroup:
                     break
                 except OSError:
                     time.sleep(0.02)
+
+
+def _cpu_list(cpus: Sequence[int]) -> str:
+    return ",".join(str(core) for core in sorted(cpus))

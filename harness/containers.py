@@ -7,8 +7,11 @@ dropped, ``no-new-privileges``, the engine's default seccomp profile, user
 ulimits and a capped log driver. ``init`` reaps what the candidate forks.
 
 Nothing is mounted but one per-worker folder of ours, read-only, holding the
-worker's spec and the Unix socket of the channel, and the workspace (the
-submission's files and nothing else), read-only. The per-worker folders live
+worker's spec, the Unix socket of the channel and the worker's own copy of the
+challenge's assets (mounted again at ``/assets``), and the workspace (the
+submission's files and nothing else), read-only. No inode is in view of two
+containers, so none can carry a lock or a watch from one candidate to another;
+each container's host name is ``sandbox``. The per-worker folders live
 in one short, private folder per user (``control_root``), whatever TMPDIR says:
 a socket's path must fit in 107 bytes. The judge listens on the
 socket; the worker connects to it first thing. The Docker socket is never in
@@ -26,16 +29,25 @@ import json
 import os
 import shutil
 import socket
-import stat
-import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Literal
 
+from harness import seccomp
+from harness.cores import CoreClaim, CorePlan, TimedCores, claim_cores, cpu_list, plan_cores, usable_cores
 from harness.gpus import GpuLease, host_gpu_count, lease_gpu
 from harness.images import image_exists, runtime_tag, stale_worker
+from harness.leftovers import owned_folder, private_folder, process_running
 from harness.output import CappedOutput
-from harness.sandbox import ASSETS_MOUNT, ExitInfo, SandboxUnavailable, WorkerSpec
+from harness.sandbox import (
+    ASSETS_MOUNT,
+    SANDBOX_HOSTNAME,
+    ExitInfo,
+    FreezeUnavailable,
+    SandboxUnavailable,
+    WorkerSpec,
+)
 
 LABEL = "org.cvgrade.sandbox"
 OWNER_LABEL = "org.cvgrade.owner"
@@ -45,6 +57,7 @@ WORKSPACE_MOUNT = "/workspace"
 PYTHON = "/opt/cvgrade/venv/bin/python"
 WORKER = "/opt/cvgrade/worker/candidate_worker.py"
 SANDBOX_USER = "65534:65534"
+PAUSE_ATTEMPTS = 3
 GpuPolicy = Literal["off", "optional", "required"]
 
 
@@ -75,13 +88,18 @@ def engine_gpus(client: Any) -> bool:
 class ContainerWorker:
     """One running worker container and its channel."""
 
-    def __init__(self, container: Any, channel: socket.socket, control_dir: Path, output: CappedOutput) -> None:
+    def __init__(
+        self, container: Any, channel: socket.socket, control_dir: Path, output: CappedOutput,
+        claim: CoreClaim | None = None,
+    ) -> None:
         self._container = container
         self._channel = channel
         self._control_dir = control_dir
         self._output = output
+        self._claim = claim
         self._exit: ExitInfo | None = None
         self._lock = threading.Lock()
+        self._paused = False
         self.request_fd = channel.fileno()
         self.reply_fd = self.request_fd
 
@@ -95,8 +113,44 @@ class ContainerWorker:
     def output_exceeded(self) -> bool:
         return self._output.exceeded
 
+    def freeze(self) -> str:
+        """``docker pause``: the engine freezes the container's cgroup (every process in it).
+
+        runc gives up ("unable to freeze") when a busy group does not settle at once, as
+        seen under cgroup v1 with a process forking and writing files: asked again, it
+        freezes. So it is asked up to ``PAUSE_ATTEMPTS`` times.
+        """
+        for attempt in range(1, PAUSE_ATTEMPTS + 1):
+            try:
+                self._container.pause()
+            except Exception as err:  # the SDK raises APIError and connection errors alike
+                if attempt == PAUSE_ATTEMPTS:
+                    raise FreezeUnavailable(f"the Docker engine did not pause the container: {err}") from None
+                time.sleep(0.05 * attempt)
+            else:
+                break
+        self._paused = True
+        return "docker pause"
+
+    def thaw(self) -> None:
+        if not self._paused:
+            return
+        with contextlib.suppress(Exception):  # a container killed meanwhile has nothing to unpause
+            self._container.unpause()
+        self._paused = False
+
+    @property
+    def shared_cores(self) -> tuple[int, ...]:
+        return self._claim.cores if self._claim is not None else ()
+
+    def pin(self, cores: tuple[int, ...]) -> None:
+        """Move the container onto ``cores`` (its cpuset, which nothing inside can widen)."""
+        if self._exit is None and cores:
+            with contextlib.suppress(Exception):  # a container that just died: its session will see
+                self._container.update(cpuset_cpus=cpu_list(cores))
+
     def kill(self, grace_s: float = 0.0) -> ExitInfo:
-        """Kill and remove the container; idempotent."""
+        """Kill and remove the container (paused or not); idempotent."""
         with self._lock:
             if self._exit is not None:
                 return self._exit
@@ -121,6 +175,8 @@ class ContainerWorker:
                 self._container.remove(force=True)
             self._channel.close()
             self._output.join(2.0)
+            if self._claim is not None:
+                self._claim.release()
             shutil.rmtree(self._control_dir, ignore_errors=True)
             return self._exit
 
@@ -133,13 +189,18 @@ class ContainerWorker:
             return {}
 
 
-class DockerSandbox:
+class DockerSandbox(TimedCores):
     """Starts candidate workers in containers of the runtime image."""
 
     name = "docker"
 
-    def __init__(self, image: str | None = None, gpu: GpuPolicy = "off", client: Any | None = None) -> None:
+    def __init__(
+        self, image: str | None = None, gpu: GpuPolicy = "off", client: Any | None = None, cpu_threads: int = 1
+    ) -> None:
         self._client = client or docker_client()
+        self._cpu_threads = cpu_threads
+        self._cores = tuple(range(int(self._client.info().get("NCPU") or 0))) or usable_cores()
+        self._workers: list[ContainerWorker] = []
         image = image or runtime_tag()
         if not image_exists(self._client, image):
             raise SandboxUnavailable(f"the runtime image {image} is missing: run `cvgrade image build --bootstrap`")
@@ -175,6 +236,16 @@ class DockerSandbox:
             self._gpu_lease = lease_gpu(count)
         return docker.types.DeviceRequest(device_ids=[str(self._gpu_lease.index)], capabilities=[["gpu"]])
 
+    def core_plan(self) -> CorePlan:
+        """This grading's timed and shared cores of the engine's host (see ``harness.cores``)."""
+        gpus = host_gpu_count() if self._use_gpu else 0
+        slot = 0 if self._gpu_lease is None else 1 + self._gpu_lease.index
+        return plan_cores(self._cpu_threads, self._cores, resource_slot=slot, resources=1 + gpus)
+
+    def _live_workers(self) -> list[ContainerWorker]:
+        self._workers = [worker for worker in self._workers if worker.alive()]
+        return list(self._workers)
+
     def describe(self) -> dict[str, Any]:
         version = self._client.version()
         return {
@@ -187,18 +258,27 @@ class DockerSandbox:
             "image_id": self._image_id,
             "device": "gpu" if self._use_gpu else "cpu",
             "gpu_index": self.gpu_index,
+            "cores": {**self.core_plan().describe(), "pinned_by": "container cpuset"},
             "note": "",
         }
 
     def start(self, spec: WorkerSpec) -> ContainerWorker:
-        control_dir = Path(tempfile.mkdtemp(prefix="cvgrade-container-", dir=control_root()))
-        control_dir.chmod(0o755)
+        control_dir = owned_folder("container", control_root(), mode=0o755)  # read by the worker's user
         (control_dir / "spec.json").write_text(json.dumps({
             "workspace": WORKSPACE_MOUNT, "entry": spec.entry, "cells": spec.cells,
             "functions": spec.functions, "threads": spec.limits.cpu_threads, "rlimits": {},
+            "seccomp": seccomp.build_worker_filter().hex() if seccomp.supported() else None,
             "assets": ASSETS_MOUNT if spec.assets is not None else None, "adapter": spec.adapter,
         }))
         (control_dir / "spec.json").chmod(0o644)
+        if spec.assets is not None:
+            # The worker's own copy: a bind of the challenge's folder would give every container of every
+            # grading the same inodes, and a lock or a watch on one is a signal between two candidates.
+            try:
+                shutil.copytree(spec.assets, control_dir / "assets")
+            except OSError as err:
+                shutil.rmtree(control_dir, ignore_errors=True)
+                raise SandboxUnavailable(f"could not copy the challenge's assets for the worker: {err}") from err
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         socket_path = control_dir / "channel.sock"
         listener.bind(str(socket_path))
@@ -214,8 +294,13 @@ class DockerSandbox:
                     channel.shutdown(socket.SHUT_RDWR)
             _kill(container)
 
+        claim: CoreClaim | None = None
         try:
-            container = self._client.containers.create(**self._container_options(spec, control_dir))
+            options = self._container_options(spec, control_dir)  # leases the GPU first: it picks the plan
+            plan = self.core_plan()
+            claim = claim_cores(plan.shared, min(spec.limits.cpu_threads, len(plan.shared)))
+            options["cpuset_cpus"] = cpu_list(self._timing_cores or claim.cores)
+            container = self._client.containers.create(**options)
             output = CappedOutput(
                 container.attach(stdout=True, stderr=True, stream=True, logs=True),
                 spec.limits.max_output_bytes,
@@ -228,12 +313,16 @@ class DockerSandbox:
             if container is not None:
                 with contextlib.suppress(Exception):
                     container.remove(force=True)
+            if claim is not None:
+                claim.release()
             shutil.rmtree(control_dir, ignore_errors=True)
             raise SandboxUnavailable(f"could not start the worker container: {err}") from err
         finally:
             listener.close()
         channel.setblocking(True)
-        return ContainerWorker(container, channel, control_dir, output)
+        worker = ContainerWorker(container, channel, control_dir, output, claim)
+        self._workers.append(worker)
+        return worker
 
     def _container_options(self, spec: WorkerSpec, control_dir: Path) -> dict[str, Any]:
         import docker
@@ -264,9 +353,11 @@ class DockerSandbox:
             "volumes": {
                 str(control_dir): {"bind": CONTROL_MOUNT, "mode": "ro"},
                 str(spec.workspace): {"bind": WORKSPACE_MOUNT, "mode": "ro"},
-                **({str(spec.assets): {"bind": ASSETS_MOUNT, "mode": "ro"}} if spec.assets is not None else {}),
+                **({str(control_dir / "assets"): {"bind": ASSETS_MOUNT, "mode": "ro"}}
+                   if spec.assets is not None else {}),
             },
             "working_dir": WORKSPACE_MOUNT,
+            "hostname": SANDBOX_HOSTNAME,
             "environment": {
                 "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
                 "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
@@ -297,23 +388,6 @@ def control_root() -> Path:
     return private_folder(Path(f"/tmp/cvgrade-ctl-{os.getuid()}"))
 
 
-def private_folder(path: Path) -> Path:
-    """Make ``path`` (0700), or take it as it is when it is already this user's own folder.
-
-    In a world-writable parent, someone else may have made the name first: a link, or a
-    folder of another user, is refused (SandboxUnavailable). The parent's sticky bit keeps
-    others from swapping a folder of ours once it is there.
-    """
-    with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=0o700)
-    found = path.lstat()
-    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid():
-        raise SandboxUnavailable(f"{path} is not a folder of this user (uid {os.getuid()}): remove it")
-    if stat.S_IMODE(found.st_mode) != 0o700:
-        path.chmod(0o700)
-    return path
-
-
 def janitor(client: Any | None = None, *, owner: str | None = None, everything: bool = False) -> list[str]:
     """Remove worker containers left behind: of ``owner``, of owners no longer running, or all.
 
@@ -326,7 +400,7 @@ def janitor(client: Any | None = None, *, owner: str | None = None, everything: 
         container_owner = container.labels.get(OWNER_LABEL, "")
         owner_host, _, owner_pid = container_owner.partition(":")
         if everything or container_owner == owner or (
-            owner is None and owner_host == host and owner_pid.isdigit() and not _running(int(owner_pid))
+            owner is None and owner_host == host and owner_pid.isdigit() and not process_running(int(owner_pid))
         ):
             with contextlib.suppress(Exception):
                 container.remove(force=True)
@@ -334,17 +408,3 @@ def janitor(client: Any | None = None, *, owner: str | None = None, everything: 
     return removed
 
 
-def _running(pid: int) -> bool:
-    """Whether ``pid`` is a live process of this host; a zombie (dead, not yet reaped) is not."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's, and alive or a zombie: its state says which
-    try:
-        # /proc/PID/stat: "pid (comm) state ..."; comm may hold spaces and parentheses.
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        return True  # no /proc to ask: the signal said it exists
-    return state not in ("Z", "X")

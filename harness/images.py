@@ -14,10 +14,13 @@ import`` it.
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -169,3 +172,35 @@ def build_runtime(
             labels={FINGERPRINT_LABEL: fingerprint, WORKER_FINGERPRINT_LABEL: worker_fingerprint()},
         )
     return tag
+
+
+_VERSIONS_BY_IMAGE: dict[str, dict[str, str]] = {}
+VERSIONS_FILE = "/opt/cvgrade/versions.json"
+
+
+def image_versions(client: Any, image: str) -> dict[str, str]:
+    """What the runtime image ``image`` holds (Python, torch, ...), read by the engine from the image itself.
+
+    ``/opt/cvgrade/versions.json`` is written when the image is built; the engine copies it out of a
+    container that is created and never started, so no code runs and no worker has a say in it.
+    Cached per image id. Empty when the image has no such file.
+    """
+    import docker
+
+    from harness.containers import LABEL, OWNER_LABEL, owner_id  # the janitor's labels, should we die meanwhile
+
+    image_id = str(client.images.get(image).id)
+    if image_id not in _VERSIONS_BY_IMAGE:
+        container = client.containers.create(image_id, command=["true"], network_disabled=True,
+                                             labels={LABEL: "1", OWNER_LABEL: owner_id()})
+        try:
+            stream, _ = container.get_archive(VERSIONS_FILE)
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+                member = archive.extractfile(archive.getmembers()[0])
+                data = json.loads(member.read(64 * 1024)) if member is not None else {}
+        except (docker.errors.NotFound, tarfile.TarError, ValueError, IndexError):
+            data = {}
+        finally:
+            container.remove(force=True)
+        _VERSIONS_BY_IMAGE[image_id] = {str(k)[:40]: str(v)[:64] for k, v in dict(data).items()}
+    return dict(_VERSIONS_BY_IMAGE[image_id])

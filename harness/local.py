@@ -29,12 +29,12 @@ import importlib.metadata
 import json
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,9 +42,18 @@ from pathlib import Path, PurePath
 from typing import Any, Literal
 
 from harness import cgroups, seccomp
+from harness.cores import CoreClaim, CorePlan, TimedCores, claim_cores, cpu_list, plan_cores, usable_cores
 from harness.gpus import GpuLease, host_gpu_count, lease_gpu
+from harness.leftovers import owned_folder
 from harness.output import CappedOutput
-from harness.sandbox import ASSETS_MOUNT, ExitInfo, SandboxUnavailable, WorkerSpec
+from harness.sandbox import (
+    ASSETS_MOUNT,
+    SANDBOX_HOSTNAME,
+    ExitInfo,
+    FreezeUnavailable,
+    SandboxUnavailable,
+    WorkerSpec,
+)
 
 Isolation = Literal["auto", "bwrap", "process"]
 
@@ -99,8 +108,10 @@ class LocalWorker:
         control_dir: Path,
         cgroup: cgroups.Cgroup | None,
         isolation: str,
+        claim: CoreClaim | None = None,
     ) -> None:
         self._popen = popen
+        self._claim = claim
         self.request_fd = request_fd
         self.reply_fd = reply_fd
         self._output = output
@@ -122,6 +133,37 @@ class LocalWorker:
 
     def output_exceeded(self) -> bool:
         return self._output.exceeded
+
+    def freeze(self) -> str:
+        if self._cgroup is None:
+            raise FreezeUnavailable("the worker has no cgroup here (cvgrade needs a writable cgroup hierarchy)")
+        try:
+            self._cgroup.freeze()
+        except cgroups.FreezerUnavailable as err:
+            raise FreezeUnavailable(str(err)) from None
+        return f"cgroup {self._cgroup.version} freezer"
+
+    def thaw(self) -> None:
+        if self._cgroup is not None:
+            self._cgroup.thaw()
+
+    @property
+    def shared_cores(self) -> tuple[int, ...]:
+        return self._claim.cores if self._claim is not None else ()
+
+    def pin(self, cores: tuple[int, ...]) -> None:
+        """Move the worker and everything it started onto ``cores`` (its cpuset, else each thread's affinity)."""
+        if self._exit is not None or not cores:
+            return
+        if self._cgroup is not None and self._cgroup.cpuset_limited:
+            with contextlib.suppress(OSError):
+                self._cgroup.set_cpus(cores)
+            return
+        pids = self._cgroup.pids() if self._cgroup is not None else {self._popen.pid, *_descendants(self._popen.pid)}
+        for pid in pids:
+            for task in _tasks(pid):
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(task, cores)
 
     def _signal_all(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -165,8 +207,28 @@ class LocalWorker:
             self._output.join(2.0)
             if self._cgroup is not None:
                 self._cgroup.remove()
+            if self._claim is not None:
+                self._claim.release()
             shutil.rmtree(self._control_dir, ignore_errors=True)
             return self._exit
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    frontier = [pid]
+    while frontier:
+        children = _children_of(frontier.pop())
+        frontier += [child for child in children if child not in found]
+        found.update(children)
+    return found
+
+
+def _tasks(pid: int) -> list[int]:
+    """The thread ids of ``pid``."""
+    try:
+        return [int(task.name) for task in Path(f"/proc/{pid}/task").iterdir()]
+    except OSError:
+        return []
 
 
 def _kill_adopted_orphans() -> None:
@@ -182,7 +244,7 @@ def _kill_adopted_orphans() -> None:
             os.waitpid(pid, 0)
 
 
-class LocalSandbox:
+class LocalSandbox(TimedCores):
     """Starts candidate workers on this machine under the best isolation it has.
 
     Call ``start`` from a thread that outlives the worker (the main thread):
@@ -193,7 +255,7 @@ class LocalSandbox:
 
     def __init__(
         self, isolation: Isolation = "auto", use_cgroups: bool = True, gpu: str = "off",
-        hidden_distributions: Sequence[str] = (),
+        hidden_distributions: Sequence[str] = (), cpu_threads: int = 1,
     ) -> None:
         bwrap = bwrap_path()
         if isolation == "bwrap" and bwrap is None:
@@ -208,6 +270,9 @@ class LocalSandbox:
         self._gpu_lease: GpuLease | None = None
         # Packages the judge uses (an oracle) that no submission may import or read: covered in the view.
         self._hidden = hidden_paths(hidden_distributions)
+        self._cpu_threads = cpu_threads
+        self._workers: list[LocalWorker] = []
+        self._taskset = shutil.which("taskset")
 
     @property
     def gpu_index(self) -> int | None:
@@ -234,6 +299,24 @@ class LocalSandbox:
             binds += ["--dev-bind", node, node]
         return [*binds, "--ro-bind", "/sys", "/sys"]
 
+    def core_plan(self) -> CorePlan:
+        """This grading's timed and shared cores (see ``harness.cores``); the GPU it leased picks its timed block."""
+        gpus = host_gpu_count() if self._use_gpu else 0
+        slot = 0 if self._gpu_lease is None else 1 + self._gpu_lease.index
+        return plan_cores(self._cpu_threads, usable_cores(), resource_slot=slot, resources=1 + gpus)
+
+    def _pinned_by(self) -> str:
+        if self._cgroup_version is not None and cgroups.cpuset_available(self._cgroup_version):
+            return "cpuset cgroup"
+        if self._taskset is None:
+            return "none (no cpuset cgroup, no taskset)"
+        return "CPU affinity (seccomp keeps the sandbox from changing it)" if self.isolation == "bwrap" else \
+            "CPU affinity (the worker can change it: no sandbox)"
+
+    def _live_workers(self) -> list[LocalWorker]:
+        self._workers = [worker for worker in self._workers if worker.alive()]
+        return list(self._workers)
+
     def describe(self) -> dict[str, Any]:
         isolated = self.isolation == "bwrap"
         return {
@@ -247,6 +330,7 @@ class LocalSandbox:
             "device": "gpu" if self._use_gpu else "cpu",
             "gpu_index": self.gpu_index,
             "hidden_packages": sorted({hidden.distribution for hidden in self._hidden}) if isolated else [],
+            "cores": {**self.core_plan().describe(), "pinned_by": self._pinned_by()},
             "note": "" if isolated else (
                 "bubblewrap is not available: the submission could read this machine's files. "
                 "Use this for practice only."
@@ -256,13 +340,16 @@ class LocalSandbox:
     def start(self, spec: WorkerSpec) -> LocalWorker:
         if self.isolation == "process":
             become_subreaper()  # idempotent; lets kill() find double-forked daemons
-        control_dir = Path(tempfile.mkdtemp(prefix="cvgrade-worker-"))
-        control_dir.chmod(0o755)
+        control_dir = owned_folder("worker", mode=0o755)  # read by the sandbox's user, inside our private root
         for source in RUNTIME_FILES:
             target = control_dir / source.name
             shutil.copyfile(source, target)
             target.chmod(0o644)
-        cgroup = self._make_cgroup(spec)
+        env = {**self._environment(spec), **self._gpu_environment()}  # leases the GPU first: it picks the plan
+        plan = self.core_plan()
+        claim = claim_cores(plan.shared, min(spec.limits.cpu_threads, len(plan.shared)))
+        cores = self._timing_cores or claim.cores
+        cgroup = self._make_cgroup(spec, cores)
         in_sandbox = self.isolation == "bwrap"
         workspace_seen = WORKSPACE_MOUNT if in_sandbox else str(spec.workspace)
         control_seen = CONTROL_MOUNT if in_sandbox else str(control_dir)
@@ -278,6 +365,7 @@ class LocalSandbox:
             "adapter": spec.adapter,
             "threads": spec.limits.cpu_threads,
             "rlimits": self._rlimits(spec, cgroup is not None),
+            "seccomp": seccomp.build_worker_filter().hex() if seccomp.supported() else None,
         }
         spec_path = control_dir / "spec.json"
         spec_path.write_text(json.dumps(worker_spec))
@@ -294,7 +382,6 @@ class LocalSandbox:
             f"{control_seen}/candidate_worker.py", f"{control_seen}/spec.json",
             str(request_read), str(reply_write),
         ]
-        env = {**self._environment(spec), **self._gpu_environment()}
         passed_fds = [request_read, reply_write]
         if in_sandbox:
             seccomp_fd = self._seccomp_fd()
@@ -305,6 +392,8 @@ class LocalSandbox:
         else:
             cmd = worker_cmd
             popen_env = env
+        if (cgroup is None or not cgroup.cpuset_limited) and self._taskset is not None:
+            cmd = [self._taskset, "--cpu-list", cpu_list(cores), *cmd]  # pinned before the worker starts
         if cgroup is not None:
             joins = " && ".join(f"echo $$ > {shlex.quote(str(p))}" for p in cgroup.procs_files)
             cmd = ["/bin/sh", "-c", f'{joins} && exec "$@"', "sh", *cmd]
@@ -324,6 +413,7 @@ class LocalSandbox:
                 os.close(fd)
             if cgroup is not None:
                 cgroup.remove()
+            claim.release()
             shutil.rmtree(control_dir, ignore_errors=True)
             raise SandboxUnavailable(f"could not start the worker: {err}") from err
         for fd in (output_write, *passed_fds):
@@ -337,16 +427,17 @@ class LocalSandbox:
 
         output = CappedOutput.from_fd(output_read, spec.limits.max_output_bytes, on_output_exceeded)
         worker = LocalWorker(
-            popen, request_write, reply_read, output, control_dir, cgroup, self.isolation
+            popen, request_write, reply_read, output, control_dir, cgroup, self.isolation, claim
         )
+        self._workers.append(worker)
         return worker
 
-    def _make_cgroup(self, spec: WorkerSpec) -> cgroups.Cgroup | None:
+    def _make_cgroup(self, spec: WorkerSpec, cores: tuple[int, ...]) -> cgroups.Cgroup | None:
         if self._cgroup_version is None:
             return None
         try:
             return cgroups.Cgroup(spec.limits.memory_mb, spec.limits.max_processes, self._cgroup_version,
-                                  cpu_threads=spec.limits.cpu_threads)
+                                  cpu_threads=spec.limits.cpu_threads, cpus=cores)
         except OSError:
             return None
 
@@ -362,6 +453,8 @@ class LocalSandbox:
             rlimits["RLIMIT_DATA"] = limits.memory_mb * 1024 * 1024
             if os.geteuid() != 0:
                 rlimits["RLIMIT_NPROC"] = limits.max_processes
+        else:  # the cgroup limits memory; drop a data limit inherited from a judge under rlimits of its own
+            rlimits["RLIMIT_DATA"] = resource.RLIM_INFINITY
         return rlimits
 
     @staticmethod
@@ -398,7 +491,8 @@ class LocalSandbox:
         assert self._bwrap is not None
         cmd = [
             self._bwrap,
-            "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--hostname", SANDBOX_HOSTNAME,
+            "--unshare-cgroup-try",
             "--die-with-parent", "--new-session",
             "--ro-bind", "/usr", "/usr",
             "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",

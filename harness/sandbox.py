@@ -73,6 +73,7 @@ class WorkerSpec:
 
 
 ASSETS_MOUNT = "/assets"
+SANDBOX_HOSTNAME = "sandbox"  # every sandbox's host name: the host's is not shown, and no two workers differ
 
 
 @dataclass
@@ -101,6 +102,18 @@ class WorkerProcess(Protocol):
 
     def output_exceeded(self) -> bool: ...
 
+    def freeze(self) -> str:
+        """Stop every process of the worker until ``thaw``; return how (``cgroup v1 freezer``, ``docker pause``).
+
+        Raises ``FreezeUnavailable`` (saying why) where this backend cannot freeze.
+        A frozen worker gets no CPU at all: it cannot answer calls until thawed.
+        """
+        ...
+
+    def thaw(self) -> None:
+        """Let a frozen worker run again; a no-op when it is not frozen."""
+        ...
+
 
 class Sandbox(Protocol):
     """A backend: starts workers under a spec and describes its isolation."""
@@ -116,3 +129,7 @@ class Sandbox(Protocol):
 
 class SandboxUnavailable(Exception):
     """The backend cannot run here (missing tool, no permission). Infrastructure, not the candidate."""
+
+
+class FreezeUnavailable(Exception):
+    """A worker cannot be frozen here (no cgroup freezer, the engine refused); the message says why."""

@@ -4,19 +4,57 @@ Everything the worker says is untrusted: replies are decoded as plain data, and
 every way a call can end badly becomes a ``CallFailure`` with an ``Outcome``.
 Timings are taken here, on the judge's clock, around the whole round trip: the
 candidate's code cannot reach this clock.
+
+The worker's own caps run in the candidate's process, where one assignment
+undoes them, so every bound that protects the judge is applied here, to what
+arrives: the reply's size (``set_reply_limit``: each check says how much it
+expects), the header's size and its number of values before decoding (see
+``harness.wire.Reader``), and the length of every text field of an error, of
+the output tail and of the greeting. What the greeting says about the worker
+itself (versions, device) is the candidate's claim, kept short.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness import wire
-from harness.sandbox import ExitInfo, Outcome, Sandbox, WorkerProcess, WorkerSpec
+from harness.sandbox import (
+    ExitInfo,
+    FreezeUnavailable,
+    Outcome,
+    Sandbox,
+    SandboxUnavailable,
+    WorkerProcess,
+    WorkerSpec,
+)
+
+GREETING_GRACE_S = 0.5
+# Loading Python, numpy and torch in a fresh worker, before any of the candidate's code runs:
+# about 2 s; far longer only on a machine that is overloaded. Not the candidate's time.
+RUNTIME_START_S = 180.0
+
+# Bounds on what the judge decodes from a worker, whatever its limits say.
+MAX_HEADER_BYTES = 4 << 20  # the JSON part of a reply: values of note travel as tensor bytes
+MAX_VALUES = 250_000  # JSON values in a reply, counted before decoding (a few tens of MB decoded)
+MAX_GREETING_BYTES = 1 << 20
+# Lengths of the text fields of a reply, cut by the judge.
+MAX_TYPE_CHARS = 120
+MAX_MESSAGE_CHARS = 2000
+MAX_LOCATION_CHARS = 300
+MAX_TRACEBACK_CHARS = 4000  # the end of it: where the exception was raised
+MAX_OUTPUT_CHARS = 4000  # the end of what the worker printed
+MAX_PROBLEM_CHARS = 300
+MAX_CLAIMS = 16  # entries kept of what the worker says about itself (versions, device)
+MAX_CLAIM_CHARS = 64
 
 
 class CallFailure(Exception):
@@ -32,7 +70,12 @@ class CallFailure(Exception):
 
 @dataclass
 class Hello:
-    """What the worker reported after importing the submission."""
+    """What the worker reported after importing the submission, capped by the judge.
+
+    ``versions`` and ``device`` are the worker's claims about itself: a candidate's
+    worker can say anything there, so only a trusted worker's (the reference's) are
+    facts.
+    """
 
     problems: dict[str, str]  # function name -> "" when usable, else what is wrong
     warnings: list[str]
@@ -56,15 +99,24 @@ class SessionStats:
 class WorkerSession:
     """Owns at most one live worker for ``spec``; restarts it after a failure."""
 
-    def __init__(self, sandbox: Sandbox, spec: WorkerSpec) -> None:
+    def __init__(self, sandbox: Sandbox, spec: WorkerSpec, *, cuda_device: str | None = None) -> None:
+        """``cuda_device``: where replies' CUDA tensors go in this process (its own GPU); None: the CPU."""
         self._sandbox = sandbox
         self._spec = spec
+        self._cuda_device = cuda_device
+        self._reply_limit = spec.limits.max_message_bytes
         self._worker: WorkerProcess | None = None
         self._reader: wire.Reader | None = None
         self._import_failure: CallFailure | None = None
         self.hello: Hello | None = None
         self.stats = SessionStats()
         self._setup_deadline = 0.0
+        self._runtime_deadline = 0.0
+        self._runtime_ready = False
+        self._frozen = False
+        self._shut = False  # shut down for good: no worker starts again
+        # Held while a worker is started or killed: shut_down waits for either, in another thread.
+        self._lifecycle = threading.RLock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -77,10 +129,19 @@ class WorkerSession:
         self._worker = worker
         self.hello = None
         self.stats.starts += 1
-        self._setup_deadline = time.monotonic() + self._spec.limits.setup_timeout_s
+        self._runtime_deadline = time.monotonic() + RUNTIME_START_S
+        self._runtime_ready = False
+        self._setup_deadline = self._runtime_deadline + self._spec.limits.setup_timeout_s
         flags = fcntl.fcntl(worker.request_fd, fcntl.F_GETFL)
         fcntl.fcntl(worker.request_fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
-        self._reader = wire.Reader(worker.reply_fd, max_message_bytes=self._spec.limits.max_message_bytes)
+        self._reader = wire.Reader(
+            worker.reply_fd, max_message_bytes=MAX_GREETING_BYTES, max_header_bytes=MAX_HEADER_BYTES,
+            max_values=MAX_VALUES, cuda_device=self._cuda_device,
+        )
+
+    def set_reply_limit(self, max_bytes: int) -> None:
+        """The most bytes a reply may have from now on (a check sets what it expects); the greeting keeps its own."""
+        self._reply_limit = min(max_bytes, self._spec.limits.max_message_bytes)
 
     def start(self) -> Hello:
         """Start a worker if none is running and wait for its greeting.
@@ -90,14 +151,29 @@ class WorkerSession:
         """
         if self._import_failure is not None:
             raise self._import_failure
+        if self._frozen:
+            raise RuntimeError("a call into a frozen worker: thaw it first")
         if self._worker is not None and self.hello is not None and self._worker.alive():
             return self.hello
-        if self._worker is None or not self._worker.alive():
+        # A worker that greeted and died since is replaced. One that has not greeted yet is read
+        # first, even if it has exited: its greeting (an import failure, say) may be waiting.
+        if self._worker is None or (self.hello is not None and not self._worker.alive()):
             self._discard()
-            self._attach(self._sandbox.start(self._spec))
+            with self._lifecycle:
+                if self._shut:
+                    raise SandboxUnavailable("the judge is stopping: no worker starts now")
+                self._attach(self._sandbox.start(self._spec))
         limit_s = self._spec.limits.setup_timeout_s
         try:
-            reply = self._receive(self._setup_deadline, "importing your solution", limit_s)
+            reply = self._runtime_greeting()
+            if reply.get("phase") == "runtime":
+                # The worker had its setup time from its start; a greeting that came in time may have
+                # waited in the channel since (the first call came late: an earlier check used only the
+                # other solution, or a timed check waited for the machine's timing lock), so it is
+                # read even when the deadline has passed.
+                deadline = max(self._setup_deadline, time.monotonic() + GREETING_GRACE_S)
+                reply = self._receive(deadline, "importing your solution", limit_s,
+                                      max_bytes=MAX_GREETING_BYTES)
         except CallFailure as failure:
             if failure.outcome is not Outcome.IMPORT_FAILED:
                 # Limit breaches keep their names; a crash or garbage while importing is an import failure.
@@ -114,21 +190,102 @@ class WorkerSession:
         versions = reply.get("versions")
         if not isinstance(problems, dict) or not isinstance(warnings, list):
             raise self._fail(Outcome.BAD_VALUE, "the worker sent a malformed greeting")
+        wanted = [str(function.get("name", "")) for function in self._spec.functions]
         self.hello = Hello(
-            problems={str(k): str(v) for k, v in problems.items()},
-            warnings=[str(w) for w in warnings],
-            versions={str(k): str(v) for k, v in versions.items()} if isinstance(versions, dict) else {},
+            # Only the functions asked for, each in a sentence of bounded length.
+            problems={name: _cut(problems.get(name, ""), MAX_PROBLEM_CHARS) for name in wanted if name in problems},
+            warnings=[_cut(warning, MAX_PROBLEM_CHARS) for warning in warnings[:20]],
+            versions=_claims(versions),
             device=_plain_device(reply.get("device")),
         )
         return self.hello
+
+    def _runtime_greeting(self) -> dict[str, Any]:
+        """The worker's first word: its runtime is loaded (``phase: runtime``), and the solution's import starts.
+
+        The solution's setup limit counts from the moment that word is read (at the
+        latest): a machine too busy to load Python and torch within ``RUNTIME_START_S``
+        is our failure (``SandboxUnavailable``), never a slow import of the candidate's.
+        """
+        if self._runtime_ready:
+            return {"ok": True, "phase": "runtime"}
+        deadline = max(self._runtime_deadline, time.monotonic() + GREETING_GRACE_S)
+        try:
+            reply = self._receive(deadline, "loading Python and torch in the worker", RUNTIME_START_S,
+                                  max_bytes=MAX_GREETING_BYTES)
+        except CallFailure as failure:
+            if failure.outcome is Outcome.TIMED_OUT:
+                raise SandboxUnavailable(
+                    f"the worker did not finish loading Python and torch within {RUNTIME_START_S:g} s, before any "
+                    "of the solution's code ran: this machine is overloaded (or its disk is very slow)"
+                ) from None
+            raise
+        if reply.get("phase") == "runtime":
+            self._runtime_ready = True
+            self._setup_deadline = min(self._setup_deadline, time.monotonic() + self._spec.limits.setup_timeout_s)
+        return reply
 
     def close(self) -> None:
         """Kill the worker and everything it started."""
         self._discard()
 
+    def shut_down(self, wait_s: float = 30.0) -> None:
+        """Kill the worker for good, from any thread: no worker starts after this.
+
+        A start or a kill under way in another thread (a container being created or removed)
+        is waited for, up to ``wait_s``, and a started worker killed too: nothing this session
+        started outlives it.
+        """
+        self._shut = True
+        acquired = self._lifecycle.acquire(timeout=wait_s)
+        try:
+            self._discard()
+        finally:
+            if acquired:
+                self._lifecycle.release()
+
+    @property
+    def running(self) -> bool:
+        """Whether a worker is alive right now (a later call would otherwise start one)."""
+        return self._worker is not None and self._worker.alive()
+
+    @contextlib.contextmanager
+    def frozen(self, *, stop_if_unfreezable: bool = False) -> Iterator[str]:
+        """Freeze this session's worker for the block; yield what was done, in words, for the result.
+
+        ``frozen (cgroup v1 freezer)``, ``frozen (docker pause)``; ``not running`` when no
+        worker is alive. Where the backend cannot freeze: with ``stop_if_unfreezable`` the
+        worker is stopped (the next call starts a fresh one) and the words say so; else
+        ``not frozen: <why>``. Calls into a frozen session are a judge bug (RuntimeError).
+        Nested blocks leave the worker frozen until the outermost ends.
+        """
+        if self._frozen:  # nested (a timed reference call inside a frozen phase): frozen already
+            yield "frozen"
+            return
+        worker = self._worker
+        if worker is None or not worker.alive():
+            yield "not running"
+            return
+        try:
+            how = worker.freeze()
+        except FreezeUnavailable as err:
+            if stop_if_unfreezable:
+                self._discard()
+                yield f"stopped (it could not be frozen: {err})"
+            else:
+                yield f"not frozen: {err}"
+            return
+        self._frozen = True
+        try:
+            yield f"frozen ({how})"
+        finally:
+            self._frozen = False
+            worker.thaw()
+
     def _discard(self, grace_s: float = 0.0) -> ExitInfo | None:
-        worker, self._worker, self._reader = self._worker, None, None
-        return worker.kill(grace_s) if worker is not None else None
+        with self._lifecycle:  # a kill under way in another thread ends before shut_down returns
+            worker, self._worker, self._reader = self._worker, None, None
+            return worker.kill(grace_s) if worker is not None else None
 
     # ------------------------------------------------------------------ calls
 
@@ -181,22 +338,20 @@ class WorkerSession:
         error = reply.get("error")
         if not isinstance(error, dict):
             raise self._fail(Outcome.BAD_VALUE, "the worker sent a malformed reply")
-        kind = str(error.get("type", "Exception"))
-        message = str(error.get("message", ""))
-        detail = str(error.get("traceback", ""))
+        kind, message, detail, location = _error_fields(error)
         if kind == "UnsupportedValue":
             raise CallFailure(Outcome.BAD_VALUE, f"{what} returned {message}", output=self._output())
         if kind == "MemoryError":
             raise CallFailure(Outcome.OUT_OF_MEMORY, f"{what} ran out of memory (MemoryError)",
                               detail=detail, output=self._output())
-        location = str(error.get("location", ""))
         where = f" ({location})" if location else ""
         said = f": {message}" if message else ""
         raise CallFailure(Outcome.RAISED, f"{what} raised {kind}{said}{where}",
                           detail=detail, output=self._output())
 
-    def _receive(self, deadline: float, what: str, timeout_s: float) -> dict[str, Any]:
+    def _receive(self, deadline: float, what: str, timeout_s: float, *, max_bytes: int | None = None) -> dict[str, Any]:
         assert self._reader is not None
+        self._reader.max_message_bytes = self._reply_limit if max_bytes is None else max_bytes
         try:
             reply = self._reader.read(deadline)
         except wire.ChannelTimeout:
@@ -205,17 +360,21 @@ class WorkerSession:
             raise self._died(what) from None
         except wire.ProtocolError as err:
             raise self._fail(Outcome.BAD_VALUE, f"{what} sent a reply the judge cannot accept: {err}") from None
+        except MemoryError:
+            # The judge's own memory limit (rlimits): the reply is the candidate's, and so is the breach.
+            raise self._fail(Outcome.OUT_OF_MEMORY, f"{what} sent a reply too large for the judge's memory "
+                                                    "limit: return less data") from None
         if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
             raise self._fail(Outcome.BAD_VALUE, f"{what} sent a malformed reply")
         if reply.get("phase") == "import" and reply["ok"] is False:
             error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
             assert isinstance(error, dict)
-            location = str(error.get("location", ""))
+            kind, message, detail, location = _error_fields(error)
             where = f" ({location})" if location else ""
             failure = CallFailure(
                 Outcome.IMPORT_FAILED,
-                f"your solution could not be imported: {error.get('type')}: {error.get('message')}{where}",
-                detail=str(error.get("traceback", "")), output=self._output(),
+                f"your solution could not be imported: {kind}: {message}{where}",
+                detail=detail, output=self._output(),
             )
             self._import_failure = failure
             self._discard()
@@ -225,7 +384,7 @@ class WorkerSession:
     # ------------------------------------------------------------------ failures
 
     def _output(self) -> str:
-        return self._worker.output() if self._worker is not None else ""
+        return _cut(self._worker.output(), MAX_OUTPUT_CHARS, keep_end=True) if self._worker is not None else ""
 
     def _fail(self, outcome: Outcome, message: str) -> CallFailure:
         output = self._output()
@@ -266,6 +425,29 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+def _cut(value: Any, limit: int, *, keep_end: bool = False) -> str:
+    """A text field of a reply as a string of at most ``limit`` characters ("" when it is not a string)."""
+    if not isinstance(value, str) or len(value) <= limit:
+        return value if isinstance(value, str) else ""
+    return "..." + value[-(limit - 3):] if keep_end else value[:limit - 3] + "..."
+
+
+def _error_fields(error: dict[str, Any]) -> tuple[str, str, str, str]:
+    """Type, message, traceback (its end) and location of a worker's error, each cut to its length."""
+    kind = _cut(error.get("type"), MAX_TYPE_CHARS) or "Exception"
+    return (kind, _cut(error.get("message"), MAX_MESSAGE_CHARS),
+            _cut(error.get("traceback"), MAX_TRACEBACK_CHARS, keep_end=True),
+            _cut(error.get("location"), MAX_LOCATION_CHARS))
+
+
+def _claims(versions: Any) -> dict[str, str]:
+    """What the worker says it runs: at most MAX_CLAIMS short strings (a claim, not a fact)."""
+    if not isinstance(versions, dict):
+        return {}
+    return {_cut(key, MAX_CLAIM_CHARS): _cut(value, MAX_CLAIM_CHARS)
+            for key, value in list(versions.items())[:MAX_CLAIMS] if isinstance(value, str)}
 
 
 def _plain_device(device: Any) -> dict[str, str | int]:

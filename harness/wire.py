@@ -10,17 +10,25 @@ A message is::
     u32 header_length | u32 buffer_count | header (UTF-8 JSON)
     then, for each buffer: u64 length | bytes
 
-Values travel as plain data only. JSON carries None, bools, numbers, strings
-and lists; tuples, dicts, tensors and arrays are tagged objects whose bytes
-travel in the buffers. Decoding never unpickles, evals or imports anything: a
-tensor is rebuilt from its bytes by ``numpy.frombuffer`` with a dtype from a
-fixed list, and an unknown tag is a protocol error.
+Values travel as plain data only. JSON carries None, bools, numbers (integers
+of at most 64 bits), strings and lists; tuples, dicts, tensors and arrays are
+tagged objects whose bytes travel in the buffers. Decoding never unpickles,
+evals or imports anything: a tensor is rebuilt from its bytes by
+``numpy.frombuffer`` with a dtype from a fixed list, on the CPU whatever device
+the message names, and an unknown tag is a protocol error.
+
+The reader is where the judge protects itself from a hostile peer, which can
+write frames of its own and skip the encoder: it refuses a message larger than
+its limit before reading it, and a header with more JSON values than it
+decodes before decoding it (the values are counted in the raw bytes), so a
+small message cannot expand into gigabytes of Python objects.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import struct
 import time
@@ -35,6 +43,10 @@ _BUFFER_LENGTH = struct.Struct("<Q")
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_BUFFERS = 4096
+MAX_VALUES = 1 << 40  # the format's own: no limit; a reader sets its own
+INT_MIN, INT_MAX = -(1 << 63), (1 << 64) - 1  # int64 and uint64 both fit
+LATE_READ_S = 2.0  # past a deadline, how long a reader goes on taking what is already waiting
+_DEVICE = re.compile(r"(cpu|cuda)(:\d{1,4})?")
 
 # dtype name -> (numpy dtype used for the bytes, torch dtype or None for plain arrays)
 _TORCH_DTYPES: dict[str, torch.dtype] = {
@@ -92,6 +104,8 @@ def _encode(value: Any, buffers: list[memoryview], depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise UnsupportedValue(f"value is nested deeper than {MAX_DEPTH} levels")
     kind = type(value)
+    if kind is int and not INT_MIN <= value <= INT_MAX:
+        raise UnsupportedValue("an integer wider than 64 bits cannot be sent: use a float or a tensor")
     if value is None or kind in (bool, int, float, str):
         return value
     if kind is list:
@@ -166,38 +180,64 @@ def _encode_array(array: np.ndarray[Any, Any], buffers: list[memoryview]) -> dic
 # --------------------------------------------------------------------------- decoding
 
 
-def decode(header: bytes, buffers: list[bytes], *, map_device: str | None = None) -> Any:
+def decode(
+    header: bytes | bytearray,
+    buffers: list[bytearray] | list[bytes],
+    *,
+    cuda_device: str | None = None,
+    max_values: int = MAX_VALUES,
+) -> Any:
     """Rebuild a value from a header and its buffers, accepting plain data only.
 
-    ``map_device``: where to place decoded tensors. ``None`` keeps the device
-    named in the message when this process can use it, else the CPU.
+    Tensors are rebuilt on the CPU. One the message places on a CUDA device is
+    moved to ``cuda_device`` when given (this process's own GPU), whatever index
+    the message names; without it, it stays on the CPU. ``max_values`` bounds
+    the JSON values of the header, counted before it is parsed.
     """
+    if _values_at_most(header) > max_values:
+        raise ProtocolError(
+            f"the message holds more values than the judge decodes ({max_values}): "
+            "return tensors or arrays rather than long lists"
+        )
     try:
-        doc = json.loads(header.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise ProtocolError(f"message header is not valid JSON: {err}") from None
+        doc = json.loads(bytes(header).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:  # ValueError: also integers of 4,300+ digits
+        raise ProtocolError(f"message header is not valid JSON: {str(err)[:200]}") from None
     used: set[int] = set()
-    value = _decode(doc, buffers, used, 0, map_device)
+    value = _decode(doc, buffers, used, 0, cuda_device)
     if len(used) != len(buffers):
         raise ProtocolError("message carries buffers that no value refers to")
     return value
 
 
-def _decode(doc: Any, buffers: list[bytes], used: set[int], depth: int, map_device: str | None) -> Any:
+def _values_at_most(header: bytes | bytearray) -> int:
+    """An upper bound on the JSON values in ``header``, from its raw bytes (no parsing).
+
+    Every value but the first follows a ``,``, a ``[`` or a ``:``; brackets, commas and
+    colons inside strings only make the bound looser.
+    """
+    return 1 + header.count(b",") + header.count(b"[") + header.count(b":")
+
+
+def _decode(
+    doc: Any, buffers: list[bytearray] | list[bytes], used: set[int], depth: int, cuda_device: str | None
+) -> Any:
     if depth > MAX_DEPTH:
         raise ProtocolError(f"value is nested deeper than {MAX_DEPTH} levels")
     kind = type(doc)
+    if kind is int and not INT_MIN <= doc <= INT_MAX:
+        raise ProtocolError("the message holds an integer wider than 64 bits")
     if doc is None or kind in (bool, int, float, str):
         return doc
     if kind is list:
-        return [_decode(item, buffers, used, depth + 1, map_device) for item in doc]
+        return [_decode(item, buffers, used, depth + 1, cuda_device) for item in doc]
     if kind is not dict or len(doc) == 0:
         raise ProtocolError("malformed value in message")
     if "$tuple" in doc and len(doc) == 1:
         items = doc["$tuple"]
         if type(items) is not list:
             raise ProtocolError("malformed tuple in message")
-        return tuple(_decode(item, buffers, used, depth + 1, map_device) for item in items)
+        return tuple(_decode(item, buffers, used, depth + 1, cuda_device) for item in items)
     if "$dict" in doc and len(doc) == 1:
         pairs = doc["$dict"]
         if type(pairs) is not list:
@@ -206,16 +246,18 @@ def _decode(doc: Any, buffers: list[bytes], used: set[int], depth: int, map_devi
         for pair in pairs:
             if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str:
                 raise ProtocolError("malformed dict entry in message")
-            result[pair[0]] = _decode(pair[1], buffers, used, depth + 1, map_device)
+            result[pair[0]] = _decode(pair[1], buffers, used, depth + 1, cuda_device)
         return result
     if "$tensor" in doc:
-        return _decode_tensor(doc, buffers, used, map_device)
+        return _decode_tensor(doc, buffers, used, cuda_device)
     if "$ndarray" in doc:
         return _decode_array(doc, buffers, used)
     raise ProtocolError("unknown tagged value in message")
 
 
-def _take_buffer(doc: dict[str, Any], key: str, buffers: list[bytes], used: set[int]) -> bytes:
+def _take_buffer(
+    doc: dict[str, Any], key: str, buffers: list[bytearray] | list[bytes], used: set[int]
+) -> bytearray | bytes:
     index = doc.get(key)
     if type(index) is not int or not 0 <= index < len(buffers) or index in used:
         raise ProtocolError("tensor refers to a missing or reused buffer")
@@ -231,53 +273,45 @@ def _checked_shape(doc: dict[str, Any]) -> tuple[int, ...]:
 
 
 def _decode_tensor(
-    doc: dict[str, Any], buffers: list[bytes], used: set[int], map_device: str | None
+    doc: dict[str, Any], buffers: list[bytearray] | list[bytes], used: set[int], cuda_device: str | None
 ) -> torch.Tensor:
     name = doc.get("dtype")
     if type(name) is not str or name not in _TORCH_DTYPES:
         raise ProtocolError(f"tensor has an unsupported dtype {name!r}")
     shape = _checked_shape(doc)
+    device = doc.get("device", "cpu")
+    if type(device) is not str or not _DEVICE.fullmatch(device):
+        raise ProtocolError(f"tensor names a device the judge does not know: {str(device)[:40]!r}")
     raw = _take_buffer(doc, "$tensor", buffers, used)
     storage_dtype = np.dtype("int16") if name == "bfloat16" else np.dtype(name)
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    if count * storage_dtype.itemsize != len(raw):
-        raise ProtocolError("tensor bytes do not match its shape and dtype")
-    array = np.frombuffer(raw, dtype=storage_dtype, count=count).reshape(shape).copy()
-    tensor = torch.from_numpy(array)
+    tensor = torch.from_numpy(_array_of(raw, storage_dtype, shape))
     if name == "bfloat16":
         tensor = tensor.view(torch.bfloat16)
-    device = doc.get("device", "cpu")
-    if type(device) is not str:
-        raise ProtocolError("tensor has a malformed device")
-    target = map_device if map_device is not None else _usable_device(device)
-    if target != "cpu":
-        tensor = tensor.to(target)
+    if device.startswith("cuda") and cuda_device is not None:
+        tensor = tensor.to(cuda_device)
     if doc.get("requires_grad") is True and tensor.is_floating_point():
         tensor.requires_grad_(True)
     return tensor
 
 
-def _usable_device(device: str) -> str:
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ProtocolError(f"tensor names an unknown device {device!r}") from None
-    if parsed.type == "cuda" and torch.cuda.is_available():
-        return str(parsed)
-    return "cpu"
+def _array_of(raw: bytearray | bytes, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
+    """The array held by ``raw``: without a copy when it is a private, writable ``bytearray``."""
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if count * dtype.itemsize != len(raw):
+        raise ProtocolError("tensor bytes do not match its shape and dtype")
+    array = np.frombuffer(raw, dtype=dtype, count=count).reshape(shape)
+    return array if array.flags.writeable else array.copy()
 
 
-def _decode_array(doc: dict[str, Any], buffers: list[bytes], used: set[int]) -> np.ndarray[Any, Any]:
+def _decode_array(
+    doc: dict[str, Any], buffers: list[bytearray] | list[bytes], used: set[int]
+) -> np.ndarray[Any, Any]:
     name = doc.get("dtype")
     if type(name) is not str or name not in _NUMPY_DTYPES:
         raise ProtocolError(f"array has an unsupported dtype {name!r}")
     shape = _checked_shape(doc)
     raw = _take_buffer(doc, "$ndarray", buffers, used)
-    dtype = _NUMPY_DTYPES[name]
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    if count * dtype.itemsize != len(raw):
-        raise ProtocolError("array bytes do not match its shape and dtype")
-    return np.frombuffer(raw, dtype=dtype, count=count).reshape(shape).copy()
+    return _array_of(raw, _NUMPY_DTYPES[name], shape)
 
 
 # --------------------------------------------------------------------------- framing
@@ -320,52 +354,104 @@ def _write_view(fd: int, view: memoryview, deadline: float | None) -> None:
 
 
 class Reader:
-    """Reads whole messages from a file descriptor, with a deadline and a size cap."""
+    """Reads whole messages from a file descriptor, within a deadline and a reader's own bounds.
 
-    def __init__(self, fd: int, *, max_message_bytes: int) -> None:
+    ``max_message_bytes`` (header and buffers), ``max_header_bytes`` and ``max_values``
+    are checked before the bytes they bound are read or decoded; ``cuda_device`` is
+    where tensors that a message places on a CUDA device go (None: the CPU).
+    A message read by its deadline counts only once decoded: decoding that takes it
+    past the deadline is a ``ChannelTimeout``. One already waiting when a late
+    reader asks is still taken, for ``LATE_READ_S`` at most.
+    """
+
+    def __init__(
+        self,
+        fd: int,
+        *,
+        max_message_bytes: int,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+        max_values: int = MAX_VALUES,
+        cuda_device: str | None = None,
+    ) -> None:
         self._fd = fd
-        self._max_message_bytes = max_message_bytes
+        self.max_message_bytes = max_message_bytes
+        self.max_header_bytes = max_header_bytes
+        self.max_values = max_values
+        self._cuda_device = cuda_device
+        self._late_cutoff = 0.0
         self._poll = select.poll()
         self._poll.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
 
-    def read(self, deadline: float | None = None, *, map_device: str | None = None) -> Any:
+    def read(self, deadline: float | None = None) -> Any:
         """Read one message; ``deadline`` is a ``time.monotonic()`` value or None."""
+        if deadline is not None:
+            self._late_cutoff = max(deadline, time.monotonic()) + LATE_READ_S
         header_length, buffer_count = _HEADER.unpack(self._read_exact(_HEADER.size, deadline))
         if header_length > MAX_HEADER_BYTES or buffer_count > MAX_BUFFERS:
             raise ProtocolError("message header is larger than the channel allows")
+        if header_length > self.max_header_bytes:
+            raise ProtocolError(
+                f"the message's header is {header_length} bytes, more than the {_size(self.max_header_bytes)} "
+                "the judge reads: return tensors or arrays rather than long lists or strings"
+            )
         total = header_length
         self._check_size(total)
         header = self._read_exact(header_length, deadline)
-        buffers: list[bytes] = []
+        if _values_at_most(header) > self.max_values:  # before the buffers: no need to read them
+            raise ProtocolError(
+                f"the message holds more values than the judge decodes ({self.max_values}): "
+                "return tensors or arrays rather than long lists"
+            )
+        buffers: list[bytearray] = []
         for _ in range(buffer_count):
             (length,) = _BUFFER_LENGTH.unpack(self._read_exact(_BUFFER_LENGTH.size, deadline))
             total += length
             self._check_size(total)
             buffers.append(self._read_exact(length, deadline))
-        return decode(header, buffers, map_device=map_device)
+        read_by = time.monotonic()
+        value = decode(header, buffers, cuda_device=self._cuda_device, max_values=self.max_values)
+        if deadline is not None and read_by <= deadline < time.monotonic():
+            raise ChannelTimeout()  # decoding is part of the call: it may not carry it past its deadline
+        return value
 
     def _check_size(self, total: int) -> None:
-        if total > self._max_message_bytes:
+        if total > self.max_message_bytes:
             raise ProtocolError(
-                f"message is larger than the channel's limit of {self._max_message_bytes} bytes"
+                f"the message is larger than the channel's limit: more than the {_size(self.max_message_bytes)} "
+                "this check accepts"
             )
 
-    def _read_exact(self, n: int, deadline: float | None) -> bytes:
-        chunks = bytearray()
-        while len(chunks) < n:
+    def _read_exact(self, n: int, deadline: float | None) -> bytearray:
+        """``n`` bytes, read into one buffer made at its final size (no copy on the way)."""
+        data = bytearray(n)
+        view = memoryview(data)
+        got = 0
+        while got < n:
             if deadline is not None:
                 # Past the deadline, still take what is already waiting: a worker's greeting
                 # sent in time may be read only later (a check that first waited for a lock).
-                remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
-                if not self._poll.poll(remaining_ms):
+                # Not for long: a peer that keeps a trickle waiting must not hold the judge.
+                now = time.monotonic()
+                remaining_ms = max(0, int((deadline - now) * 1000))
+                if now > self._late_cutoff or not self._poll.poll(remaining_ms):
                     raise ChannelTimeout()
-            chunk = os.read(self._fd, min(n - len(chunks), 1 << 22))
-            if not chunk:
+            count = os.readv(self._fd, [view[got:got + min(n - got, 1 << 22)]])
+            if not count:
                 raise ChannelClosed("the other side closed the channel")
-            chunks += chunk
-        return bytes(chunks)
+            got += count
+        return data
+
+
+def _size(n_bytes: int) -> str:
+    """A byte count for a sentence: whole MB from 1 MB on (1 MB = 2**20 bytes), else bytes."""
+    if n_bytes >= 1 << 20:
+        return f"{n_bytes / (1 << 20):.4g} MB"
+    return f"{n_bytes} bytes"
 
 
 def blocking_reader(fd: int) -> Reader:
-    """A reader without a size cap beyond the format's own, for the worker side."""
-    return Reader(fd, max_message_bytes=1 << 62)
+    """A reader without a size cap beyond the format's own, for the worker side.
+
+    The judge's CUDA tensors arrive on this process's GPU (its only one), or on the CPU without one.
+    """
+    return Reader(fd, max_message_bytes=1 << 62, cuda_device="cuda" if torch.cuda.is_available() else None)

@@ -33,15 +33,22 @@ from sqlalchemy import func, select
 from starlette.datastructures import FormData
 
 from api.candidate_access import candidate_url
+from api.comparison import RankBy, compare, metric_description
+from api.copies import candidate_similarity, reference_share, similar_submissions
 from api.deps import Id, ReadSession, ServiceDep, service_of
 from api.errors import ApiError, Forbidden, NotFound, Unauthorized
-from api.invitations import attempts_used, team_invitation, team_invitations, uploads_close_at
+from api.invitations import attempts_used, same_candidate, team_invitation, team_invitations, uploads_close_at
 from api.models import Result, Submission
+from api.regrade import result_versions
+from api.review import current_decisions, decisions, notes
 from api.schemas import Comparison, SubmissionPublic
 from api.service import Service
 from api.sessions import COOKIE, SESSION_HOURS, log_in, log_out, team_of
-from api.submissions import compare, team_submission, team_submissions
+from api.similarity import refreshed
+from api.sources import code_css, stored_submission, submission_sources, unit_anchors
+from api.submissions import team_submission, team_submissions
 from api.teams import TeamPrincipal
+from grader.check_targets import check_functions, definitions
 from grader.html_report import render_report_body, report_css
 from grader.results import GradeResult
 
@@ -91,12 +98,39 @@ def _environment() -> jinja2.Environment:
     )
     environment.filters["when"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
     environment.filters["points"] = lambda value: "" if value is None else f"{value:g}"
+    environment.filters["percent"] = lambda value: f"{value:.0%}"
+    environment.filters["number"] = _number
+    environment.globals["describe"] = metric_description
     return environment
 
 
+def _number(value: object) -> str:
+    """A metric as a person reads it."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "" if value is None else str(value)
+
+
+# What a form did, said on the page it leads back to (``?done=``): only these, never text from the URL.
+DONE = {
+    "note": "Your note is saved.", "decision": "Your decision is saved.", "changed": "The invitation is changed.",
+    "revoked": "The invitation is revoked: its token no longer works.", "regrade": (
+        "The submission is queued to be graded again; its current result is kept as a past version."),
+    "known": "The known solution is added and compared with every submission.",
+    "removed": "The known solution is removed.",
+}
+
+
 @functools.cache
-def _style_sheet() -> str:
-    return report_css() + (_TEMPLATES / "dashboard.css").read_text(encoding="utf-8")
+def _style_sheet() -> Markup:
+    """Our own CSS, inserted as it is (escaping would turn its ``>`` combinators into ``&gt;``)."""
+    css = report_css() + code_css() + (_TEMPLATES / "dashboard.css").read_text(encoding="utf-8")
+    assert "</" not in css, "a style sheet must not close its <style> element"
+    return Markup(css)  # noqa: S704  # files of ours, never data
 
 
 def render(request: Request, template: str, *, status: int = 200, team: TeamPrincipal | None = None,
@@ -185,12 +219,17 @@ def logout(request: Request, service: ServiceDep) -> Response:
 
 # -- pages --------------------------------------------------------------------------------------
 
+Done = str | None  # the ``done`` query parameter of pages that forms lead back to
+
+
 @router.get("")
 def invitations_page(request: Request, service: ServiceDep, session: ReadSession,
-                     challenge_id: str | None = None) -> Response:
+                     challenge_id: str | None = None, done: Done = None) -> Response:
     team = page_team(request, service)
     invitations = team_invitations(session, team, challenge_id)
     used = attempts_used(session, [invitation.id for invitation in invitations])
+    same = same_candidate(session, invitations)
+    decided = current_decisions(session, team)
     latest: dict[int, SubmissionPublic] = {}
     for row in team_submissions(session, team, challenge_id=challenge_id):
         latest[row.invitation_id] = row  # oldest first: the last one wins
@@ -199,19 +238,27 @@ def invitations_page(request: Request, service: ServiceDep, session: ReadSession
         .group_by(Submission.challenge_id)).all())
     challenges = [(challenge, counts.get(challenge.id, 0)) for challenge in service.challenges()]
     return render(request, "invitations.html.j2", team=team, title="Invitations", challenges=challenges,
-                  invitations=[(invitation, used[invitation.id], latest.get(invitation.id))
-                               for invitation in invitations], challenge_id=challenge_id)
+                  invitations=[(invitation, used[invitation.id], latest.get(invitation.id), same[invitation.id],
+                                decided.get(invitation.id)) for invitation in invitations],
+                  challenge_id=challenge_id, done=DONE.get(done or ""), now=service.clock())
 
 
 @router.get("/invitations/{invitation_id}")
-def invitation_page(invitation_id: Id, request: Request, service: ServiceDep, session: ReadSession) -> Response:
+def invitation_page(invitation_id: Id, request: Request, service: ServiceDep, session: ReadSession,
+                    done: Done = None) -> Response:
     team = page_team(request, service)
     invitation = team_invitation(session, team, invitation_id)
     link = candidate_url(service.secret_key, invitation, service.settings.base_url(str(request.base_url)))
-    return render(request, "submissions.html.j2", team=team, title=f"Invitation {invitation.id}",
-                  invitation=invitation, used=attempts_used(session, [invitation.id])[invitation.id],
+    refreshed(session, service, team.team_id, service.challenge(invitation.challenge_id))
+    return render(request, "invitation.html.j2", team=team, title=invitation.candidate, invitation=invitation,
+                  used=attempts_used(session, [invitation.id])[invitation.id],
+                  same=same_candidate(session, [invitation])[invitation.id],
                   candidate_link=link, closes_at=uploads_close_at(invitation),
-                  challenge=None, submissions=team_submissions(session, team, invitation_id=invitation.id))
+                  submissions=team_submissions(session, team, invitation_id=invitation.id),
+                  similar=similar_submissions(session, team, invitation.challenge_id),
+                  decisions=decisions(session, team, invitation.id),
+                  notes=notes(session, team, invitation_id=invitation.id), done=DONE.get(done or ""),
+                  now=service.clock())
 
 
 @router.get("/challenges/{challenge_id}/submissions")
@@ -219,31 +266,56 @@ def challenge_submissions_page(challenge_id: str, request: Request, service: Ser
                                ) -> Response:
     team = page_team(request, service)
     challenge = service.challenge(challenge_id)
+    refreshed(session, service, team.team_id, challenge)
     return render(request, "submissions.html.j2", team=team, title=f"Submissions to {challenge.id}",
-                  invitation=None, used=0, challenge=challenge, candidate_link=None, closes_at=None,
-                  submissions=team_submissions(session, team, challenge_id=challenge.id))
+                  challenge=challenge, submissions=team_submissions(session, team, challenge_id=challenge.id),
+                  similar=similar_submissions(session, team, challenge.id))
 
 
 @router.get("/challenges/{challenge_id}/comparison")
-def comparison_page(challenge_id: str, request: Request, service: ServiceDep, session: ReadSession) -> Response:
+def comparison_page(challenge_id: str, request: Request, service: ServiceDep, session: ReadSession,
+                    rank_by: RankBy = "best") -> Response:
     team = page_team(request, service)
     challenge = service.challenge(challenge_id)
-    comparison = compare(session, team, challenge.id, [check.name for check in challenge.spec.checks])
-    return render(request, "comparison.html.j2", team=team, title=f"Comparison: {challenge.id}",
+    refreshed(session, service, team.team_id, challenge)
+    comparison = compare(session, team, challenge, rank_by)
+    return render(request, "comparison.html.j2", team=team, title=f"Comparison: {challenge.id}", wide=True,
                   challenge=challenge, comparison=comparison, bars=_score_bars(comparison),
                   pass_x=_CHART_WIDTH * challenge.spec.challenge.pass_mark, chart_width=_CHART_WIDTH,
-                  metric_names=sorted({name for row in comparison.rows for name in row.metrics}))
+                  checks=[(number, check) for number, check in enumerate(challenge.spec.checks, start=1)])
 
 
 @router.get("/submissions/{submission_id}")
-def submission_page(submission_id: Id, request: Request, service: ServiceDep, session: ReadSession) -> Response:
+def submission_page(submission_id: Id, request: Request, service: ServiceDep, session: ReadSession,
+                    done: Done = None) -> Response:
     team = page_team(request, service)
     submission = team_submission(session, team, submission_id)
+    challenge = service.challenge(submission.challenge_id)
+    refreshed(session, service, team.team_id, challenge)
     body = session.scalar(select(Result.body).where(Result.submission_id == submission.id))
-    report = render_report_body(GradeResult.model_validate(body), audience="team") if body is not None else None
+    report = None
+    if body is not None:
+        report = render_report_body(GradeResult.model_validate(body), audience="team",
+                                    code_links=_code_links(service, session, team, submission.id, challenge))
     return render(request, "submission.html.j2", team=team, title=f"Submission {submission.id}",
-                  submission=submission,
+                  submission=submission, versions=result_versions(session, team, submission.id),
+                  similar=candidate_similarity(session, team, submission.invitation_id),
+                  reference=reference_share(session, team, submission.id),
+                  notes=notes(session, team, submission_id=submission.id), done=DONE.get(done or ""),
                   report=Markup(report) if report else None)  # noqa: S704  # the grader's autoescaped template
+
+
+def _code_links(service: Service, session: ReadSession, team: TeamPrincipal, submission_id: int,
+                challenge: Any) -> dict[str, list[tuple[str, str]]]:
+    """For each check, links to the candidate's definitions of the functions it calls."""
+    sources = submission_sources(service, stored_submission(session, team, submission_id))
+    wanted = check_functions(challenge)
+    found = definitions(sources.code_units(), sorted({name for names in wanted.values() for name in names}))
+    anchors = unit_anchors(sources)
+    code = f"{PREFIX}/submissions/{submission_id}/code"
+    return {check: [(f"the candidate's {name} ({found[name].label}, line {found[name].line})",
+                     f"{code}#{anchors[found[name].unit]}-L{found[name].line}") for name in names if name in found]
+            for check, names in wanted.items()}
 
 
 def _score_bars(comparison: Comparison) -> list[dict[str, Any]]:
@@ -262,7 +334,11 @@ def no_such_page(rest: str, request: Request) -> Response:
 
 
 def install(app: FastAPI) -> None:
-    """Add the pages, and send a person who opens the server's root to them."""
+    """Add the pages (the code, copies and review pages of ``api.routes.review_pages`` first: this
+    router ends with its catch-all), and send a person who opens the server's root to them."""
+    from api.routes import review_pages
+
+    app.include_router(review_pages.router)
     app.include_router(router)
 
     @app.get("/", include_in_schema=False)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
 
+from fastapi import APIRouter, Query, Request, Response
+
+from api.comparison import RankBy, compare, comparison_csv
 from api.deps import PAGE_LIMIT, AfterId, Id, PageLimit, ReadSession, ServiceDep, Team
 from api.errors import Conflict
 from api.invitations import team_invitation
 from api.routes import errors
 from api.schemas import Comparison, SubmissionPublic
-from api.submissions import compare, team_result, team_result_json, team_submission, team_submissions
+from api.similarity import refreshed
+from api.submissions import team_result, team_result_json, team_submission, team_submissions
 from grader.exports import gradescope_results, junit_xml
 
 router = APIRouter(tags=["results"], responses=errors(401, 404))
@@ -40,10 +44,34 @@ def challenge_submissions(challenge_id: str, team: Team, session: ReadSession, s
     return _paged(rows, request, response, limit)
 
 
+RankByQuery = Annotated[RankBy, Query(description=(
+    "best: rank each candidate by their best graded submission (passed, then score, then earliest); "
+    "latest: by their latest one."))]
+
+
 @router.get("/challenges/{challenge_id}/comparison", summary="Candidates of a challenge side by side, ranked")
-def challenge_comparison(challenge_id: str, team: Team, session: ReadSession, service: ServiceDep) -> Comparison:
+def challenge_comparison(challenge_id: str, team: Team, session: ReadSession, service: ServiceDep,
+                         rank_by: RankByQuery = "best") -> Comparison:
     challenge = service.challenge(challenge_id)
-    return compare(session, team, challenge.id, [check.name for check in challenge.spec.checks])
+    refreshed(session, service, team.team_id, challenge)
+    return compare(session, team, challenge, rank_by)
+
+
+@router.get("/challenges/{challenge_id}/comparison.csv", response_class=Response,
+            summary="The comparison as CSV, for a spreadsheet", responses={
+                200: {"content": {"text/csv": {}}, "description": "One row per candidate; checks and metrics as "
+                                                                  "columns, named in plain words."}})
+def challenge_comparison_csv(challenge_id: str, team: Team, session: ReadSession, service: ServiceDep,
+                             rank_by: RankByQuery = "best") -> Response:
+    challenge = service.challenge(challenge_id)
+    refreshed(session, service, team.team_id, challenge)
+    return csv_response(comparison_csv(compare(session, team, challenge, rank_by)), f"{challenge.id}-comparison.csv")
+
+
+def csv_response(text: str, filename: str) -> Response:
+    return Response(text.encode("utf-8-sig"), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{filename}"', "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store"})
 
 
 @router.get("/submissions/{submission_id}", summary="One submission and where its grading stands")

@@ -9,7 +9,14 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from api import audit
 from api.candidate_access import candidate_url
 from api.deps import BeforeId, Id, ReadSession, ServiceDep, Team, WriteSession, json_body
-from api.invitations import attempts_used, create_invitation, revoke_invitation, team_invitation, team_invitations
+from api.invitations import (
+    attempts_used,
+    create_invitation,
+    revoke_invitation,
+    same_candidate,
+    team_invitation,
+    team_invitations,
+)
 from api.invitations import to_public as invitation_public
 from api.models import Invitation
 from api.models import Team as TeamRow
@@ -86,7 +93,8 @@ def post_invitation(
     invitation, token = create_invitation(session, team, body, challenge, service.clock(),
                                           server_key=service.secret_key)
     session.commit()
-    public = invitation_public(invitation, attempts_used=0, candidate_url=link(service, invitation, request))
+    public = invitation_public(invitation, attempts_used=0, candidate_url=link(service, invitation, request),
+                               same_candidate_as=same_candidate(session, [invitation])[invitation.id])
     return InvitationCreated(**public.model_dump(), token=token)
 
 
@@ -102,7 +110,8 @@ def list_invitations(
 ) -> list[InvitationPublic]:
     invitations = team_invitations(session, team, challenge_id)
     used = attempts_used(session, [invitation.id for invitation in invitations])
-    return [invitation_public(invitation, attempts_used=used[invitation.id],
+    same = same_candidate(session, invitations)
+    return [invitation_public(invitation, attempts_used=used[invitation.id], same_candidate_as=same[invitation.id],
                               candidate_url=link(service, invitation, request)) for invitation in invitations]
 
 
@@ -111,6 +120,7 @@ def get_invitation(invitation_id: Id, team: Team, session: ReadSession, service:
                    ) -> InvitationPublic:
     invitation = team_invitation(session, team, invitation_id)
     return invitation_public(invitation, attempts_used=attempts_used(session, [invitation.id])[invitation.id],
+                             same_candidate_as=same_candidate(session, [invitation])[invitation.id],
                              candidate_url=link(service, invitation, request))
 
 
@@ -119,7 +129,8 @@ def get_invitation(invitation_id: Id, team: Team, session: ReadSession, service:
 def post_revoke(invitation_id: Id, team: Team, session: WriteSession, service: ServiceDep) -> InvitationPublic:
     invitation = revoke_invitation(session, team, invitation_id, service.clock())
     session.commit()
-    return invitation_public(invitation, attempts_used=attempts_used(session, [invitation.id])[invitation.id])
+    return invitation_public(invitation, attempts_used=attempts_used(session, [invitation.id])[invitation.id],
+                             same_candidate_as=same_candidate(session, [invitation])[invitation.id])
 
 
 @router.get("/audit-events", summary="Who did what in your team, newest first")

@@ -5,6 +5,18 @@ lives where the candidate cannot reach. A check counts as passed only when its
 setup and call both passed here; skipped, xfailed, crashed and missing checks
 are failures. Messages for hidden checks carry the check's own assertion
 message, never pytest's introspection of hidden expressions and values.
+
+The records file also carries progress lines (``kind: progress``: a check
+starting, a timed check's own progress) that the grader shows on a terminal
+while the judge runs.
+
+Every text a record holds is cut to a fixed length here, whatever the worker
+or the check produced. A record says whether the candidate's worker had been
+handed held-back data by then (``saw_held_back_data``: a check marked
+``held_back_data`` ran, this one or an earlier one), so that the candidate's
+feedback can withhold text the solution could have filled with that data. A
+``started`` record precedes each check's own: if the judge is killed in the
+middle (its memory limit), the grader knows which check was running.
 """
 
 from __future__ import annotations
@@ -12,7 +24,8 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +33,33 @@ from typing import Any
 import pytest
 
 from grader.calibration import Calibration, CalibrationCache, machine_description
-from grader.judge.proxy import CheckClock, Recorder, RemoteSolution
-from grader.judge.timing import exclusive_timing, other_judges_running
+from grader.judge.proxy import (
+    CALL_KEY_PREFIX,
+    CallPolicy,
+    CheckClock,
+    Recorder,
+    ReferenceFailure,
+    RemoteSolution,
+)
+from grader.judge.timing import (
+    TIMING_TRIES,
+    TimingInconclusive,
+    backoff_s,
+    exclusive_timing,
+    load_average,
+    other_judges_running,
+    timing_lock_busy,
+)
 from harness.sandbox import SandboxUnavailable
 from harness.session import CallFailure, WorkerSession
 
+CHECK_KEY_PREFIX = "check_s."  # calibration keys of how long each check took on the reference
+FRESH_WORKER_MARKER = "fresh_worker"
+
 MAX_MESSAGE_CHARS = 2000
+MAX_DETAIL_CHARS = 4000  # the end of the traceback and of the output
+MAX_METRICS = 64
+MAX_METRIC_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -56,6 +90,12 @@ class JudgePlugin:
         timed_tests: frozenset[str] = frozenset(),
         calibration: CalibrationSettings | None = None,
         timing_resource: str = "cpu",
+        check_names: dict[str, str] | None = None,
+        call_timeout_s: float | None = None,
+        max_reply_bytes: dict[str, int] | None = None,
+        default_max_reply_bytes: int | None = None,
+        held_back_tests: frozenset[str] = frozenset(),
+        timed_cores: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> None:
         self._records = records_path.open("a", encoding="utf-8")
         self._timeouts_s = timeouts_s
@@ -70,21 +110,47 @@ class JudgePlugin:
         self._timed_tests = timed_tests
         self._calibration_settings = calibration
         self._timing_resource = timing_resource  # "cpu", or "gpu<N>" when this grading leased GPU N
+        self._timed_cores = timed_cores  # moves this grading's workers onto the timed cores (harness.cores)
         self._calibration: Calibration | None = None
+        self._check_names = check_names or {}
+        self._candidate_calls = CallPolicy(self._reference_call_times, call_timeout_s)
+        self._reference_calls = CallPolicy(self._reference_call_times, call_timeout_s)
+        self._recorder.on_progress = self._progress
+        self._durations_s: dict[str, float] = {}
+        self._total = 0
+        self._started_checks = 0
+        self._timing_lock: contextlib.ExitStack | None = None
+        self._max_reply_bytes = max_reply_bytes or {}
+        self._default_max_reply_bytes = default_max_reply_bytes
+        self._held_back_tests = held_back_tests
+        self._saw_held_back_data = False
 
     # Workers are started by the runner before pytest is even imported, from the
     # main thread: bubblewrap's --die-with-parent is tied to the thread that
     # started it, so a worker must never be started from a short-lived thread.
 
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.addinivalue_line(
+            "markers", f"{FRESH_WORKER_MARKER}: run this check in a newly started worker, in which "
+            "functions that overran their limit in earlier checks are called again",
+        )
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._total = len(session.items)
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        stored = self._store_reference_times()
+        calibration = self._calibration
+        hello = self._candidate.hello
         self._write({
             "kind": "session",
-            "candidate_versions": self._candidate.hello.versions if self._candidate.hello else {},
+            # What the candidate's worker says about itself: its claim, never a fact of the result.
+            "candidate_claims": {"versions": hello.versions, "device": hello.device} if hello else {},
             "worker_starts": self._candidate.stats.starts,
             "failures": dict(self._candidate.stats.failures),
             "device": self._device(),
-            "calibration": {"machine": self._calibration.machine, "values": self._calibration.used}
-            if self._calibration is not None and self._calibration.used else None,
+            "calibration": {"machine": calibration.machine, "values": calibration.used, "stored": stored}
+            if calibration is not None and (calibration.used or stored) else None,
         })
         self._candidate.close()
         if self._reference is not None:
@@ -95,13 +161,14 @@ class JudgePlugin:
 
     @pytest.fixture
     def candidate(self) -> RemoteSolution:
-        return RemoteSolution(self._candidate, self._clock, "candidate")
+        return RemoteSolution(self._candidate, self._clock, "candidate", self._candidate_calls)
 
     @pytest.fixture
     def reference(self) -> RemoteSolution:
         if self._reference is None:
             raise RuntimeError("the reference solution is not available to public tests")
-        return RemoteSolution(self._reference, self._clock, "reference")
+        return RemoteSolution(self._reference, self._clock, "reference", self._reference_calls,
+                              freeze_while_timed=self._candidate.frozen)
 
     @pytest.fixture
     def record(self) -> Recorder:
@@ -110,6 +177,9 @@ class JudgePlugin:
     @pytest.fixture
     def calibration(self) -> Calibration:
         """Figures measured on the reference on this machine (see ``grader.calibration``)."""
+        return self._machine_calibration()
+
+    def _machine_calibration(self) -> Calibration:
         if self._calibration is None:
             settings = self._calibration_settings
             if settings is None:
@@ -119,13 +189,58 @@ class JudgePlugin:
             device = dict(trusted.start().device)
             machine = machine_description(device, settings.cpu_threads, settings.backend)
             cache = CalibrationCache(settings.root, settings.challenge_id, settings.version, machine)
-            self._calibration = Calibration(cache, writable=settings.writable)
+            self._calibration = Calibration(cache, writable=settings.writable, isolate=self._isolated_candidate)
         return self._calibration
 
+    @contextlib.contextmanager
+    def _isolated_candidate(self) -> Iterator[str]:
+        """While the reference is calibrated, no process of the candidate's may run: frozen, else stopped."""
+        with self._candidate.frozen(stop_if_unfreezable=True) as how:
+            yield how
+
+    def _cached_figures(self) -> dict[str, float]:
+        """This machine's calibrated figures; empty for public runs or when nothing is cached."""
+        if self._calibration_settings is None:
+            return {}
+        try:
+            return self._machine_calibration().cached()
+        except (CallFailure, SandboxUnavailable):
+            return {}
+
+    def _reference_call_times(self) -> dict[str, float]:
+        """The reference's slowest call of each function on this machine, when calibrated."""
+        return {key[len(CALL_KEY_PREFIX):]: value for key, value in self._cached_figures().items()
+                if key.startswith(CALL_KEY_PREFIX)}
+
+    def _store_reference_times(self) -> dict[str, float]:
+        """A run grading the reference stores its slowest calls (per-call limits) and check durations (ETAs).
+
+        Returns every figure of this machine stored by this run (the checks' own included).
+        """
+        settings = self._calibration_settings
+        if settings is None or not settings.writable or not self._candidate_calls.slowest_s:
+            return {}
+        figures = {f"{CALL_KEY_PREFIX}{name}": round(seconds, 6)
+                   for name, seconds in self._candidate_calls.slowest_s.items()}
+        figures.update({f"{CHECK_KEY_PREFIX}{name}": round(seconds, 3) for name, seconds in self._durations_s.items()})
+        try:
+            calibration = self._machine_calibration()
+            calibration.store(figures)
+        except (CallFailure, SandboxUnavailable, OSError):
+            return {}
+        for key, used in calibration.used.items():
+            if used.get("source") == "measured":
+                figures[key] = used["value"]
+        return figures
+
+    def _progress(self, text: str) -> None:
+        """A timed check's own progress line (``record.progress``), for the terminal."""
+        self._write({"kind": "progress", "check": self._clock.check, "text": text[:200]})
+
     def _device(self) -> dict[str, str | int]:
-        for session in (self._reference, self._candidate):
-            if session is not None and session.hello is not None and session.hello.device:
-                return dict(session.hello.device)
+        """The device as the reference's worker (ours) saw it; nothing when only the candidate's ran."""
+        if self._reference is not None and self._reference.hello is not None:
+            return dict(self._reference.hello.device)
         return {}
 
     # ------------------------------------------------------------------ running checks
@@ -137,32 +252,132 @@ class JudgePlugin:
                 "kind": "check", "nodeid": _short_id(item), "passed": False,
                 "outcome": "timed_out", "duration_s": 0.0, "metrics": {},
                 "message": "not run: the whole run's time limit was reached", "detail": "",
-                "infrastructure": False,
+                "infrastructure": False, "saw_held_back_data": self._saw_held_back_data,
             })
             return True
         self._clock.deadline = None  # set when the check's body starts; see pytest_runtest_call
+        self._clock.check = self._check_names.get(_short_id(item), item.name)
         self._recorder.metrics = {}
         self._recorder.charts = []
         self._phases[item.nodeid] = {"started": time.monotonic()}
+        if item.get_closest_marker(FRESH_WORKER_MARKER) is not None:
+            self._candidate_calls.forget_hangs()
+            self._candidate.close()  # the next call starts a new worker
+        self._started_checks += 1
+        self._write({"kind": "progress", "check": self._clock.check, "index": self._started_checks,
+                     "total": self._total, "estimate_s": self._estimate_left_s(item)})
+        limit = self._max_reply_bytes.get(_short_id(item), self._default_max_reply_bytes)
+        if limit is not None:
+            for session in (self._candidate, self._reference):
+                if session is not None:
+                    session.set_reply_limit(limit)
+        if _short_id(item) in self._held_back_tests:
+            self._saw_held_back_data = True  # for the rest of the grading: the worker may keep what it saw
+        self._write({"kind": "started", "nodeid": _short_id(item)})
         return None
+
+    def _estimate_left_s(self, item: pytest.Item) -> float | None:
+        """How long this check and the ones after it took on the reference on this machine, if known."""
+        durations = {key[len(CHECK_KEY_PREFIX):]: value for key, value in self._cached_figures().items()
+                     if key.startswith(CHECK_KEY_PREFIX)}
+        items = list(item.session.items)
+        remaining = [self._check_names.get(_short_id(other), other.name) for other in items[items.index(item):]]
+        if not durations or any(name not in durations for name in remaining):
+            return None
+        return round(sum(durations[name] for name in remaining), 1)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, None]:
-        """Start the check's clock; a timed check first takes the machine-wide timing lock.
+        """Start the check's clock; a timed check takes the machine-wide timing lock at its first timed call,
+        and with it moves this grading's workers onto the cores kept for timed work.
 
         The clock starts after the fixtures are ready, so that importing the
-        submission (limited by its own setup time limit) and waiting for the lock
-        are not charged to the check.
+        submission (limited by its own setup time limit) is not charged to the
+        check; nor is waiting for the timing lock (the deadline moves by the wait).
+        Untimed work of a timed check (preparing a model) runs before the lock.
         """
         timed = _short_id(item) in self._timed_tests
-        with exclusive_timing(self._timing_resource) if timed else contextlib.nullcontext():
-            if timed:
-                self._recorder.metrics["timed_alongside_other_gradings"] = other_judges_running()
-                self._recorder.metrics["timed_on"] = self._timing_resource
-            timeout = self._timeouts_s.get(_short_id(item), self._default_timeout_s)
-            self._clock.timeout_s = timeout
-            self._clock.deadline = time.monotonic() + timeout
+        timeout = self._timeouts_s.get(_short_id(item), self._default_timeout_s)
+        self._clock.timeout_s = timeout
+        self._clock.deadline = time.monotonic() + timeout
+        if timed:
+            self._clock.before_timing = self._take_timing_lock
+        try:
             yield
+        finally:
+            self._clock.before_timing = lambda: None
+            self._release_timing_lock()
+
+    def _take_timing_lock(self) -> None:
+        if self._timing_lock is not None:
+            return
+        waiting_since = time.monotonic()
+        if timing_lock_busy(self._timing_resource):
+            self._progress("waiting for another grading's timed check to end (timed checks never overlap)")
+        lock = contextlib.ExitStack()
+        lock.enter_context(exclusive_timing(self._timing_resource))
+        if self._timed_cores is not None:
+            lock.enter_context(self._timed_cores())
+        self._timing_lock = lock
+        waited_s = time.monotonic() - waiting_since
+        if self._clock.deadline is not None:
+            self._clock.deadline += waited_s
+        self._recorder.metrics["timed_alongside_other_gradings"] = other_judges_running()
+        self._recorder.metrics["timed_on"] = self._timing_resource
+        self._recorder.metrics["waited_for_timing_lock_s"] = round(
+            float(self._recorder.metrics.get("waited_for_timing_lock_s", 0.0)) + waited_s, 2)
+
+    def _release_timing_lock(self) -> None:
+        lock, self._timing_lock = self._timing_lock, None
+        if lock is not None:
+            lock.close()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        """Run a timed check's body, again while it says ``TimingInconclusive`` (see grader.judge.timing).
+
+        Each try and the load seen before it go in the check's metrics; the last try's
+        exception stands when no try decided.
+        """
+        if _short_id(pyfuncitem) not in self._timed_tests:
+            return None
+        arguments = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+        tries: list[str] = []
+        while True:
+            load = load_average()
+            started = time.monotonic()
+            try:
+                pyfuncitem.obj(**arguments)
+            except TimingInconclusive as inconclusive:
+                took_s = time.monotonic() - started
+                tries.append(f"inconclusive after {took_s:.0f} s at load {load}: {_first_line(str(inconclusive))}")
+                self._note_tries(tries, decided=False)
+                wait_s = backoff_s(len(tries))
+                left_s = min(self._clock.remaining_s(), self._run_deadline - time.monotonic())
+                if len(tries) >= TIMING_TRIES or left_s < wait_s + took_s:
+                    raise TimingInconclusive(
+                        f"{inconclusive} (tried {len(tries)} time(s); load average {load_average()})"
+                    ) from None
+                self._progress(f"try {len(tries)} was inconclusive (load {load}); trying again in {wait_s:.0f} s")
+                self._release_timing_lock()  # other gradings may time meanwhile; the next try takes it again
+                time.sleep(wait_s)
+                self._forget_try()
+                continue
+            tries.append(f"decided after {time.monotonic() - started:.0f} s at load {load}")
+            self._note_tries(tries, decided=True)
+            return True
+
+    def _forget_try(self) -> None:
+        """What an inconclusive try recorded (figures, charts) gives way to the next try's; the tries stay."""
+        kept = ("timing_", "timed_", "waited_for_timing_lock_s")
+        self._recorder.metrics = {key: value for key, value in self._recorder.metrics.items() if key.startswith(kept)}
+        self._recorder.charts = []
+
+    def _note_tries(self, tries: list[str], *, decided: bool) -> None:
+        self._recorder.metrics["timing_tries"] = len(tries)
+        self._recorder.metrics["timing_decided"] = "yes" if decided else "no"
+        for number, line in enumerate(tries, start=1):
+            self._recorder.metrics[f"timing_try_{number}"] = line
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(
@@ -186,19 +401,24 @@ class JudgePlugin:
         error = call.excinfo.value if call.excinfo is not None else None
         if isinstance(error, CallFailure):
             detail = "\n".join(part for part in (error.detail, _output_block(error.output)) if part)
-            return {"message": error.message, "detail": detail[-MAX_MESSAGE_CHARS:],
+            return {"message": error.message, "detail": detail,
                     "outcome": str(error.outcome), "infrastructure": False}
+        if isinstance(error, TimingInconclusive):
+            return {"message": str(error), "detail": "", "outcome": "inconclusive", "infrastructure": True}
+        if isinstance(error, ReferenceFailure):
+            return {"message": str(error), "detail": "", "outcome": "error", "infrastructure": True}
+        if isinstance(error, MemoryError):  # the judge's own limit (rlimits), reached handling the solution's values
+            return {"message": "the judge ran out of memory handling what the solution returned: return less data",
+                    "detail": "", "outcome": "out_of_memory", "infrastructure": False}
         if isinstance(error, SandboxUnavailable):
             return {"message": f"the sandbox failed: {error}", "detail": "",
                     "outcome": "error", "infrastructure": True}
         if not self._hidden:
             return {"message": _first_line(str(error)) if error else "check failed",
-                    "detail": report.longreprtext[-MAX_MESSAGE_CHARS:], "outcome": "failed",
-                    "infrastructure": False}
+                    "detail": report.longreprtext, "outcome": "failed", "infrastructure": False}
         if isinstance(error, AssertionError):
             message = str(error).strip() or "the check's condition did not hold"
-            return {"message": message[:MAX_MESSAGE_CHARS], "detail": "", "outcome": "failed",
-                    "infrastructure": False}
+            return {"message": message, "detail": "", "outcome": "failed", "infrastructure": False}
         # Any other exception in a hidden check: name it, but do not print hidden values.
         name = type(error).__name__ if error is not None else "an error"
         return {"message": f"the check could not use the solution's result ({name})",
@@ -206,17 +426,20 @@ class JudgePlugin:
 
     def _finish(self, item: pytest.Item, state: dict[str, Any]) -> None:
         self._clock.deadline = None
+        waited_s = float(self._recorder.metrics.get("waited_for_timing_lock_s", 0.0))
+        self._durations_s[self._clock.check] = time.monotonic() - state["started"] - waited_s
         self._write({
             "kind": "check",
             "nodeid": _short_id(item),
             "passed": bool(state.get("passed", False)),
             "outcome": state.get("outcome", "failed"),
-            "message": state.get("message", "the check did not report"),
-            "detail": state.get("detail", ""),
+            "message": _cut(str(state.get("message", "the check did not report")), MAX_MESSAGE_CHARS),
+            "detail": _cut(str(state.get("detail", "")), MAX_DETAIL_CHARS, keep_end=True),
             "infrastructure": bool(state.get("infrastructure", False)),
             "duration_s": round(time.monotonic() - state["started"], 4),
-            "metrics": dict(self._recorder.metrics),
+            "metrics": _capped_metrics(self._recorder.metrics),
             "charts": list(self._recorder.charts),
+            "saw_held_back_data": self._saw_held_back_data,
         })
 
     def _write(self, record: dict[str, Any]) -> None:
@@ -231,7 +454,19 @@ def _short_id(item: pytest.Item) -> str:
 
 
 def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0][:MAX_MESSAGE_CHARS] if text.strip() else "check failed"
+    return text.strip().splitlines()[0] if text.strip() else "check failed"
+
+
+def _cut(text: str, limit: int, *, keep_end: bool = False) -> str:
+    if len(text) <= limit:
+        return text
+    return "..." + text[-(limit - 3):] if keep_end else text[:limit - 3] + "..."
+
+
+def _capped_metrics(metrics: dict[str, float | str]) -> dict[str, float | str]:
+    """At most MAX_METRICS metrics; a text value (a check may record what the solution said) cut short."""
+    return {_cut(str(name), MAX_METRIC_CHARS): _cut(value, MAX_METRIC_CHARS) if isinstance(value, str) else value
+            for name, value in list(metrics.items())[:MAX_METRICS]}
 
 
 def _output_block(output: str) -> str:

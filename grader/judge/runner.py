@@ -5,13 +5,25 @@ judge starts the candidate's worker (and the reference's, when checks ask for
 it) through the harness, runs pytest over the checks with ``JudgePlugin``, and
 writes its record of each check to ``records_path``. Its exit code only says
 whether the judge itself worked; verdicts live in the records.
+
+The judge runs under limits of its own (see ``grader.grading``): a cgroup the
+grader puts it in, or, without one, the soft rlimits in the spec, set here
+first. It touches no GPU but the one its sandbox leased (``CUDA_VISIBLE_DEVICES``
+names only that one, or none), and writes what it used, its peak memory and
+its CPU time, as its last record.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
+import os
+import resource
 import signal
+import stat
 import sys
+import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -47,18 +59,19 @@ def run(spec: dict[str, Any]) -> int:
     launched = [sandbox.start(candidate_spec)]
     if reference_spec is not None:
         launched.append(sandbox.start(reference_spec))
+    cuda_device = _own_gpu_only(sandbox)  # before anything here can start CUDA
 
     import pytest
 
     from grader.judge.plugin import JudgePlugin
     from grader.judge.timing import registered_judge
-    from harness.session import WorkerSession
+    from harness.session import CallFailure, WorkerSession
 
-    candidate = WorkerSession(sandbox, candidate_spec)
+    candidate = WorkerSession(sandbox, candidate_spec, cuda_device=cuda_device)
     candidate.adopt(launched[0])
     reference = None
     if reference_spec is not None:
-        reference = WorkerSession(sandbox, reference_spec)
+        reference = WorkerSession(sandbox, reference_spec, cuda_device=cuda_device)
         reference.adopt(launched[1])
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -68,6 +81,13 @@ def run(spec: dict[str, Any]) -> int:
         raise SystemExit(EXIT_JUDGE_FAILED)
 
     signal.signal(signal.SIGTERM, stop)
+    _stop_when_the_grader_is_gone([candidate, reference])
+    # Take both greetings now, within their setup limits: a check may first call the reference
+    # minutes later, long after its greeting came. An import failure is kept for the checks.
+    for session in (candidate, reference):
+        if session is not None:
+            with contextlib.suppress(CallFailure):
+                session.start()
     plugin = JudgePlugin(
         records_path=Path(spec["records_path"]),
         timeouts_s=spec["timeouts_s"],
@@ -79,6 +99,12 @@ def run(spec: dict[str, Any]) -> int:
         timed_tests=frozenset(spec.get("timed_tests", [])),
         calibration=_calibration_settings(spec, candidate_spec),
         timing_resource=_timing_resource(sandbox),
+        check_names=spec.get("check_names", {}),
+        call_timeout_s=spec.get("call_timeout_s"),
+        max_reply_bytes=spec.get("max_reply_bytes", {}),
+        default_max_reply_bytes=spec.get("default_max_reply_bytes"),
+        held_back_tests=frozenset(spec.get("held_back_tests", [])),
+        timed_cores=getattr(sandbox, "timed_cores", None),
     )
     tests_dir = Path(spec["tests_dir"])
     ini = Path(spec["records_path"]).parent / "judge-pytest.ini"
@@ -97,8 +123,74 @@ def run(spec: dict[str, Any]) -> int:
         candidate.close()
         if reference is not None:
             reference.close()
+        _record_own_usage(Path(spec["records_path"]))
     # pytest's own codes: 0 all passed, 1 some failed, 5 none collected; others are our problem.
     return EXIT_OK if code in (0, 1) else EXIT_JUDGE_FAILED
+
+
+def _own_gpu_only(sandbox: object) -> str | None:
+    """Let this process see only the GPU its sandbox leased (none without a lease); its device name, or None.
+
+    A reply that names ``cuda:N`` then lands on this grading's own GPU (see ``harness.wire``),
+    and a check's ``.cuda()`` too: never on a GPU another grading leased.
+    """
+    index = getattr(sandbox, "gpu_index", None)
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(index) if isinstance(index, int) else ""
+    return "cuda" if isinstance(index, int) else None
+
+
+def _apply_own_limits(rlimits: dict[str, int]) -> None:
+    """Soft limits only: the workers this process starts locally set their own, which may be higher."""
+    for name, value in rlimits.items():
+        number = getattr(resource, name)
+        _, hard = resource.getrlimit(number)
+        resource.setrlimit(number, (value if hard == resource.RLIM_INFINITY else min(value, hard), hard))
+
+
+def _record_own_usage(records_path: Path) -> None:
+    """The judge's peak resident memory and CPU time, as its last record (the grader reports them)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    record = {"kind": "judge", "peak_memory_mb": round(usage.ru_maxrss / 1024, 1),
+              "cpu_s": round(usage.ru_utime + usage.ru_stime, 2)}
+    with records_path.open("a", encoding="utf-8") as records:
+        records.write(json.dumps(record) + "\n")
+
+
+def _stop_when_the_grader_is_gone(sessions: list[Any]) -> None:
+    """When our stdin is a pipe from the grader, its end means the grader is gone: stop at once.
+
+    The grader holds the only write end and never writes; the kernel closes it however the
+    grader ends, SIGKILL included. Then this judge kills its workers and exits, from this
+    thread, whatever the main thread is doing: a judge never grades on for nobody. (Its
+    bubblewrap workers would die with it anyway; containers are removed here. The sessions are
+    shut for good first, so the main thread, seeing its worker die, starts no new one for the
+    next check; a start already under way is waited for and its container removed too.)
+    """
+    if not stat.S_ISFIFO(os.fstat(0).st_mode):
+        return  # started by hand or by a test with another stdin: nobody to watch
+
+    stopping, stopped = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(0, 4096):
+                pass
+        stopping.set()
+        for session in sessions:
+            if session is not None:
+                with contextlib.suppress(Exception):
+                    session.shut_down()  # no worker starts again, not even for the next check
+        stopped.set()
+        os._exit(EXIT_JUDGE_FAILED)
+
+    def let_the_watch_finish() -> None:
+        # The main thread may end first (a start refused mid-greeting raises): this process must
+        # not exit while the watch is still removing workers.
+        if stopping.is_set():
+            stopped.wait(60)
+
+    atexit.register(let_the_watch_finish)
+    threading.Thread(target=watch, name="grader-watch", daemon=True).start()
 
 
 def _timing_resource(sandbox: object) -> str:
@@ -125,6 +217,7 @@ def _calibration_settings(spec: dict[str, Any], candidate: WorkerSpec) -> Any:
 
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    _apply_own_limits(spec.get("judge_rlimits", {}))
     sys.exit(run(spec))
 
 

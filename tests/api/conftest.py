@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import shutil
 import signal
 import socket
@@ -143,15 +144,23 @@ def postgres_template(postgres_server: str) -> str:
     return name
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that each test's database is a copy of (much faster than migrating)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "cvgrade.db"
+    database = Database(f"sqlite:///{path}")
+    migrate(database)
+    database.dispose()
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty, migrated database of each kind, fresh for the test."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'cvgrade.db'}"
-        database = Database(url)
-        migrate(database)
-        database.dispose()
-        yield url
+        path = tmp_path / "cvgrade.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
         return
     server = request.getfixturevalue("postgres_server")
     template = request.getfixturevalue("postgres_template")
@@ -197,7 +206,8 @@ class FakeGrader:
     ``REFUSE`` (the grader refuses the submission), ``BUG`` (an exception of ours),
     ``BLOCK`` (wait until ``release()``), ``ECHO`` (failing checks' messages quote the
     submission, as a candidate's exception message would), ``CHARTS`` (the result has a
-    latency distribution and two gauges, as checks record them).
+    latency distribution and two gauges, as checks record them), ``INCONCLUSIVE:N`` (the
+    first N gradings of it find the machine too busy to time a check).
     """
 
     def __init__(self) -> None:
@@ -212,6 +222,8 @@ class FakeGrader:
         text = submission.read_bytes().decode("utf-8", "replace")
         self.calls.append(submission.name)
         self.started.set()
+        busy = re.search(r"INCONCLUSIVE:(\d+)", text)
+        inconclusive = busy is not None and self.calls.count(submission.name) <= int(busy.group(1))
         if "BLOCK" in text:
             assert self._released.wait(30), "the test never released the grader"
         if "REFUSE" in text:
@@ -227,6 +239,9 @@ class FakeGrader:
                 + (f"; the candidate's code raised: {text}" if "ECHO" in text else ""),
                 "detail": "", "duration_s": 0.01, "metrics": {f"{check.name}.ms": len(text)},
             }
+            if inconclusive:
+                records[check.test].update(passed=False, outcome="inconclusive", infrastructure=True,
+                                           message="timing inconclusive: the machine was too busy (fake)")
         judge_error = "the sandbox could not start (fake)" if "INFRASTRUCTURE" in text else None
         verdict = score_checks(challenge.spec.checks, records, challenge.spec.challenge.pass_mark,
                                judge_error=judge_error)
@@ -329,12 +344,17 @@ class Api:
         return TeamClient(self, name, key)
 
     def wait_for_jobs(self, timeout_s: float = 20) -> None:
-        """Until no job is queued or running."""
+        """Until no job is queued or running, and every submission is fingerprinted for the similarity check
+        (done here at once rather than by the service's keeper thread a moment later, so that no test sees
+        the database change under it)."""
+        from api.similarity import SimilarityKeeper
+
         deadline = time.monotonic() + timeout_s
         while True:
             with self.service.db.read() as session:
                 pending = session.scalar(select(func.count()).select_from(Job).where(Job.state.not_in(FINISHED_STATES)))
             if not pending:
+                SimilarityKeeper(self.service).catch_up()
                 return
             assert time.monotonic() < deadline, f"{pending} job(s) still pending after {timeout_s} s"
             time.sleep(0.05)

@@ -223,4 +223,4 @@ def test_a_wrong_method_is_answered_with_every_method_the_path_takes(scene: Scen
     assert response.status_code == 405 and response.headers["allow"] == "GET, PATCH"
     response = scene.api.client.put(f"/api/v1/invitations/{scene.candidate.invitation['id']}",
                                     headers=scene.team.headers)
-    assert response.status_code == 405 and response.headers["allow"] == "GET"
+    assert response.status_code == 405 and response.headers["allow"] == "GET, PATCH"

@@ -103,6 +103,57 @@ TEAM_ROUTES: dict[tuple[str, str], Check] = {
     ),
     ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): lambda w: _not_found(
         w, w.b.get(f"/webhooks/{w.a_webhook}/deliveries")),
+    # The round: managing invitations, re-grades, notes, decisions, code and copies.
+    ("PATCH", "/api/v1/invitations/{invitation_id}"): lambda w: (
+        _not_found(w, w.b.api.client.patch(f"/api/v1/invitations/{w.a_candidate.invitation['id']}",
+                                           headers=w.b.headers, json={"max_attempts": 9})),
+        _check(w.a.get(f"/invitations/{w.a_candidate.invitation['id']}").json()["max_attempts"] == 3),
+    ),
+    ("POST", "/api/v1/bulk-invitations"): lambda w: _check(  # A's invitation of the same person stays A's
+        [row["same_candidate_as"] for row in w.b.api.client.post(
+            "/api/v1/bulk-invitations", params={"challenge_id": "tiny", "deadline": "2031-01-01T00:00:00Z"},
+            content=b"candidate\nADA@a.example\n", headers={**w.b.headers, "Content-Type": "text/csv"}).json()]
+        == [[]]),
+    ("POST", "/api/v1/submissions/{submission_id}/regrade"): lambda w: _not_found(
+        w, w.b.post(f"/submissions/{w.a_submission}/regrade")),
+    ("GET", "/api/v1/submissions/{submission_id}/results"): lambda w: _not_found(
+        w, w.b.get(f"/submissions/{w.a_submission}/results")),
+    ("GET", "/api/v1/submissions/{submission_id}/results/{version}"): lambda w: _not_found(
+        w, w.b.get(f"/submissions/{w.a_submission}/results/1")),
+    ("GET", "/api/v1/submissions/{submission_id}/notes"): lambda w: _not_found(
+        w, w.b.get(f"/submissions/{w.a_submission}/notes")),
+    ("POST", "/api/v1/submissions/{submission_id}/notes"): lambda w: (
+        _not_found(w, w.b.post(f"/submissions/{w.a_submission}/notes", json={"body": "mine now"})),
+        _check(w.a.get(f"/submissions/{w.a_submission}/notes").json() == []),
+    ),
+    ("GET", "/api/v1/invitations/{invitation_id}/decisions"): lambda w: _not_found(
+        w, w.b.get(f"/invitations/{w.a_candidate.invitation['id']}/decisions")),
+    ("POST", "/api/v1/invitations/{invitation_id}/decisions"): lambda w: (
+        _not_found(w, w.b.post(f"/invitations/{w.a_candidate.invitation['id']}/decisions",
+                               json={"decision": "reject"})),
+        _check(w.a.get(f"/invitations/{w.a_candidate.invitation['id']}/decisions").json() == []),
+    ),
+    ("GET", "/api/v1/submissions/{submission_id}/files"): lambda w: _not_found(
+        w, w.b.get(f"/submissions/{w.a_submission}/files")),
+    ("GET", "/api/v1/submissions/{submission_id}/upload"): lambda w: _not_found(
+        w, w.b.get(f"/submissions/{w.a_submission}/upload")),
+    ("GET", "/api/v1/challenges/{challenge_id}/similarity"): lambda w: _absent(
+        w, w.b.get("/challenges/tiny/similarity")),
+    ("GET", "/api/v1/submissions/{submission_id}/similarity"): lambda w: _not_found(
+        w, w.b.get(f"/submissions/{w.a_submission}/similarity")),
+    ("GET", "/api/v1/submissions/{submission_id}/similarity/{other_id}"): lambda w: (
+        _not_found(w, w.b.get(f"/submissions/{w.a_submission}/similarity/{w.b_submission}")),
+        _not_found(w, w.b.get(f"/submissions/{w.b_submission}/similarity/{w.a_submission}")),
+    ),
+    ("GET", "/api/v1/challenges/{challenge_id}/known-solutions"): lambda w: _absent(
+        w, w.b.get("/challenges/tiny/known-solutions")),
+    ("POST", "/api/v1/challenges/{challenge_id}/known-solutions"): lambda w: _absent(w, w.b.post(
+        "/challenges/tiny/known-solutions", params={"label": "b's"},
+        files={"file": ("known.py", b"def add(a, b):\n    total = a + b\n    return total\n" * 3)})),
+    ("DELETE", "/api/v1/challenges/{challenge_id}/known-solutions/{solution_id}"): lambda w: _not_found(
+        w, w.b.api.client.delete("/api/v1/challenges/tiny/known-solutions/1", headers=w.b.headers)),
+    ("GET", "/api/v1/challenges/{challenge_id}/comparison.csv"): lambda w: _only_b(
+        w, w.b.get("/challenges/tiny/comparison.csv")),
 }
 
 # (method, path) -> what team B's candidate does, and what it must get.
@@ -156,7 +207,8 @@ def test_a_candidate_never_sees_another_candidates_data(world: World, route: tup
 def test_team_routes_refuse_a_candidate_token_and_no_token(world: World, route: tuple[str, str]) -> None:
     method, path = route
     path = path.format(challenge_id="tiny", invitation_id=world.a_candidate.invitation["id"],
-                       submission_id=world.a_submission, webhook_id=world.a_webhook)
+                       submission_id=world.a_submission, webhook_id=world.a_webhook, other_id=world.b_submission,
+                       version=1, solution_id=1)
     for headers in ({"Authorization": f"Bearer {world.a_candidate.token}"}, {}):
         response = world.a.api.client.request(method, path, headers=headers, json={})
         assert response.status_code == 401, response.text

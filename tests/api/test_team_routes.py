@@ -149,16 +149,16 @@ def test_not_gradable_results_export_to_junit_as_errors_but_not_to_gradescope(ap
     assert suite is not None and (suite.get("failures"), suite.get("errors")) == ("0", "3")
 
 
-def test_the_comparison_ranks_each_candidates_latest_graded_submission(api: Api) -> None:
+def test_the_comparison_ranks_each_candidates_latest_graded_submission_when_asked(api: Api) -> None:
     team = api.team()
     ada, bob, cy, dee = (team.invite(name) for name in ("ada", "bob", "cy", "dee"))
     ada.upload("pass:all")
-    ada.upload("pass:secret")  # her latest counts, not her best
+    ada.upload("pass:secret")  # with rank_by=latest her latest counts, not her best (the default)
     bob.upload("pass:all")
     cy.upload("pass:adds pass:secret")
     dee.upload("INFRASTRUCTURE")  # not graded: not in the table
     api.wait_for_jobs()
-    comparison = team.get("/challenges/tiny/comparison").json()
+    comparison = team.get("/challenges/tiny/comparison", params={"rank_by": "latest"}).json()
     assert comparison["checks"] == ["adds", "secret", "later"]
     table = [(row["rank"], row["candidate"], row["score"], row["passed"]) for row in comparison["rows"]]
     assert table == [(1, "bob", 10, True), (2, "cy", 9, True), (3, "ada", 3, False)]

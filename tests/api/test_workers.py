@@ -83,3 +83,37 @@ def test_a_challenge_that_changed_after_the_upload_is_not_gradable_and_not_charg
         assert "is now version 1.1.0" in (session.scalars(select(Job.last_error)).one() or "")
     refused = candidate.upload("pass:all")
     assert refused.status_code == 409 and "ask the hiring team for a new invitation" in refused.json()["error"]
+
+
+def test_an_inconclusive_timing_goes_back_to_the_queue_uncharged_then_is_graded(api_factory: ApiFactory) -> None:
+    api = api_factory()
+    team = api.team()
+    candidate = team.invite(max_attempts=1)
+    candidate.upload("pass:all INCONCLUSIVE:1")
+    wait_until(lambda: jobs(api) == [("queued", 1)])
+    [view] = candidate.get("/submissions").json()
+    assert view["state"] == "queued"
+    team_view = team.get("/challenges/tiny/submissions").json()
+    assert team_view[0]["note"].startswith("retrying: the machine was too busy to time it (try 1 of 3)")
+    time.sleep(2 * api.service.settings.poll_s)
+    assert jobs(api) == [("queued", 1)], "a retry must wait: the machine was busy a moment ago"
+    api.clock.advance(seconds=queue.TIMING_RETRY_DELAYS_S[0] + 1)
+    api.wait_for_jobs()
+    assert jobs(api) == [("done", 2)]
+    assert api.grader.calls == ["solution.py", "solution.py"]
+    with api.service.db.read() as session:
+        actions = [event.action for event in session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+    assert "job.retry_later" in actions and actions[-1] == "job.done"
+
+
+def test_a_timing_that_stays_inconclusive_is_not_gradable_and_not_charged(api_factory: ApiFactory) -> None:
+    api = api_factory()
+    candidate = api.team().invite(max_attempts=1)
+    candidate.upload("pass:all INCONCLUSIVE:99")
+    for run, delay_s in enumerate(queue.TIMING_RETRY_DELAYS_S, start=1):
+        wait_until(lambda run=run: jobs(api) == [("queued", run)])  # type: ignore[misc]
+        api.clock.advance(seconds=delay_s + 1)
+    api.wait_for_jobs()
+    assert jobs(api) == [("not_gradable", len(queue.TIMING_RETRY_DELAYS_S) + 1)]
+    [view] = candidate.get("/submissions").json()
+    assert (view["state"], view["charged"], view["attempts_left"]) == ("not_gradable", False, 1)

@@ -10,9 +10,11 @@ first check), and then ends the grading the hard way:
 - SIGKILL to the judge (found by its command line ``grader.judge.runner``, a child of that
   ``cvgrade``): the grader sees its judge die, removes the dead judge's containers itself,
   and reports an error; no container remains once it has returned.
-- SIGKILL to ``cvgrade`` and then to its judge: nobody is left to clean up, so the
-  containers stay (labelled with their owner, a judge no longer running) until
-  ``cvgrade janitor``, or the next ``cvgrade grade``, removes them.
+- SIGKILL to ``cvgrade`` and to its judge, the judge stopped (SIGSTOP) first so that it cannot
+  notice its grader's end and clean up: nobody is left to clean up, so the containers stay
+  (labelled with their owner, a judge no longer running) until ``cvgrade janitor``, or the
+  next ``cvgrade grade``, removes them. (SIGKILL to ``cvgrade`` alone: its judge stops by
+  itself and removes its containers; ``test_neighbouring_sandboxes.py``.)
 - SIGTERM to ``cvgrade`` (what ``timeout``, systemd or a CI runner sends): like Ctrl-C, exit code 143.
 
 Every grading runs with its own ``TMPDIR`` (pytest's ``tmp_path``: too long for a Unix
@@ -197,6 +199,7 @@ def test_containers_of_a_grader_killed_with_its_judge_are_removed_by_the_janitor
     grading: Grading, cleaner: str
 ) -> None:
     judge = grading.wait_until_inside_a_check()
+    os.kill(judge, signal.SIGSTOP)  # else it sees its grader die and removes its containers itself
     grading.cli.kill()  # SIGKILL: no clean-up of any kind
     grading.cli.communicate()
     os.kill(judge, signal.SIGKILL)

@@ -87,6 +87,70 @@ def test_exit_code_2_for_a_hostile_zip_with_a_clear_message(tiny: Path, submissi
     assert "points outside the archive" in output
 
 
+def test_json_prints_a_refused_zip_as_one_object_in_its_place(tiny: Path, submission_dir: Path) -> None:
+    archive = submission_dir / "sub.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("../evil.py", "x = 1")
+    good = write(submission_dir, "good.py", "def add(a, b):\n    return a + b\n")
+    done = subprocess.run([str(Path(sys.executable).parent / "cvgrade"), "grade", str(archive), str(good),
+                           "-c", str(tiny), "--json", "--backend", "local"],
+                          capture_output=True, text=True, check=False)
+    objects = [json.loads(line) for line in done.stdout.splitlines()]  # nothing but JSON on stdout
+    assert [o["status"] for o in objects] == ["refused", "graded"]
+    refused = objects[0]
+    assert refused["score"] is None and refused["passed"] is False
+    assert refused["submission"]["name"] == "sub.zip" and refused["challenge"]["id"] == "tiny"
+    assert "points outside the archive" in refused["error"]
+    assert done.returncode == 2  # the worst of refused (2) and passed (0), as documented
+
+
+def test_json_prints_one_refusal_per_submission_for_an_unknown_challenge(tmp_path: Path, submission_dir: Path) -> None:
+    good = write(submission_dir, "good.py", "def add(a, b):\n    return a + b\n")
+    other = write(submission_dir, "other.py", "def add(a, b):\n    return a + b\n")
+    done = subprocess.run([str(Path(sys.executable).parent / "cvgrade"), "grade", str(good), str(other),
+                           "-c", "nope", "--challenges-dir", str(tmp_path), "--json"],
+                          capture_output=True, text=True, check=False)
+    objects = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(o["status"], o["submission"]["name"]) for o in objects] == [("refused", "good.py"),
+                                                                          ("refused", "other.py")]
+    assert "no challenge 'nope'" in objects[0]["error"] and done.returncode == 2
+
+
+def test_progress_shows_on_a_terminal_and_never_in_json_or_a_pipe(tiny: Path, submission_dir: Path) -> None:
+    import pty
+
+    good = write(submission_dir, "good.py", "def add(a, b):\n    return a + b\n")
+    command = [str(Path(sys.executable).parent / "cvgrade"), "grade", str(good), "-c", str(tiny), "--backend", "local"]
+    on_terminal = _run_on_a_terminal(pty, command)
+    assert "check 1 of 1: adds" in on_terminal, on_terminal
+    piped = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert "check 1 of" not in piped.stdout + piped.stderr and "PASSED" in piped.stdout
+    as_json = _run_on_a_terminal(pty, [*command, "--json"])
+    assert "check 1 of" not in as_json
+    assert json.loads(as_json.strip().splitlines()[-1])["passed"] is True
+
+
+def _run_on_a_terminal(pty: object, command: list[str]) -> str:
+    """Run ``command`` with stdout and stderr on a pseudo-terminal; return all it wrote there."""
+    import os as os_module
+
+    leader, follower = pty.openpty()  # type: ignore[attr-defined]
+    process = subprocess.Popen(command, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
+    os_module.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os_module.read(leader, 65536)
+        except OSError:  # EIO: the terminal's other end is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait()
+    os_module.close(leader)
+    return b"".join(chunks).decode(errors="replace").replace("\r\n", "\n")
+
+
 def test_exit_code_2_for_a_broken_notebook(tiny: Path, submission_dir: Path) -> None:
     notebook = write(submission_dir, "solution.ipynb", "{not json")
     code, output = invoke("grade", str(notebook), "-c", str(tiny))
@@ -161,6 +225,33 @@ def test_validate_fails_a_challenge_that_fails_a_sound_solution(tiny: Path) -> N
     code, output = invoke("validate", "tiny", "--challenges-dir", str(tiny.parent))
     assert code == 1 and "known_good/swapped.py is a sound solution and should pass" in output
     assert "adds: wrong sum" in output
+
+
+def test_validate_refuses_a_hidden_test_that_is_not_a_check(tiny: Path) -> None:
+    unlisted = "\n\ndef test_forgotten(candidate):\n    assert candidate.add(2, 2) == 5, 'never runs'\n"
+    with (tiny / "hidden" / "test_add.py").open("a") as hidden:
+        hidden.write(unlisted)
+    code, output = invoke("validate", "tiny", "--challenges-dir", str(tiny.parent))
+    assert code == 1
+    assert "hidden/test_add.py::test_forgotten is not listed in [[checks]]" in output
+
+
+def test_validate_refuses_a_check_that_names_no_test(challenge_factory) -> None:
+    folder = challenge_factory({"test_add.py": CHECKS},
+                               [*CHECK, {"name": "gone", "test": "test_add.py::test_gone", "points": 1}])
+    code, output = invoke("validate", str(folder))
+    assert code == 1 and "check 'gone' names test_add.py::test_gone, which pytest does not collect" in output
+
+
+def test_validate_runs_the_public_tests_on_the_reference_and_the_starter(tiny: Path) -> None:
+    code, output = invoke("validate", "tiny", "--challenges-dir", str(tiny.parent))
+    assert code == 0
+    assert "public tests on the reference: 1 of 1 passed" in output
+    assert "public tests on the starter: 0 of 1 passed" in output
+    (tiny / "public" / "test_public.py").write_text(
+        "def test_adds_zero(candidate):\n    assert candidate.add(0, 0) == 1, 'a public test that is wrong'\n")
+    code, output = invoke("validate", "tiny", "--challenges-dir", str(tiny.parent))
+    assert code == 1 and "the public tests must pass on the reference, but 1 failed" in output
 
 
 def test_validate_checks_the_partial_credit_a_known_bad_solution_keeps(challenge_factory) -> None:

@@ -8,7 +8,7 @@ from xml.etree import ElementTree
 import pytest
 
 from grader.exports import gradescope_results, junit_xml
-from grader.feedback import NOT_GRADABLE, candidate_feedback
+from grader.feedback import HELD_BACK_NOTE, NOT_GRADABLE, candidate_feedback
 from grader.results import GradeResult
 from grader.results import TestResult as CheckResult  # not a pytest class
 
@@ -115,3 +115,20 @@ def test_junit_xml_has_a_case_per_check_failures_for_the_candidates_and_errors_f
     assert broken is not None and (broken.get("failures"), broken.get("errors")) == ("0", "1")
     error = broken.find("testcase/error")
     assert error is not None and error.get("type") == "not_gradable"
+
+
+def test_after_held_back_data_neither_the_view_nor_gradescope_carries_the_message() -> None:
+    leaked = check("accuracy", "visible", passed=False, output="raised: HELDBACK:iVBORw0KGgo...")
+    leaked = leaked.model_copy(update={"saw_held_back_data": True})
+    clean = check("small_task", "visible", passed=False, output="the small task's logits have the wrong shape")
+    graded = result(clean, leaked)
+    view = candidate_feedback(graded, deadline_passed=True, show_scores=True)
+    assert [c["message"] for c in view["checks"]] == [
+        "the small task's logits have the wrong shape", "the solution raised an exception"]
+    assert view["checks"][1]["description"] == "what accuracy checks"
+    assert HELD_BACK_NOTE in view["notes"]
+    exported = gradescope_results(graded)
+    assert [t["output"] for t in exported["tests"]] == [
+        "the small task's logits have the wrong shape", "the solution raised an exception: what accuracy checks"]
+    assert "HELDBACK" not in str(view) + str(exported)
+    assert "HELDBACK" in graded.model_dump_json()  # the hiring team's result keeps it

@@ -98,7 +98,7 @@ def test_a_check_that_times_out_fails_alone_and_the_rest_still_report(
     result = grade(challenge, source, submission_dir, backend)
     tests = by_name(result)
     assert tests["slow"].outcome == "timed_out"  # type: ignore[attr-defined]
-    assert "slow() did not finish within the check's time limit of 2 s" in tests["slow"].output  # type: ignore[attr-defined]
+    assert "slow() did not return within the check's time limit of 2 s in check slow" in tests["slow"].output  # type: ignore[attr-defined]
     assert tests["adds"].status == "passed"  # type: ignore[attr-defined]
     assert result.metrics["worker_starts"] == 2  # restarted after the timeout
     assert result.status == "graded"
@@ -285,5 +285,32 @@ def test_the_result_carries_gradescope_fields_and_our_own(
     for field in ("name", "score", "max_score", "status", "output", "visibility"):
         assert field in result["tests"][0]
     assert result["environment"]["sandbox"]["backend"] == backend
-    assert result["environment"]["candidate_runtime"]["torch"].startswith("2.14.1")
+    assert result["environment"]["runtime"]["torch"].startswith("2.14.1")
     assert result["limits"]["memory_mb"] == 2048
+
+
+def test_a_reference_first_called_after_its_setup_limit_has_passed_still_answers(
+    challenge_factory, submission_dir: Path
+) -> None:
+    # The reference's worker starts with the candidate's; iou first calls it in its speed check,
+    # which on a busy machine comes after the setup limit has passed since the start. Its greeting
+    # came in time, and the judge takes it at once, as it takes the candidate's.
+    checks = textwrap.dedent(
+        """
+        import time
+
+        def test_first(candidate):
+            time.sleep(25)
+            assert candidate.add(1, 2) == 3
+
+        def test_against_the_reference(candidate, reference):
+            assert candidate.add(2, 2) == reference.add(2, 2)
+        """
+    )
+    challenge = challenge_factory({"test_late.py": checks}, [
+        {"name": "first", "test": "test_late.py::test_first", "points": 1},
+        {"name": "against_the_reference", "test": "test_late.py::test_against_the_reference", "points": 1},
+    ], limits="setup_timeout_s = 20")
+    result = grade(challenge, "def add(a, b):\n    return a + b\n", submission_dir, "local", "process")
+    assert {test.name: test.output for test in result.tests} == {"first": "", "against_the_reference": ""}
+    assert result.score == 2

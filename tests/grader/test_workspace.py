@@ -17,6 +17,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from grader.errors import BadSubmission
 from grader.workspace import MiB, Workspace, WorkspaceLimits, prepare_workspace
+from harness.leftovers import owner_token
 
 SOLUTION = b"def detect(image):\n    return []\n"
 
@@ -162,14 +163,19 @@ def test_a_py_file_over_the_file_cap_is_refused(tmp_path: Path, work_root: Path)
     assert "the limit for one file" in refuse(submission, work_root, max_file_bytes=1000)
 
 
-def test_the_default_work_root_is_a_fresh_folder_in_the_system_temp_dir(tmp_path: Path) -> None:
+def test_the_default_work_root_is_a_fresh_folder_in_this_users_private_folder(tmp_path: Path) -> None:
     submission = tmp_path / "solution.py"
     submission.write_bytes(SOLUTION)
 
     workspace = prepare_workspace(submission)
     try:
-        assert workspace.path.parent == Path(tempfile.gettempdir())
-        assert workspace.path.name.startswith("cvgrade-ws-")
+        private = workspace.path.parent
+        assert private == Path(tempfile.gettempdir()) / f"cvgrade-{os.getuid()}"
+        found = private.stat()
+        assert (stat.S_IMODE(found.st_mode), found.st_uid) == (0o700, os.getuid()), "other users could read it"
+        # named after the grader that made it, so that the janitor knows when it is left over
+        assert workspace.path.name.startswith(f"ws-{owner_token()}-")
+        assert stat.S_IMODE(workspace.path.stat().st_mode) == 0o755  # the sandbox's user reads it
     finally:
         workspace.cleanup()
     assert not workspace.path.exists()

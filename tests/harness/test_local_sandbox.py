@@ -193,3 +193,51 @@ def test_a_cpu_challenge_hides_every_gpu(workspace: Path, isolation: str) -> Non
         assert session.start().device["type"] == "cpu"
     finally:
         session.close()
+
+
+def test_a_greeting_that_came_in_time_is_read_however_late_the_first_call(
+    workspace: Path, isolation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker imported within its setup limit; the judge's first call comes after that limit
+    (an earlier check used only the other solution). That is no import failure."""
+    import select
+    import time
+
+    import harness.session
+
+    monkeypatch.setattr(harness.session, "RUNTIME_START_S", 20.0)  # the limits short, so the wait is
+    session = make_session(workspace, isolation, setup_timeout_s=10.0)
+    worker = session._sandbox.start(session._spec)
+    session.adopt(worker)
+    try:
+        ready, _, _ = select.select([worker.reply_fd], [], [], 30.0)
+        if not ready:
+            pytest.skip("the worker did not even greet within its setup limit on this machine now")
+        time.sleep(max(session._setup_deadline - time.monotonic(), 0.0) + 1.0)  # the limit has passed
+        reply = session.call("add", [1, 2], {}, 20)
+        assert reply.value == 3
+    finally:
+        session.close()
+
+
+def test_an_import_failure_reported_before_the_worker_exits_is_read_not_retried(
+    workspace: Path, isolation: str
+) -> None:
+    """The worker reports the import failure and exits; the judge asks only later (a busy machine).
+    The report waiting in the channel is the answer: the submission is not imported a second time."""
+    import time
+
+    (workspace / "solution.py").write_text("x = 1\ny = 1 / 0\n")
+    session = make_session(workspace, isolation, setup_timeout_s=60.0)
+    worker = session._sandbox.start(session._spec)
+    session.adopt(worker)
+    try:
+        deadline = time.monotonic() + 60
+        while worker.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not worker.alive(), "the worker should exit after reporting its import failure"
+        with pytest.raises(CallFailure, match="could not be imported: ZeroDivisionError"):
+            session.start()
+        assert session.stats.starts == 1
+    finally:
+        session.close()

@@ -1,4 +1,4 @@
-"""Hidden check: augment of a 3x480x640 uint8 image with 10,000 boxes, relative to the reference.
+"""Hidden check: augment of a 3x480x640 uint8 image with 50,000 boxes, relative to the reference.
 
 Every timed call gets boxes and parameters it has never seen, drawn from a seed chosen for this
 run, and every timed output is checked against the oracle: caching outputs or returning garbage
@@ -24,7 +24,9 @@ from cases import as_tensor, random_boxes, smooth_image
 
 from grader.judgekit import finite_ratio
 
-HEIGHT, WIDTH, BOXES, OUT = 480, 640, 10_000, (320, 320)
+# Enough boxes that the work on them, not the image or the round trip, decides the time: with
+# 10,000, a Python loop over the boxes came within 10x of the reference on a loaded machine.
+HEIGHT, WIDTH, BOXES, OUT = 480, 640, 50_000, (320, 320)
 REPEATS = 7
 MAX_RATIO = 10.0
 # A call is stopped at TIMEOUT_RATIO times the reference's time (at least MIN_TIMEOUT_S).
@@ -52,7 +54,7 @@ def test_speed(candidate, reference, record):
     warmup = workload(run_seed)
     _, ref_warmup = reference.timed("augment", *warmup)
     value, _ = candidate.timed("augment", *warmup, timeout_s=max(MIN_TIMEOUT_S, TIMEOUT_RATIO * ref_warmup))
-    check_result(value, *warmup, 0.25, "augment of a 480x640 image with 10,000 boxes")
+    check_result(value, *warmup, 0.25, "augment of a 480x640 image with 50,000 boxes")
 
     ref_times: list[float] = []
     cand_times: list[float] = []
@@ -61,11 +63,11 @@ def test_speed(candidate, reference, record):
         ref_times.append(reference.timed("augment", *inputs)[1])
         timeout_s = max(MIN_TIMEOUT_S, TIMEOUT_RATIO * statistics.median(ref_times))
         value, seconds = candidate.timed("augment", *inputs, timeout_s=timeout_s)
-        check_result(value, *inputs, 0.25, "augment of a 480x640 image with 10,000 boxes")
+        check_result(value, *inputs, 0.25, "augment of a 480x640 image with 50,000 boxes")
         cand_times.append(seconds)
     ratio = finite_ratio(statistics.median(cand_times), statistics.median(ref_times))
     record.metric("augment_speed_ratio", round(ratio, 3))
     record.metric("augment_reference_s", round(statistics.median(ref_times), 4))
     assert ratio <= MAX_RATIO, (
-        f"augment of a 480x640 image with 10,000 boxes took {ratio:.1f}x as long as the reference "
+        f"augment of a 480x640 image with 50,000 boxes took {ratio:.1f}x as long as the reference "
         f"(the limit is {MAX_RATIO:g}x)")

@@ -1,22 +1,30 @@
-"""The finetune challenge's adapter: runs in the worker beside the submission, turns plain data into objects.
+"""The finetune challenge's adapter: runs in the workers, turns plain data into objects and back.
 
 The judge cannot hand an ``nn.Module`` or a ``Dataset`` over the channel, so it
 calls these functions instead (as ``adapter.train`` and so on), with numbers and
-tensors; they build the backbone and the training set from this folder, call the
-submission's ``finetune``, keep the trained model in this module, and run it on
-the images the judge sends. The judge never sees the model, only its logits.
+tensors. It is loaded in two kinds of worker:
 
-Everything here shares a process with the candidate's code, so the judge trusts
-its replies no more than the candidate's own: the checks that matter (accuracy
-on held-back images, the time budget) are measured by the judge. The checks on
-threads and import-time work are there to catch honest mistakes and lazy
-tricks, not to stand up to a candidate who rewrites this module.
+- the **candidate's**: ``train`` builds the backbone and the training set from
+  this folder, calls the submission's ``finetune``, and, still inside the call the
+  judge times, exports the returned model as plain data (``plain_model.export``:
+  its graph of standard operations and copies of its weights), which is the
+  reply. Whatever the candidate's code does after that changes nothing scored.
+- the **reference's**, which runs only our code: ``load_model`` rebuilds a
+  model from that plain data with the challenge's own code (``plain_model.rebuild``),
+  and ``predict`` runs it on the images the judge sends. The held-back images
+  never reach the candidate's worker, and the candidate's code never predicts.
+
+In the candidate's worker everything here shares a process with the candidate's
+code, so the judge trusts its replies no more than the candidate's own: the
+checks that matter (accuracy on held-back images, the time budget) are measured
+by the judge and the trusted worker. The checks on threads and import-time work
+are there to catch honest mistakes and lazy tricks, not to stand up to a
+candidate who rewrites this module.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import gc
 import importlib.util
 import os
@@ -51,6 +59,7 @@ def _load_helper(name: str) -> types.ModuleType:
 
 
 data = _load_helper("finetune_data")
+plain_model = _load_helper("plain_model")
 
 _state: dict[str, Any] = {}
 
@@ -116,11 +125,14 @@ def train_subset(indices: list[int]) -> tuple[Tensor, Tensor]:
 
 
 def train(budget_s: float, seed: int, indices: list[int] | None = None, slot: str = "main") -> dict[str, Any]:
-    """Call the submission's ``finetune`` on the training set (or the images ``indices``); keep its model in ``slot``.
+    """Call the submission's ``finetune`` on the training set (or the images ``indices``), export its model.
 
     Labels of a subset are renumbered 0..k-1 in increasing order of the original label.
-    Returns what the judge needs beside its own clock: the number of classes, and what
-    was left running (threads, processes) or done at import time.
+    Returns what the judge needs beside its own clock: ``model``, the trained model as
+    plain data (``plain_model.FORMAT``), or None with ``export_error`` saying why it
+    cannot be; the number of classes; what was left running (threads, processes) or
+    done at import time. The model is also kept here, in ``slot``, for ``predict``
+    (practice runs, which have no trusted worker).
     """
     models = _state.setdefault("models", {})
     models.pop(slot, None)
@@ -155,13 +167,15 @@ def train(budget_s: float, seed: int, indices: list[int] | None = None, slot: st
     seconds = time.perf_counter() - started
     if not isinstance(model, nn.Module):
         raise TypeError(f"finetune must return an nn.Module, not {type(model).__name__}")
-    # Predictions use a copy taken now, so nothing done to the returned model later counts.
-    with contextlib.suppress(Exception):
-        model = copy.deepcopy(model)
-    del train_set, backbone
+    # What is scored is this snapshot, taken inside the judge's timed call: later changes to the
+    # returned object, and anything its code would do when called, count for nothing.
+    exported, export_error = _export(model)
+    del model, train_set, backbone
     threads_left, children_left = _left_running(threads_before, children_before)
-    models[slot] = (model, device)
+    models[slot] = (exported if exported is not None else export_error, device)
     return {
+        "model": exported,
+        "export_error": export_error,
         "num_classes": num_classes,
         "finetune_s": seconds,
         "threads_left": threads_left,
@@ -171,16 +185,50 @@ def train(budget_s: float, seed: int, indices: list[int] | None = None, slot: st
     }
 
 
-def predict(images: Tensor, slot: str = "main") -> Tensor:
-    """The logits of the model trained in ``slot`` for uint8 images [B, 3, S, S], on the CPU.
+def _export(model: nn.Module) -> tuple[dict[str, Any] | None, str]:
+    """The model as plain data, or None and why it cannot be (the candidate's own model, in their terms)."""
+    try:
+        return plain_model.export(model), ""
+    except plain_model.ExportError as err:
+        return None, str(err)
 
-    The model is called as ``finetune`` returned it (its train/eval mode untouched),
-    under ``torch.no_grad()``, on normalised images on the training device.
+
+def load_model(plain: dict[str, Any], slot: str) -> dict[str, Any]:
+    """Rebuild a model from its plain data (``train``'s ``model``) with our own code, and keep it in ``slot``.
+
+    Called in a worker that runs no candidate code. Returns its size in plain numbers.
+    """
+    models = _state.setdefault("models", {})
+    models.pop(slot, None)
+    device = _device()
+    models[slot] = (plain_model.rebuild(plain, device), device)
+    return {"tensors": len(plain["tensors"]), "values": sum(t.numel() for t in plain["tensors"].values())}
+
+
+def load_baseline(num_classes: int, slot: str) -> None:
+    """The challenge's own architecture (the backbone and a linear head, untrained, in eval mode), exported
+    and rebuilt like a candidate's model: what predicting costs the reference's kind of model."""
+    backbone = data.build_backbone(_config())
+    baseline = nn.Sequential(backbone, nn.Linear(backbone.out_features, num_classes)).eval()
+    load_model(plain_model.export(baseline), slot)
+
+
+def predict(images: Tensor, slot: str = "main") -> Tensor:
+    """The logits of the model in ``slot`` for uint8 images [B, 3, S, S], on the CPU.
+
+    The model is the rebuilt plain model (``load_model``, or ``train``'s export in a practice
+    run): its layers in the train/eval modes finetune returned them in, called under
+    ``torch.no_grad()`` on normalised images on this worker's device.
     """
     if slot not in _state.get("models", {}):
         raise RuntimeError("no trained model: train did not finish in this worker (it failed, ran out of "
                            "time, or the worker was restarted)")
     model, device = _state["models"][slot]
+    if isinstance(model, str):
+        raise RuntimeError(f"the model returned by finetune cannot be graded: {model}")
+    if isinstance(model, dict):  # train kept the export: rebuild it once, as a trusted worker would
+        model = plain_model.rebuild(model, device)
+        _state["models"][slot] = (model, device)
     config = _config()
     x = data.normalise(images, config.mean, config.std).to(device)
     with torch.no_grad():

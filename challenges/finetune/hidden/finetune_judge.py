@@ -4,12 +4,20 @@ Imported by the hidden checks (never shipped to a worker). The training run is
 shared: the first check that needs the trained model runs ``adapter.train`` on
 the judge's clock, and the others reuse its outcome, including a failure, whose
 message they repeat.
+
+The candidate's worker only trains. Its reply carries the trained model as plain
+data (``assets/plain_model.py``), exported inside the timed call; the judge hands
+that to the reference's worker, which runs only our code, to rebuild and predict
+(``Evaluator``). So what is scored is the state finetune returned, the candidate's
+code never sees a held-back image, and the time predicting takes is held against
+the time the challenge's own architecture takes in the same worker.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import math
+import re
 import secrets
 import sys
 import time
@@ -21,6 +29,7 @@ from typing import Any
 import torch
 
 from grader.judgekit import CallFailure, Outcome, expect_tensor
+from harness.sandbox import SandboxUnavailable
 
 HIDDEN = Path(__file__).resolve().parent
 CHALLENGE = HIDDEN.parent
@@ -31,6 +40,7 @@ ASSETS = CHALLENGE / "assets"
 GRACE_FRACTION = 0.10
 GRACE_S = 2.0
 EVAL_BATCH = 100
+LOAD_TIMEOUT_S = 60.0  # rebuilding a model in the trusted worker
 
 
 def _data_module() -> Any:
@@ -58,7 +68,8 @@ class Thresholds:
     benchmark_s: float | None  # this entry's figure for adapter.benchmark; None: do not scale the budget
     benchmark_steps: int
     scale_limits: tuple[float, float]
-    eval_timeout_s: float
+    eval_ratio: float  # predicting the test set may take this many times the reference architecture's time
+    eval_min_s: float  # ... and never less than this; also the limit of each small prediction
     import_cpu_limit_s: float
 
 
@@ -81,7 +92,8 @@ def thresholds(hardware_class: str) -> Thresholds:
         benchmark_s=float(entry["benchmark_s"]) if "benchmark_s" in entry else None,
         benchmark_steps=int(entry.get("benchmark_steps", 10)),
         scale_limits=(float(entry.get("min_scale", 1.0)), float(entry.get("max_scale", 1.0))),
-        eval_timeout_s=float(entry["eval_timeout_s"]),
+        eval_ratio=float(entry["eval_ratio"]),
+        eval_min_s=float(entry["eval_min_s"]),
         import_cpu_limit_s=float(entry["import_cpu_limit_s"]),
     )
 
@@ -149,6 +161,7 @@ class Run:
     budget_s: float
     seconds: float = math.nan
     info: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] | None = None  # the trained model as plain data (assets/plain_model.py)
     failure: str = ""
     logits: torch.Tensor | None = None  # on the whole test set, once predicted
 
@@ -157,7 +170,11 @@ _RUNS: dict[str, Run] = {}
 
 
 def train(solution: Any, budget: float, *, indices: list[int] | None = None, slot: str = "main") -> Run:
-    """Run adapter.train on the judge's clock; a call past the budget (plus grace) is stopped."""
+    """Run adapter.train on the judge's clock; a call past the budget (plus grace) is stopped.
+
+    The clock stops when the reply, with the exported model in it, has arrived: exporting is
+    part of the call, so whatever the model's code does while it is exported is timed too.
+    """
     run = Run(budget_s=budget)
     limit = stop_after_s(budget)
     try:
@@ -174,6 +191,8 @@ def train(solution: Any, budget: float, *, indices: list[int] | None = None, slo
     if not isinstance(info, dict):
         run.failure = "the training call returned something unexpected"
         return run
+    model = info.pop("model", None)
+    run.model = model if isinstance(model, dict) else None
     run.info = info
     if seconds > limit:
         run.failure = (f"time budget exceeded: finetune took {seconds:.1f} s, its time_budget_s was {budget:g} s")
@@ -194,37 +213,90 @@ def trained(solution: Any, label: str, budget: float) -> Run:
     return run
 
 
-def predict(solution: Any, images: torch.Tensor, num_classes: int, timeout_s: float, what: str) -> torch.Tensor:
-    """Logits for ``images``, in batches, within ``timeout_s`` in all; each a finite float tensor [B, num_classes]."""
-    out = []
-    deadline = time.monotonic() + timeout_s
-    for start in range(0, len(images), EVAL_BATCH):
-        batch = images[start:start + EVAL_BATCH]
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"predicting {len(images)} test images took more than {timeout_s:g} s"
-        try:
-            logits = solution.call("adapter.predict", batch, timeout_s=remaining)
-        except CallFailure as failure:
-            if failure.outcome is Outcome.TIMED_OUT:
-                raise AssertionError(f"predicting {len(images)} test images took more than {timeout_s:g} s") from None
-            raise in_candidate_terms(failure) from None
-        out.append(check_logits(logits, len(batch), num_classes, what))
-    return torch.cat(out)
-
-
-def call_model(solution: Any, images: torch.Tensor, timeout_s: float, slot: str = "main") -> Any:
-    """adapter.predict, with failures told in the candidate's terms."""
-    try:
-        return solution.call("adapter.predict", images, slot, timeout_s=timeout_s)
-    except CallFailure as failure:
-        raise in_candidate_terms(failure) from None
-
-
 def in_candidate_terms(failure: CallFailure) -> CallFailure:
     """The same failure, naming finetune and the model rather than the adapter functions around them."""
     message = (failure.message.replace("adapter.train()", "finetune()")
                .replace("adapter.predict()", "the model returned by finetune"))
     return CallFailure(failure.outcome, message, detail=failure.detail, output=failure.output)
+
+
+# ---------------------------------------------------------------------------- predicting, in a trusted worker
+
+# How a failure in the trusted worker is told: by what happened, never by the text of the error, since
+# it was raised while the candidate's graph ran on held-back images and could carry their values.
+_TRUSTED_FAILURES = {
+    Outcome.RAISED: "raised {kind}",
+    Outcome.TIMED_OUT: "took longer than {limit}",
+    Outcome.OUT_OF_MEMORY: "ran out of memory",
+    Outcome.CRASHED: "crashed the process predicting with it",
+    Outcome.BAD_VALUE: "returned something that is not a tensor of logits",
+    Outcome.OUTPUT_LIMIT: "printed more than the output limit",
+}
+
+
+class Evaluator:
+    """Predicts with the candidate's trained models in the reference's worker, which runs only our code.
+
+    ``load`` rebuilds a model there from the plain data ``adapter.train`` replied with;
+    ``predict`` runs it on images. Failures are the candidate's, told by what happened.
+    """
+
+    def __init__(self, trusted: Any, limits: Thresholds) -> None:
+        self._trusted = trusted
+        self._limits = limits
+
+    def load(self, run: Run, slot: str) -> None:
+        """Rebuild ``run``'s model in the trusted worker under ``slot`` (again, if it was there: a fresh state)."""
+        if run.model is None:
+            reason = run.info.get("export_error") if isinstance(run.info.get("export_error"), str) else ""
+            raise AssertionError(f"the model returned by finetune cannot be graded: {reason or 'it was not sent'}")
+        try:
+            self._trusted.call("adapter.load_model", run.model, slot, timeout_s=LOAD_TIMEOUT_S)
+        except CallFailure as failure:
+            if failure.outcome is Outcome.RAISED:  # our rebuilding code refused the description: it says why
+                raise AssertionError("the model returned by finetune could not be rebuilt from its layers and "
+                                     f"weights: {failure.message[:500]}") from None
+            raise AssertionError(f"rebuilding the model returned by finetune {self._told(failure, LOAD_TIMEOUT_S)}"
+                                 ) from None
+
+    def predict(self, images: torch.Tensor, slot: str, num_classes: int, limit_s: float, what: str) -> torch.Tensor:
+        """Logits for ``images`` in batches of EVAL_BATCH, within ``limit_s`` in all; each checked."""
+        out = []
+        deadline = time.monotonic() + limit_s
+        for start in range(0, len(images), EVAL_BATCH):
+            batch = images[start:start + EVAL_BATCH]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{what}: predicting {len(images)} images took more than {limit_s:.3g} s")
+            try:
+                logits = self._trusted.call("adapter.predict", batch, slot, timeout_s=remaining)
+            except CallFailure as failure:
+                raise AssertionError(f"{what}: the model returned by finetune {self._told(failure, limit_s)}"
+                                     ) from None
+            out.append(check_logits(logits, len(batch), num_classes, what))
+        return torch.cat(out)
+
+    def timed_predict(self, images: torch.Tensor, slot: str, num_classes: int, limit_s: float,
+                      what: str) -> tuple[torch.Tensor, float]:
+        started = time.monotonic()
+        logits = self.predict(images, slot, num_classes, limit_s, what)
+        return logits, time.monotonic() - started
+
+    def baseline_s(self, images: torch.Tensor, num_classes: int) -> float:
+        """How long the challenge's own architecture (backbone + linear head) takes to predict ``images`` here."""
+        self._trusted.call("adapter.load_baseline", num_classes, "baseline", timeout_s=LOAD_TIMEOUT_S)
+        started = time.monotonic()
+        for start in range(0, len(images), EVAL_BATCH):
+            self._trusted.call("adapter.predict", images[start:start + EVAL_BATCH], "baseline", timeout_s=120)
+        return time.monotonic() - started
+
+    @staticmethod
+    def _told(failure: CallFailure, limit_s: float) -> str:
+        if failure.outcome is Outcome.IMPORT_FAILED:  # the reference's worker itself is broken: ours
+            raise SandboxUnavailable("the trusted worker that predicts with the candidate's model failed to start")
+        sentence = _TRUSTED_FAILURES.get(failure.outcome, "failed")
+        raised = re.search(r" raised ([A-Za-z_]\w{0,60})", failure.message)
+        return sentence.format(kind=raised.group(1) if raised else "an exception", limit=f"{limit_s:.3g} s")
 
 
 def check_logits(value: Any, batch: int, num_classes: int, what: str) -> torch.Tensor:
@@ -235,15 +307,26 @@ def check_logits(value: Any, batch: int, num_classes: int, what: str) -> torch.T
     return logits
 
 
-def test_logits(solution: Any, label: str, budget: float, timeout_s: float) -> torch.Tensor:
-    """The trained model's logits on the whole test set (predicted once, then reused)."""
-    run = trained(solution, label, budget)
+def test_logits(evaluator: Evaluator, run: Run, record: Any) -> torch.Tensor:
+    """The trained model's logits on the whole test set (predicted once, then reused).
+
+    The time allowed is ``eval_ratio`` times what the challenge's own architecture takes in the
+    same worker (at least ``eval_min_s``): predicting is no place to do more work.
+    """
     if run.logits is None:
         data = test_set()
         num_classes = int(run.info.get("num_classes", -1))
         assert num_classes == len(data.classes), (
             f"the trained model was set up for {num_classes} classes, the task has {len(data.classes)}")
-        run.logits = predict(solution, data.images, num_classes, timeout_s, "logits of the test images")
+        limits = evaluator._limits
+        baseline_s = evaluator.baseline_s(data.images, num_classes)
+        limit_s = max(limits.eval_min_s, limits.eval_ratio * baseline_s)
+        evaluator.load(run, "candidate-main")
+        run.logits, seconds = evaluator.timed_predict(data.images, "candidate-main", num_classes, limit_s,
+                                                      "logits of the test images")
+        record.metric("predict_s", round(seconds, 3))
+        record.metric("predict_baseline_s", round(baseline_s, 3))
+        record.metric("predict_limit_s", round(limit_s, 2))
     return run.logits
 
 

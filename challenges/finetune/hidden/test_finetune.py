@@ -1,11 +1,13 @@
 """Hidden checks for finetune: a small task, the time budget, accuracy on held-back images, consistent
 predictions, and nothing left running.
 
-The training set and backbone are in the worker (assets); the test images and their labels
-never leave the judge: images go to ``adapter.predict`` without labels, and accuracy is
-computed here. Training is timed on the judge's clock, stopped at the budget plus a little
-grace, and runs once per grading (``finetune_judge.main_run``); the checks after it reuse it.
-Thresholds come from thresholds.toml, by hardware class.
+The training set and backbone are in the candidate's worker (assets); training is timed on
+the judge's clock, stopped at the budget plus a little grace, and runs once per grading
+(``finetune_judge.main_run``); the checks after it reuse it. Its reply carries the trained
+model as plain data, which the reference's worker (our code only) rebuilds and predicts with
+(``finetune_judge.Evaluator``): the test images never reach the candidate's worker, their
+labels never leave the judge, and accuracy is computed here. Thresholds come from
+thresholds.toml, by hardware class.
 """
 
 from __future__ import annotations
@@ -42,10 +44,10 @@ def test_small_task(candidate, reference, calibration, record):
     assert not run.failure, f"on a task of 3 classes: {run.failure}"
     assert run.info.get("num_classes") == len(SMALL_CLASSES), "the adapter saw the wrong number of classes"
     record.metric("small_task_train_s", round(run.seconds, 2))
-    images = judge.test_set().images[:10]
-    logits = judge.call_model(candidate, images, limits.eval_timeout_s, slot="small")
-    judge.check_logits(logits, len(images), len(SMALL_CLASSES),
-                       "logits of a model fine-tuned with num_classes=3, for 10 images")
+    evaluator = judge.Evaluator(reference, limits)
+    evaluator.load(run, "candidate-small")
+    evaluator.predict(judge.test_set().images[:10], "candidate-small", len(SMALL_CLASSES), limits.eval_min_s,
+                      "logits of a model fine-tuned with num_classes=3, for 10 images")
 
 
 def test_time_budget(candidate, reference, calibration, record):
@@ -60,7 +62,8 @@ def test_time_budget(candidate, reference, calibration, record):
 def test_accuracy_partial(candidate, reference, calibration, record):
     """Test accuracy of at least the partial-credit threshold."""
     limits, budget = _limits(calibration, reference, record)
-    accuracy = judge.accuracy(judge.test_logits(candidate, "candidate", budget, limits.eval_timeout_s))
+    run = judge.trained(candidate, "candidate", budget)
+    accuracy = judge.accuracy(judge.test_logits(judge.Evaluator(reference, limits), run, record))
     record.metric("accuracy", round(accuracy, 4))
     assert accuracy >= limits.partial_accuracy, (
         f"accuracy on the held-back test images is {accuracy:.1%}, below {limits.partial_accuracy:.0%} "
@@ -71,7 +74,8 @@ def test_accuracy_partial(candidate, reference, calibration, record):
 def test_accuracy(candidate, reference, calibration, record):
     """Test accuracy of at least the pass threshold (a gate)."""
     limits, budget = _limits(calibration, reference, record)
-    accuracy = judge.accuracy(judge.test_logits(candidate, "candidate", budget, limits.eval_timeout_s))
+    run = judge.trained(candidate, "candidate", budget)
+    accuracy = judge.accuracy(judge.test_logits(judge.Evaluator(reference, limits), run, record))
     record.metric("accuracy", round(accuracy, 4))
     assert accuracy >= limits.pass_accuracy, (
         f"accuracy on the held-back test images is {accuracy:.1%}; passing needs {limits.pass_accuracy:.0%}"
@@ -83,17 +87,17 @@ def test_consistent_predictions(candidate, reference, calibration, record):
     limits, budget = _limits(calibration, reference, record)
     run = judge.trained(candidate, "candidate", budget)
     num_classes = int(run.info["num_classes"])
+    evaluator = judge.Evaluator(reference, limits)
+    evaluator.load(run, "candidate-main")  # afresh: as finetune returned it, whatever was predicted before
     images = judge.test_set().images[-CONSISTENCY_IMAGES:]
     what = f"logits of a batch of {len(images)} test images"
-    together = judge.check_logits(judge.call_model(candidate, images, limits.eval_timeout_s),
-                                  len(images), num_classes, what)
+    together = evaluator.predict(images, "candidate-main", num_classes, limits.eval_min_s, what)
     alone = torch.cat([
-        judge.check_logits(judge.call_model(candidate, images[i:i + 1], limits.eval_timeout_s),
-                           1, num_classes, "logits of one test image")
+        evaluator.predict(images[i:i + 1], "candidate-main", num_classes, limits.eval_min_s,
+                          "logits of one test image")
         for i in range(len(images))
     ])
-    again = judge.check_logits(judge.call_model(candidate, images, limits.eval_timeout_s),
-                               len(images), num_classes, what)
+    again = evaluator.predict(images, "candidate-main", num_classes, limits.eval_min_s, what)
     # Loose enough for TF32 convolutions and batch-size-dependent kernels on a GPU; batch statistics
     # or dropout change logits by a sizeable fraction of their range.
     scale = float(together.abs().max()) + 1.0

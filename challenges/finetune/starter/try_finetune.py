@@ -6,15 +6,16 @@ It builds the backbone and the training set the way the grader does (from the
 challenge's assets folder: found through cvgrade, or given with --assets or
 CVGRADE_ASSETS), holds 10 images of each class back, calls your finetune with
 the budget, and prints the time it took and the accuracy on the held-back
-images. Your model is used as returned, under torch.no_grad(), like the grader
-does. This is only a practice tool: the graded checks train on all 30 images of
-each class and test on held-back images you never see.
+images. Your model is used as the grader uses it: turned into plain data (its
+layers and weights, ``plain_model.py`` in the assets) right after finetune
+returns, rebuilt from that by the grader's code, and called under
+torch.no_grad(). This is only a practice tool: the graded checks train on all 30
+images of each class and test on held-back images you never see.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib.util
 import os
 import sys
@@ -74,8 +75,13 @@ def main() -> None:
     solution = load(args.solution.resolve(), "solution")
     started = time.perf_counter()
     model = solution.finetune(backbone, train_set, len(train.classes), args.budget, device)
-    seconds = time.perf_counter() - started
-    model = copy.deepcopy(model)
+    plain_model = load(assets / "plain_model.py", "try_finetune_plain_model")
+    try:
+        exported = plain_model.export(model)
+    except plain_model.ExportError as err:
+        sys.exit(f"the grader cannot grade the model finetune returned: {err}")
+    seconds = time.perf_counter() - started  # the grader's clock also runs until the model is exported
+    model = plain_model.rebuild(exported, device)
     images = data.normalise(train.images[held], config.mean, config.std).to(device)
     with torch.no_grad():
         logits = model(images)

@@ -1,18 +1,32 @@
-"""The timing protocol of shared/TIMING.md, for one image at a time, run by the judge.
+"""The timing protocol of shared/TIMING.md for one image at a time, run by the judge, in paired rounds.
 
-A *pair* is two remote callables timed against each other: the original model (always in
-the reference's clean worker) and an optimised callable (the candidate's, or the
-reference's own for calibration). Every request carries a fresh image the callable has
-not seen; the judge's clock spans the whole round trip (input out, complete output back);
-the sides alternate call by call (A B, then B A) on the same image; every output of the
-optimised side is checked against the original's output for that image. A pair may also
-time a *control*: the reference's own optimised callable, in the reference's worker, on
-the same images, to see what the machine's current state does to speed-ups.
+Three remote callables are timed on the same fresh images, each on the judge's clock
+around the whole round trip (input out, complete output back):
 
-A *run* is one warm machine, ``samples`` images, and each side's p50, p95 and IQR / p50.
-A run is *quiet* when the original's and the optimised side's IQR / p50 are at most
-``max_iqr``. Verdicts use the median over runs of the per-run speed-up (original p50 /
-optimised p50); see ``decide`` for what happens when the machine is not quiet.
+- the *original* model and the *control* (the reference solution's optimised callable),
+  both in the reference's clean worker;
+- the *optimised* callable under test (the candidate's; for the reference's own
+  grading, a copy of the reference in the candidate's worker).
+
+A *round* is ``images`` fresh images. Its reference phase times the original and the
+control on each image (their order alternating image by image) while the candidate's
+worker is frozen, so nothing the candidate left running competes with them; its
+candidate phase times the optimised callable on the same images while the reference's
+worker sits idle. Rounds alternate which phase comes first. Every optimised output is
+checked against the original's for the same image.
+
+Each round gives paired ratios of p50s, in which whatever slowed the machine for longer
+than a round cancels:
+
+- ``fraction``: control p50 / optimised p50, the candidate's speed-up as a fraction of
+  the reference's (the original drops out: (orig/opt) / (orig/ctrl) = ctrl/opt). The
+  verdict is this against the bar, by the median over rounds and its confidence interval
+  (``grader.judge.paired``): pass when the interval clears the bar, fail when it misses
+  it, else more rounds, and in the end "inconclusive" (the judge then tries the whole
+  check again; see grader/judge/timing.py).
+- ``speedup`` (original / optimised) and ``reference_speedup`` (original / control):
+  reported, and the latter is this machine's calibrated figure when the reference itself
+  is graded.
 """
 
 from __future__ import annotations
@@ -20,58 +34,39 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from harness.sandbox import SandboxUnavailable
+from grader.judge.paired import Decision, MedianInterval, decide, median_interval
+from grader.judge.timing import TimingInconclusive
 
 Remote = Callable[[torch.Tensor], tuple[Any, float]]  # image -> (value, seconds on the judge's clock)
 Check = Callable[[Any, Any, str], None]  # (optimised value, original value, where) -> raises AssertionError
 Images = Callable[[int, int], torch.Tensor]  # (count, seed) -> images [count, 3, 64, 64]
+Freeze = Callable[[], AbstractContextManager[str]]  # freezes the candidate's worker; yields what it did
 
-
-class TimingInconclusive(SandboxUnavailable):
-    """The machine was too noisy to decide: the grading is not charged to the candidate (status "error").
-
-    A subclass of SandboxUnavailable because that is what the judge reports as "not gradable,
-    ours"; the message says what happened.
-    """
+__all__ = ["TimingInconclusive"]
 
 
 @dataclass(frozen=True)
 class Protocol:
-    runs: int
-    warmup_calls: int
+    warmup_calls: int  # per callable, before anything counts
     warmup_s: float
-    min_samples: int = 300
-    max_samples: int = 1000
-    run_budget_s: float = 3.0  # samples per run: as many as fit in this, within [min, max]
-    max_iqr: float = 0.10
-    max_spread: float = 0.05
-    extra_runs: int = 5  # near the threshold, at most this many more runs before "inconclusive"
-    # Quiet runs count only when their original p50 is within this factor of the calibrated one.
-    max_original_slowdown: float = 1.2
-    # Runs that are not quiet decide by the *controlled* speed-up (see ``controlled_speedup``),
-    # and only when it is this factor below (fail) or above (pass) the threshold. On a busy
-    # machine a long call is more likely to be descheduled midway than a short one: the
-    # reference's speed-up read 2.8x to 3.95x under load against 3.19x calibrated on our
-    # 2-core machine; comparing with a control measured alongside leaves far less to cover.
-    # 1.15, not 1.25: in CI (2026-11-21) "inference mode only" (0.42 of the reference when quiet)
-    # read 1.60x controlled against a bar of 1.95x on a noisy run, inconclusive under 1.25; a
-    # solution truly at the bar would have to read 13% low, after the control's correction, to fail.
-    noisy_fail_margin: float = 1.15
-    noisy_pass_margin: float = 1.1
+    round_s: float = 0.6  # how long one round should take (sets the images per round)
+    min_images: int = 4
+    max_images: int = 64
+    min_rounds: int = 12  # before the first decision
+    max_rounds: int = 60
+    budget_s: float = 150.0  # measuring stops here, decided or not
+    confidence: float = 0.99
+    precision: float = 0.03  # an interval this narrow (half-width / median) lets the median decide
 
 
-# CPU runs may have an IQR / p50 up to 20%, not shared/TIMING.md's 10%: on our 2-core machine
-# with its other core busy, the optimised side's round trip (about 2 ms) showed an IQR of
-# 15 to 20% in every run while the speed-up moved by 2.5% between runs (tools/README.md).
-# That spread is benign (the speed-up stayed put); the guards that protect the verdict
-# are the spread across runs, the original's latency against calibration and the margins.
-CPU = Protocol(runs=5, warmup_calls=50, warmup_s=3.0, max_iqr=0.20, max_spread=0.05)
-GPU = Protocol(runs=3, warmup_calls=200, warmup_s=5.0, max_spread=0.03)
+CPU = Protocol(warmup_calls=50, warmup_s=3.0)
+GPU = Protocol(warmup_calls=200, warmup_s=5.0)
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -83,229 +78,164 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 @dataclass
-class Side:
-    seconds: list[float] = field(default_factory=list)
+class Round:
+    original: list[float] = field(default_factory=list)
+    control: list[float] = field(default_factory=list)
+    optimised: list[float] = field(default_factory=list)
 
     @property
-    def p50(self) -> float:
-        return statistics.median(self.seconds)
-
-    @property
-    def p95(self) -> float:
-        return _quantile(self.seconds, 0.95)
-
-    @property
-    def iqr_ratio(self) -> float:
-        return (_quantile(self.seconds, 0.75) - _quantile(self.seconds, 0.25)) / self.p50
-
-
-@dataclass
-class Run:
-    original: Side = field(default_factory=Side)
-    optimised: Side = field(default_factory=Side)
-    control: Side = field(default_factory=Side)  # empty when the pair has no control
+    def fraction(self) -> float:
+        return statistics.median(self.control) / statistics.median(self.optimised)
 
     @property
     def speedup(self) -> float:
-        return self.original.p50 / self.optimised.p50
+        return statistics.median(self.original) / statistics.median(self.optimised)
 
-    def quiet(self, protocol: Protocol) -> bool:
-        return max(self.original.iqr_ratio, self.optimised.iqr_ratio) <= protocol.max_iqr
-
-    def add(self, times: tuple[float, float, float | None]) -> None:
-        self.original.seconds.append(times[0])
-        self.optimised.seconds.append(times[1])
-        if times[2] is not None:
-            self.control.seconds.append(times[2])
+    @property
+    def reference_speedup(self) -> float:
+        return statistics.median(self.original) / statistics.median(self.control)
 
 
 @dataclass
 class Pair:
     original: Remote
     optimised: Remote
+    control: Remote
     check: Check
     images: Images
-    seed: int  # secret, per grading: every run draws images no one has seen
-    control: Remote | None = None
+    seed: int  # secret, per grading: every round draws images no one has seen
+    freeze: Freeze  # freezes the optimised side's worker while the reference's side is timed
+    frozen_how: str = ""  # what freezing did, for the result
     _next_seed: int = 0
 
     def fresh(self, count: int) -> torch.Tensor:
         self._next_seed += 1
         return self.images(count, self.seed + 7919 * self._next_seed)
 
-    def one(self, image: torch.Tensor, where: str, optimised_first: bool) -> tuple[float, float, float | None]:
-        """Time the sides on one image (original and optimised in the given order, the control between).
+    def round(self, count: int, what: str, candidate_first: bool) -> Round:
+        """Time one round on ``count`` fresh images; check every optimised output against the original's."""
+        images = self.fresh(count)
+        timed = Round()
+        outputs: list[Any] = []
+        expected: list[Any] = []
 
-        Checks the optimised output against the original's; returns the three times.
-        """
-        control_s = None
-        if optimised_first:
-            value, optimised_s = self.optimised(image.clone())
-            if self.control is not None:
-                control_s = self.control(image.clone())[1]
-            expected, original_s = self.original(image.clone())
-        else:
-            expected, original_s = self.original(image.clone())
-            if self.control is not None:
-                control_s = self.control(image.clone())[1]
-            value, optimised_s = self.optimised(image.clone())
-        self.check(value, expected, where)
-        return original_s, optimised_s, control_s
+        def candidate_phase() -> None:
+            for index in range(count):
+                value, seconds = self.optimised(images[index:index + 1].clone())
+                outputs.append(value)
+                timed.optimised.append(seconds)
+
+        def reference_phase() -> None:
+            with self.freeze() as how:
+                self.frozen_how = how
+                for index in range(count):
+                    image = images[index:index + 1]
+                    if index % 2:
+                        timed.control.append(self.control(image.clone())[1])
+                    value, seconds = self.original(image.clone())
+                    if not index % 2:
+                        timed.control.append(self.control(image.clone())[1])
+                    expected.append(value)
+                    timed.original.append(seconds)
+
+        for phase in (candidate_phase, reference_phase) if candidate_first else (reference_phase, candidate_phase):
+            phase()
+        for index, (value, want) in enumerate(zip(outputs, expected, strict=True)):
+            self.check(value, want, f"{what}, image {index + 1}")
+        return timed
 
 
-def warm_up(pair: Pair, protocol: Protocol, what: str) -> tuple[float, float]:
-    """Alternate until every side made ``warmup_calls`` calls and ``warmup_s`` passed; return two p50s."""
-    images = pair.fresh(protocol.warmup_calls * 4)
-    run = Run()
+def images_per_round(protocol: Protocol, warm: Round) -> int:
+    """As many images as fit in ``protocol.round_s`` at the warm p50s, within [min_images, max_images]."""
+    per_image_s = statistics.median(warm.original) + statistics.median(warm.control) + statistics.median(warm.optimised)
+    wanted = int(protocol.round_s / max(per_image_s, 1e-6))
+    return max(protocol.min_images, min(protocol.max_images, wanted))
+
+
+def warm_up(pair: Pair, protocol: Protocol, what: str = "warm-up") -> Round:
+    """Rounds of eight images until each callable made ``warmup_calls`` calls and ``warmup_s`` passed.
+
+    Every output is checked already: a callable that returns wrong logits fails here.
+    Returns the last warm round (its p50s size the measured rounds).
+    """
     started = time.monotonic()
-    index = 0
-    while index < protocol.warmup_calls or time.monotonic() - started < protocol.warmup_s:
-        if index == len(images):
-            images = torch.cat([images, pair.fresh(protocol.warmup_calls * 4)])
-        run.add(pair.one(images[index:index + 1], f"{what}, warm-up call {index + 1}", index % 2 == 1))
-        index += 1
-    tail = slice(len(run.original.seconds) // 2, None)  # the second half: warm already
-    return statistics.median(run.original.seconds[tail]), statistics.median(run.optimised.seconds[tail])
+    calls = 0
+    number = 0
+    last = Round()
+    while calls < protocol.warmup_calls or time.monotonic() - started < protocol.warmup_s:
+        number += 1
+        last = pair.round(8, f"{what}, round {number}", candidate_first=number % 2 == 0)
+        calls += 8
+    return last
 
 
-def samples_per_run(protocol: Protocol, original_s: float, optimised_s: float) -> int:
-    wanted = int(protocol.run_budget_s / max(original_s + optimised_s, 1e-6))
-    return max(protocol.min_samples, min(protocol.max_samples, wanted))
+@dataclass
+class Measurement:
+    rounds: list[Round]
+    fraction: MedianInterval
+    decision: Decision
+    images_per_round: int
+    seconds: float
+
+    @property
+    def speedup(self) -> MedianInterval:
+        return median_interval([r.speedup for r in self.rounds], self.fraction.confidence)
+
+    @property
+    def reference_speedup(self) -> MedianInterval:
+        return median_interval([r.reference_speedup for r in self.rounds], self.fraction.confidence)
+
+    def p50_ms(self, side: str) -> float:
+        return statistics.median(t for r in self.rounds for t in getattr(r, side)) * 1e3
+
+    def p95_ms(self, side: str) -> float:
+        return _quantile([t for r in self.rounds for t in getattr(r, side)], 0.95) * 1e3
 
 
-def measure_run(pair: Pair, samples: int, what: str) -> Run:
-    images = pair.fresh(samples)
-    run = Run()
-    for index in range(samples):
-        run.add(pair.one(images[index:index + 1], f"{what}, timed call {index + 1}", index % 2 == 1))
-    return run
+def measure(
+    pair: Pair, protocol: Protocol, bar: float, progress: Callable[[str], None] = lambda text: None,
+) -> Measurement:
+    """Rounds until the median fraction's interval decides against ``bar``, or the rounds or the budget run out."""
+    warm = warm_up(pair, protocol)
+    count = images_per_round(protocol, warm)
+    started = time.monotonic()
+    rounds: list[Round] = []
+    decision: Decision = "inconclusive"
+    interval = median_interval([], protocol.confidence)
+    for number in range(1, protocol.max_rounds + 1):
+        rounds.append(pair.round(count, f"round {number}", candidate_first=number % 2 == 0))
+        interval = median_interval([r.fraction for r in rounds], protocol.confidence)
+        elapsed = time.monotonic() - started
+        if number >= protocol.min_rounds:
+            decision = decide(interval, bar, precision=protocol.precision)
+            if decision != "inconclusive" or elapsed > protocol.budget_s:
+                break
+        left_s = max(protocol.min_rounds - number, 0) * elapsed / number
+        progress(f"round {number} of {protocol.min_rounds} to {protocol.max_rounds}: "
+                 f"{interval.describe('x of the reference')}"
+                 + (f", at least {left_s:.0f} s left" if left_s else ""))
+    return Measurement(rounds, interval, decision, count, time.monotonic() - started)
 
 
-def spread(runs: list[Run]) -> float:
-    """(largest - smallest) / median of the runs' speed-ups."""
-    speedups = [run.speedup for run in runs]
-    return (max(speedups) - min(speedups)) / statistics.median(speedups)
-
-
-def middle_spread(runs: list[Run]) -> float:
-    """(third quartile - first quartile) / median of the runs' speed-ups: ``spread`` without the outer runs."""
-    speedups = [run.speedup for run in runs]
-    return (_quantile(speedups, 0.75) - _quantile(speedups, 0.25)) / statistics.median(speedups)
-
-
-def undisturbed(run: Run, baseline_s: float | None, protocol: Protocol) -> bool:
-    """Whether the original model ran about as fast as when the machine was calibrated."""
-    return baseline_s is None or run.original.p50 <= protocol.max_original_slowdown * baseline_s
-
-
-def controlled_speedup(run: Run, reference_speedup: float) -> float:
-    """The run's speed-up corrected for the machine's state: ``reference_speedup * control p50 / optimised p50``.
-
-    The control (the reference's callable) ran alongside on the same images. If the
-    machine's state moved speed-ups (the original slowed by load, or by anything
-    competing with it), the control's speed-up moved the same way: dividing by how far
-    it moved from its calibrated value cancels that, and the original drops out.
-    Without a control, the plain speed-up.
-    """
-    if not run.control.seconds:
-        return run.speedup
-    return reference_speedup * run.control.p50 / run.optimised.p50
-
-
-def decide(runs: list[Run], threshold: float, protocol: Protocol, baseline_s: float | None,
-           reference_speedup: float) -> bool | None:
-    """True (fast enough), False (too slow), or None (cannot say yet).
-
-    - Quiet, undisturbed runs (the last ``protocol.runs`` of them, agreeing within
-      ``max_spread``) decide by their median speed-up, as shared/TIMING.md says.
-    - Otherwise the median controlled speed-up (``controlled_speedup``) decides when it is
-      clear of the threshold by the noisy margins: a busy machine then gives a verdict
-      only when no plausible bias could have flipped it.
-    - Else None: measure more, then call it inconclusive.
-    """
-    clean = [run for run in runs if run.quiet(protocol) and undisturbed(run, baseline_s, protocol)]
-    clean = clean[-protocol.runs:]
-    if len(clean) == protocol.runs and spread(clean) <= protocol.max_spread:
-        return statistics.median(run.speedup for run in clean) >= threshold
-    controlled = statistics.median(controlled_speedup(run, reference_speedup) for run in runs)
-    if controlled * protocol.noisy_fail_margin < threshold:
-        return False
-    if controlled >= threshold * protocol.noisy_pass_margin:
-        return True
-    return None
-
-
-def summary(runs: list[Run], protocol: Protocol, reference_speedup: float | None = None) -> dict[str, float]:
-    """Figures for the result: medians over runs of each side's p50 and p95 (ms), speed-up, spreads."""
-    figures = {
-        "speedup": round(statistics.median(run.speedup for run in runs), 3),
-        "speedup_spread": round(spread(runs), 4),
-        "speedup_middle_spread": round(middle_spread(runs), 4),
-        "original_p50_ms": round(statistics.median(run.original.p50 for run in runs) * 1e3, 4),
-        "original_p95_ms": round(statistics.median(run.original.p95 for run in runs) * 1e3, 4),
-        "optimised_p50_ms": round(statistics.median(run.optimised.p50 for run in runs) * 1e3, 4),
-        "optimised_p95_ms": round(statistics.median(run.optimised.p95 for run in runs) * 1e3, 4),
-        "p50_spread": round(_p50_spread(runs), 4),
-        "worst_iqr_ratio": round(max(max(run.original.iqr_ratio, run.optimised.iqr_ratio) for run in runs), 4),
-        "runs": len(runs),
-        "quiet_runs": sum(run.quiet(protocol) for run in runs),
-        "samples_per_run": len(runs[0].original.seconds),
+def summary(measured: Measurement) -> dict[str, float | str]:
+    """Figures for the result (ms, ratios, and the intervals the verdict used)."""
+    fraction, speedup, reference = measured.fraction, measured.speedup, measured.reference_speedup
+    return {
+        "fraction_of_reference": round(fraction.median, 3),
+        "fraction_interval_low": round(fraction.low, 3),
+        "fraction_interval_high": round(fraction.high, 3),
+        "speedup": round(speedup.median, 3),
+        "speedup_interval_low": round(speedup.low, 3),
+        "speedup_interval_high": round(speedup.high, 3),
+        "reference_speedup_alongside": round(reference.median, 3),
+        "original_p50_ms": round(measured.p50_ms("original"), 4),
+        "original_p95_ms": round(measured.p95_ms("original"), 4),
+        "optimised_p50_ms": round(measured.p50_ms("optimised"), 4),
+        "optimised_p95_ms": round(measured.p95_ms("optimised"), 4),
+        "control_p50_ms": round(measured.p50_ms("control"), 4),
+        "rounds": len(measured.rounds),
+        "images_per_round": measured.images_per_round,
+        "measuring_s": round(measured.seconds, 1),
+        "confidence": fraction.confidence,
+        "decision": measured.decision,
     }
-    if reference_speedup is not None and runs[0].control.seconds:
-        figures["control_p50_ms"] = round(statistics.median(run.control.p50 for run in runs) * 1e3, 4)
-        figures["controlled_speedup"] = round(
-            statistics.median(controlled_speedup(run, reference_speedup) for run in runs), 3)
-    return figures
-
-
-def _p50_spread(runs: list[Run]) -> float:
-    """The larger of the two sides' (largest - smallest) / median of their per-run p50s."""
-    spreads = []
-    for side in ("original", "optimised"):
-        p50s = [getattr(run, side).p50 for run in runs]
-        spreads.append((max(p50s) - min(p50s)) / statistics.median(p50s))
-    return max(spreads)
-
-
-def _medians(runs: list[Run]) -> tuple[float, float]:
-    """The calibrated figures from ``runs``: the median speed-up and the original's median p50 (s)."""
-    return statistics.median(run.speedup for run in runs), statistics.median(run.original.p50 for run in runs)
-
-
-def calibrate(
-    pair: Pair, protocol: Protocol, report: Callable[[list[Run]], None], attempts: int = 3
-) -> tuple[float, float]:
-    """The reference's own speed-up and the original's p50 (s): medians of ``protocol.runs`` quiet runs.
-
-    The quiet runs must agree within ``max_spread``. The figures are cached for this
-    machine and become every later candidate's bar, so a noisy measurement is repeated
-    (up to ``attempts`` times as many runs). If no quiet stretch comes, the medians of all
-    those runs are used when their middle half agrees within ``max_spread``
-    (``middle_spread``); else nothing is stored and this raises ``TimingInconclusive``.
-    ``report`` gets the runs either way.
-    """
-    original_s, optimised_s = warm_up(pair, protocol, "the reference (calibration)")
-    samples = samples_per_run(protocol, original_s, optimised_s)
-    runs: list[Run] = []
-    for _ in range(attempts * protocol.runs):
-        runs.append(measure_run(pair, samples, "the reference (calibration)"))
-        quiet = [run for run in runs if run.quiet(protocol)][-protocol.runs:]
-        if len(quiet) == protocol.runs and spread(quiet) <= protocol.max_spread:
-            report(quiet)
-            return _medians(quiet)
-    if middle_spread(runs) <= protocol.max_spread:
-        # No quiet stretch, but the runs agree on the speed-up: the middle half of the per-run
-        # speed-ups lies within ``max_spread`` of their median. On our shared 2-core VMs the
-        # within-run IQR of a ~2 ms round trip stays above 20% for minutes at load 1 (jitter from
-        # the host), while the median of 15 runs' speed-ups lands within 3% of a quiet
-        # calibration (tools/README.md); what this would not catch, a heavily loaded machine
-        # biasing every run alike (load 4 to 8), is what the original's p50 recorded here
-        # then guards: later runs slower than 1.2x of it are not counted as undisturbed.
-        report(runs)
-        return _medians(runs)
-    report(runs)
-    raise TimingInconclusive(
-        f"timing inconclusive: the machine was too noisy to measure the reference solution's speed-up "
-        f"({len(runs)} runs, {sum(run.quiet(protocol) for run in runs)} quiet, spread {spread(runs):.0%}); "
-        "nothing was scored: grade again when the machine is quieter"
-    )

@@ -3,22 +3,26 @@
     .venv/bin/python challenges/latency/tools/measure_sandboxed.py known_bad/*.py --backend docker
 
 Starts a sandboxed worker for the reference solution and one per solution given (same
-limits, assets and adapter as grading), then for the reference itself and for each
-solution runs the protocol of ``hidden/latency_timing.py``: warm-up, runs of fresh images
-alternated with the original model (always timed in the reference's worker), every output
-checked. Prints each side's p50 and p95, the speed-up, its spread over runs, the worst
-IQR / p50 and the number of quiet runs, and what the graded check would decide with the
-reference's speed-up measured here as the bar. For tuning the challenge; not a grader.
+limits, assets and adapter as grading), then for the reference itself (a second copy in
+its own worker) and for each solution runs the protocol of ``hidden/latency_timing.py``:
+warm-up, then paired rounds of fresh images (the original model and the reference's
+callable timed in the reference's worker while the solution's worker is frozen, the
+solution's callable after), every output checked, until the interval on the median
+fraction of the reference decides or the budget runs out. Prints the p50s, the speed-up,
+the fraction of the reference with its interval, the rounds and the verdict the graded
+check would give. For tuning the challenge; not a grader.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import secrets
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -59,6 +63,11 @@ class Remote:
         reply = self.session.call(function, list(args), {}, timeout_s)
         return reply.value, reply.seconds
 
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[str]:
+        with self.session.frozen() as how:
+            yield how
+
 
 def _session(solution: Path, folder: Path, backend: str) -> WorkerSession:
     workspace = folder / f"{len(list(folder.iterdir()))}-{solution.stem}"
@@ -73,52 +82,39 @@ def _session(solution: Path, folder: Path, backend: str) -> WorkerSession:
     return session
 
 
-def _measure(pair: Any, protocol: Any, runs: int) -> list[Any]:
-    original_s, optimised_s = timing.warm_up(pair, protocol, "warm-up")
-    samples = timing.samples_per_run(protocol, original_s, optimised_s)
-    return [timing.measure_run(pair, samples, f"run {r + 1}") for r in range(runs)]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("solutions", nargs="*", help="solution files, relative to the challenge folder or absolute")
     parser.add_argument("--backend", default="auto", help="auto, docker or local")
-    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     protocol = timing.CPU
+    bar = speed_check.FRACTION_OF_REFERENCE
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         folder.chmod(0o755)
         reference = Remote(_session(CHALLENGE / "reference" / "solution.py", folder, args.backend))
         kit.prepare(reference, 0)
-        print(f"{'solution':40s} {'orig p50':>8s} {'p95':>7s} {'opt p50':>8s} {'p95':>7s} {'speedup':>8s} "
-              f"{'spread':>7s} {'IQR/p50':>8s} {'quiet':>5s}  {'controlled':>10s}  verdict")
-        pair = speed_check._pair(reference, reference, secrets.randbits(31), kit.CALL_TIMEOUT_S)
-        reference_runs = _measure(pair, protocol, args.runs)
-        reference_figures = timing.summary(reference_runs, protocol)
-        bar = speed_check.FRACTION_OF_REFERENCE * reference_figures["speedup"]
-        baseline_s = reference_figures["original_p50_ms"] / 1e3
-        rows = [("reference (in its own worker)", reference_runs)]
-        for name in args.solutions:
-            path = Path(name) if Path(name).is_absolute() else CHALLENGE / name
+        print(f"{'solution':40s} {'orig p50':>8s} {'opt p50':>8s} {'speedup':>8s} {'of ref.':>7s} "
+              f"{'interval':>13s} {'rounds':>6s}  verdict (bar {bar:g} of the reference)")
+        solutions = [CHALLENGE / "reference" / "solution.py"]
+        solutions += [Path(name) if Path(name).is_absolute() else CHALLENGE / name for name in args.solutions]
+        for path in solutions:
             candidate = Remote(_session(path, folder, args.backend))
+            name = str(path.relative_to(CHALLENGE)) if path.is_relative_to(CHALLENGE) else str(path)
             try:
                 kit.prepare(candidate, secrets.randbits(31))
-                pair = speed_check._pair(reference, candidate, secrets.randbits(31), kit.CALL_TIMEOUT_S,
-                                         control_session=reference)
-                rows.append((name, _measure(pair, protocol, args.runs)))
+                pair = speed_check._pair(candidate, reference, secrets.randbits(31), kit.CALL_TIMEOUT_S)
+                measured = timing.measure(pair, protocol, bar)
             except Exception as err:  # a wrong solution: say why, go on
                 print(f"{name:40s} not measured: {str(err).splitlines()[0][:150]}")
+                continue
             finally:
                 candidate.session.close()
-        for name, runs in rows:
-            figures = timing.summary(runs, protocol, reference_figures["speedup"])
-            decision = timing.decide(runs, bar, protocol, baseline_s, reference_figures["speedup"])
-            verdict = {True: "pass", False: "fail", None: "inconclusive"}[decision]
-            print(f"{name:40s} {figures['original_p50_ms']:8.3f} {figures['original_p95_ms']:7.3f} "
-                  f"{figures['optimised_p50_ms']:8.3f} {figures['optimised_p95_ms']:7.3f} {figures['speedup']:8.2f} "
-                  f"{figures['speedup_spread']:7.1%} {figures['worst_iqr_ratio']:8.1%} {figures['quiet_runs']:5d}  "
-                  f"{figures.get('controlled_speedup', figures['speedup']):10.2f}  {verdict} (bar {bar:.2f}x)")
+            figures = timing.summary(measured)
+            print(f"{name:40s} {figures['original_p50_ms']:8.3f} {figures['optimised_p50_ms']:8.3f} "
+                  f"{figures['speedup']:8.2f} {figures['fraction_of_reference']:7.2f} "
+                  f"{figures['fraction_interval_low']:6.2f}-{figures['fraction_interval_high']:<6.2f} "
+                  f"{figures['rounds']:6d}  {figures['decision']} ({pair.frozen_how})")
         reference.session.close()
 
 

@@ -6,8 +6,9 @@ ones would be right. `nms` with two or more boxes moves the boxes far apart and 
 scores in decreasing order, so "keep everything, in index order" would be right afterwards.
 
 A fair grader keeps pristine copies (the judge's tensors never cross into the sandbox) and
-compares against values computed from those: every check fails, `inputs_unchanged` included,
-and the score is 0.
+compares against values computed from those: every check that compares values fails, and
+`inputs_unchanged` too. Only `box_iou_dtype_device` passes (all ones, in the inputs' dtype and
+on their device): 8 of 100 points.
 """
 
 import torch

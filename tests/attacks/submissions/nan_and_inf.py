@@ -5,9 +5,10 @@ inputs) or +Inf (float32 inputs). Against checks written as `not (err > tol)`, `
 list holding NaN, or `assert_allclose(..., equal_nan=True)`, such outputs pass. `nms` is
 written honestly.
 
-A fair grader compares with NaN never equal and Inf never close: every `box_iou` check
-fails, `inputs_unchanged` (which only looks at the inputs) and the four `nms` checks pass:
-47 of 100 points, not passed (the `box_iou` gates fail).
+A fair grader compares with NaN never equal and Inf never close: every `box_iou` check that
+compares values fails; `box_iou_dtype_device` (the dtype and device are right),
+`inputs_unchanged` (which only looks at the inputs) and the four `nms` checks pass: 55 of 100
+points, not passed (the `box_iou` accuracy gates fail).
 """
 
 import torch

@@ -8,9 +8,10 @@ assertions, `torch.allclose`, `torch.equal`, `torch.isclose`, `torch.testing.ass
 `grader.judgekit`. Then it returns wrong answers (IoU 0.5 everywhere, no box kept by nms).
 
 A fair grader never runs candidate code in the judge's interpreter, so none of the patches
-reach a comparison: the wrong answers fail every check they are compared in. The only check
-left is `inputs_unchanged`, which the wrong answers honestly pass (they do not modify their
-inputs): 7 of 100 points, the same as these answers earn without any patching.
+reach a comparison: the wrong answers fail every check they are compared in. The only checks
+left are `inputs_unchanged` and `box_iou_dtype_device`, which the wrong answers honestly pass
+(they do not modify their inputs, and their IoU has the inputs' dtype and device): 15 of 100
+points, the same as these answers earn without any patching.
 """
 
 import math

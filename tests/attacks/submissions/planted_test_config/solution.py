@@ -10,7 +10,8 @@ planted file that runs leaves a file named `cvgrade-plant-ran-<name>` in the tem
 folder of whoever ran it.
 
 A fair grader lets nothing from the submission configure or extend the judge: the wrong
-solution scores what it scores without the plants (only `inputs_unchanged`, 7 of 100), and
+solution scores what it scores without the plants (only `inputs_unchanged` and
+`box_iou_dtype_device`, 15 of 100), and
 no planted file runs in the judge.
 """
 
