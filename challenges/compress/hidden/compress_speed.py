@@ -22,9 +22,8 @@ from typing import Any
 
 import compress_judge as judge
 import torch
-from grader.judge.paired import MedianInterval, decide, median_interval
 
-from grader.judge.timing import TimingInconclusive
+from grader.judgekit import MedianInterval, TimingInconclusive, decide, median_interval
 
 # "At least as fast": the compressed model's median latency may be at most this factor above
 # the original's (the bar on original / compressed is 1 / MAX_SLOWDOWN). The 10% is room for the
