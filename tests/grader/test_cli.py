@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from grader.challenge import list_challenge_ids, load_challenge
 from grader.cli import app
 
 runner = CliRunner()
@@ -269,11 +270,23 @@ def test_validate_checks_the_partial_credit_a_known_bad_solution_keeps(challenge
     assert code == 1 and "known_bad/minus.py should still pass ['zero'] (partial credit) but failed them" in output
 
 
-def test_challenges_lists_the_shipped_ones() -> None:
+def test_challenges_lists_the_shipped_ones_with_levels_and_summaries() -> None:
     code, output = invoke("challenges")
-    assert code == 0 and "iou" in output and "junior" in output
-    rows = {line.split("│")[1].strip(): line for line in output.splitlines() if line.count("│") > 3}
-    assert "junior" in rows["augment"] and "mid" in rows["detection_map"]
+    assert code == 0
+    rows: dict[str, list[list[str]]] = {}
+    current = ""
+    for line in output.splitlines():
+        if line.count("│") > 3:  # a table line; a row's wrapped summary continues on lines with no id
+            cells = [cell.strip() for cell in line.split("│")[1:-1]]
+            current = cells[0] or current
+            rows.setdefault(current, []).append(cells)
+    assert sorted(rows) == list_challenge_ids() and len(rows) == 7
+    for challenge_id, lines in rows.items():
+        info = load_challenge(challenge_id).spec.challenge
+        assert lines[0][1] == info.level, challenge_id
+        shown = " ".join(" ".join(cells[3] for cells in lines).split())
+        assert shown == f"{info.title} {' '.join(info.summary.split())}", challenge_id
+    assert rows["compress"][0][1] == "senior" and rows["augment"][0][1] == "junior"
 
 
 def test_the_console_script_is_installed() -> None:
