@@ -254,9 +254,9 @@ def _print_refusal(submission: Path, challenge: dict[str, str], err: CvgradeErro
 
 @app.command()
 def challenges(challenges_dir: ChallengesDirOption = None) -> None:
-    """List the challenges."""
-    table = Table(title="Challenges", title_justify="left")
-    for column in ("id", "level", "version", "title", "checks", "pass mark"):
+    """List the challenges: id, level, version, title and the one-line summary, checks, pass mark."""
+    table = Table(title="Challenges", title_justify="left", show_lines=True)
+    for column in ("id", "level", "version", "title and summary", "checks", "pass mark"):
         table.add_column(column)
     for challenge_id in list_challenge_ids(challenges_dir):
         try:
@@ -265,7 +265,10 @@ def challenges(challenges_dir: ChallengesDirOption = None) -> None:
             table.add_row(as_text(challenge_id), "", "", as_text(f"invalid: {err}", "red"), "", "")
             continue
         info = loaded.spec.challenge
-        table.add_row(info.id, info.level, info.version, info.title,
+        described = as_text(info.title, "bold")
+        described.append("\n")
+        described.append(as_text(info.summary, "dim"))
+        table.add_row(info.id, info.level, info.version, described,
                       str(len(loaded.spec.checks)), f"{info.pass_mark:.0%}")
     console.print(table)
 

@@ -1,8 +1,9 @@
 """Candidate practice: copy a challenge's public parts to a folder, and find the solution in it.
 
-``start`` copies the statement, the starter and the public checks, and never
-anything hidden: the hidden checks, the reference and the known-bad solutions
-stay in the challenge folder.
+``start`` copies the statement, the starter, the public checks and the assets
+(the model, weights and data every worker sees: nothing secret by definition),
+and never anything hidden: the hidden checks, the reference and the known-bad
+solutions stay in the challenge folder.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ def start_practice(challenge: Challenge, target: Path, *, force: bool = False) -
         for test in sorted(challenge.public_dir.glob("*.py")):
             shutil.copyfile(test, public / test.name)
             written.append(public / test.name)
+    assets = challenge.assets_dir
+    if assets is not None and assets.is_dir():
+        # Candidates load these by path (``assets/model.py``) to practise on their own machine.
+        shutil.copytree(assets, target / "assets", dirs_exist_ok=force,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        written += sorted(path for path in (target / "assets").rglob("*") if path.is_file())
     marker = target / MARKER
     marker.write_text(f'challenge = "{challenge.id}"\nversion = "{challenge.version}"\n')
     written.append(marker)

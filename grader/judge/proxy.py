@@ -190,6 +190,15 @@ class RemoteSolution:
         """An empty round trip in seconds."""
         return self._session.ping(max(self._clock.remaining_s(), 0.001))
 
+    def stop(self) -> None:
+        """Kill this solution's worker and everything it started, now; a later call starts a fresh one.
+
+        For checks that have what they need from the solution and measure something else
+        (a model rebuilt from its output, say): none of its processes can then compete for
+        the machine or change anything while they do.
+        """
+        self._session.close()
+
     @contextlib.contextmanager
     def frozen(self) -> Iterator[str]:
         """Freeze this solution's worker (every process of it) for the block; yield what was done, in words.

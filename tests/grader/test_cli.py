@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from grader.challenge import list_challenge_ids, load_challenge
 from grader.cli import app
 
 runner = CliRunner()
@@ -184,6 +185,19 @@ def test_start_copies_public_parts_only_and_test_runs_public_checks(tiny: Path, 
     assert code == 0 and "adds_zero" in output
 
 
+def test_start_copies_the_assets_a_candidate_practises_with(challenge_factory, tmp_path: Path) -> None:
+    folder = challenge_factory(
+        {"test_add.py": CHECKS}, CHECK, challenge_id="with_assets", extra_toml='[assets]\nfolder = "assets"',
+        files={"assets/model.py": "WEIGHTS = 'w.pt'\n", "assets/data/classes.txt": "disc\nsquare\n"},
+    )
+    practice = tmp_path / "practice"
+    code, _ = invoke("start", "with_assets", str(practice), "--challenges-dir", str(folder.parent))
+    assert code == 0
+    assert (practice / "assets" / "model.py").read_text() == "WEIGHTS = 'w.pt'\n"
+    assert (practice / "assets" / "data" / "classes.txt").read_text() == "disc\nsquare\n"
+    assert not (practice / "hidden").exists() and not (practice / "reference").exists()
+
+
 def test_start_refuses_a_folder_that_is_not_empty(tiny: Path, tmp_path: Path) -> None:
     write(tmp_path, "keep.txt", "mine")
     code, output = invoke("start", "tiny", str(tmp_path), "--challenges-dir", str(tiny.parent))
@@ -256,11 +270,23 @@ def test_validate_checks_the_partial_credit_a_known_bad_solution_keeps(challenge
     assert code == 1 and "known_bad/minus.py should still pass ['zero'] (partial credit) but failed them" in output
 
 
-def test_challenges_lists_the_shipped_ones() -> None:
+def test_challenges_lists_the_shipped_ones_with_levels_and_summaries() -> None:
     code, output = invoke("challenges")
-    assert code == 0 and "iou" in output and "junior" in output
-    rows = {line.split("│")[1].strip(): line for line in output.splitlines() if line.count("│") > 3}
-    assert "junior" in rows["augment"] and "mid" in rows["detection_map"]
+    assert code == 0
+    rows: dict[str, list[list[str]]] = {}
+    current = ""
+    for line in output.splitlines():
+        if line.count("│") > 3:  # a table line; a row's wrapped summary continues on lines with no id
+            cells = [cell.strip() for cell in line.split("│")[1:-1]]
+            current = cells[0] or current
+            rows.setdefault(current, []).append(cells)
+    assert sorted(rows) == list_challenge_ids() and len(rows) == 7
+    for challenge_id, lines in rows.items():
+        info = load_challenge(challenge_id).spec.challenge
+        assert lines[0][1] == info.level, challenge_id
+        shown = " ".join(" ".join(cells[3] for cells in lines).split())
+        assert shown == f"{info.title} {' '.join(info.summary.split())}", challenge_id
+    assert rows["compress"][0][1] == "senior" and rows["augment"][0][1] == "junior"
 
 
 def test_the_console_script_is_installed() -> None:

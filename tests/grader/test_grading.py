@@ -130,6 +130,27 @@ def test_a_crash_fails_its_check_and_the_worker_is_restarted(
     assert tests["adds"].status == "passed"  # type: ignore[attr-defined]
 
 
+def test_a_check_can_stop_the_candidates_worker_once_it_has_what_it_needs(
+    challenge_factory, submission_dir: Path, backend: str
+) -> None:
+    checks = textwrap.dedent(
+        """
+        def test_stop(candidate):
+            assert candidate.count() == 1 and candidate.count() == 2, "the worker keeps its state between calls"
+            candidate.stop()
+            assert candidate.count() == 1, "after stop(), a call meets a fresh worker"
+        """
+    )
+    challenge = challenge_factory(
+        {"test_stop.py": checks}, [{"name": "stop", "test": "test_stop.py::test_stop", "points": 1}],
+        functions=(("count", []),),
+    )
+    source = "calls = []\ndef count():\n    calls.append(1)\n    return len(calls)\n"
+    result = grade(challenge, source, submission_dir, backend)
+    assert by_name(result)["stop"].status == "passed", by_name(result)["stop"].output  # type: ignore[attr-defined]
+    assert result.metrics["worker_starts"] == 2
+
+
 def test_an_import_error_fails_every_check_with_its_line(challenge_factory, submission_dir: Path, backend: str) -> None:
     challenge = challenge_factory({"test_add.py": ADD_CHECKS}, ADD)
     result = grade(challenge, "x = 1\ny = 1 / 0\ndef add(a, b):\n    return a + b\n", submission_dir, backend)
