@@ -1,6 +1,6 @@
 """``cvgrade serve`` and ``cvgrade admin ...``: run the hiring-team service and operate it.
 
-Registered on the main ``cvgrade`` app by ``grader/cli.py``. This module stays
+Registered on the main ``cvgrade`` app by ``cli/main.py``. This module stays
 light to import (typer only): FastAPI, SQLAlchemy and uvicorn are imported
 inside the commands, so ``cvgrade grade`` does not pay for them.
 
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from grader.errors import CvgradeError
+from grader.errors import CvgradeError, ExitCode
 
 if TYPE_CHECKING:
     from api.config import Settings
@@ -78,8 +78,7 @@ def serve(
     from api.app import create_app
     from api.backend_check import probe
     from api.config import resolve_settings
-    from grader.cli import _clean_up_after_crashed_graders
-    from grader.grading import GradeOptions
+    from harness.janitor import clean_up_after_crashed_graders
 
     with _reported_errors():
         settings = resolve_settings(data_dir=data_dir, database_url=database_url, jobs=jobs, backend=backend,
@@ -98,8 +97,9 @@ def serve(
         errors.print(f"detail: {grading.detail}")
         errors.print("start the Docker engine (or build the runtime image: `cvgrade image build`), "
                      "or serve with --backend local")
-        raise typer.Exit(3)
-    _clean_up_after_crashed_graders(GradeOptions(backend=settings.backend))  # containers of a grader that died
+        raise typer.Exit(ExitCode.OUR_FAILURE)
+    for note in clean_up_after_crashed_graders(containers=settings.backend != "local").notes():  # a grader died
+        errors.print(note)
     chosen = f" (auto chose {grading.chosen})" if settings.backend == "auto" else ""
     console.print(f"cvgrade service on http://{host}:{port}/api/v1 (docs: /docs), public at {settings.public_url}; "
                   f"database {database.describe()}; data in {settings.data_dir}; "
@@ -237,13 +237,13 @@ def _reported_errors() -> Iterator[None]:
         yield
     except ApiError as err:
         errors.print(f"[bold red]error:[/bold red] {err.message}")
-        raise typer.Exit(2) from None
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     except CvgradeError as err:
         errors.print(f"[bold red]error:[/bold red] {err}")
         raise typer.Exit(err.exit_code) from None
     except OperationalError as err:
         errors.print(f"[bold red]error:[/bold red] the database cannot be used: {str(err.orig).strip()}")
-        raise typer.Exit(3) from None
+        raise typer.Exit(ExitCode.OUR_FAILURE) from None
 
 
 def _listening_url(host: str, port: int) -> str:

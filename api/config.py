@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar, cast
 
-from grader.errors import CvgradeError
+from grader.errors import CvgradeError, ExitCode
 
 MiB = 1024 * 1024
 Backend = Literal["auto", "docker", "local"]
@@ -44,7 +44,7 @@ Isolation = Literal["auto", "bwrap", "process"]
 class SettingsError(CvgradeError):
     """A setting has a value the service cannot use (exit code 2)."""
 
-    exit_code = 2
+    exit_code = ExitCode.BAD_INPUT
 
 
 @dataclass(frozen=True)

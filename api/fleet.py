@@ -38,7 +38,7 @@ from api.backend_check import plain_problem
 from grader.challenge import Challenge, default_challenges_dir, load_challenge
 from grader.errors import BadSubmission, CvgradeError, InfrastructureError
 from grader.grading import GradeOptions, grade_submission
-from harness.gpus import host_gpu_count
+from harness.gpus import nvidia_gpus
 
 log = logging.getLogger("cvgrade.fleet")
 
@@ -187,12 +187,8 @@ def _mark_done(app: Celery, worker: str) -> None:
 
 def hardware() -> dict[str, Any]:
     """What this host can grade: its GPUs (from nvidia-smi) and CPUs."""
-    gpus = host_gpu_count()
-    names: list[str] = []
-    if gpus:
-        from harness.doctor import nvidia_gpus
-
-        names = nvidia_gpus()
+    names = [gpu.describe() for gpu in nvidia_gpus()]
+    gpus = len(names)
     return {"gpus": gpus, "gpu_names": names, "cpus": os.cpu_count() or 1,
             "hardware_class": "gpu" if gpus else "cpu",
             "queues": [QUEUE_CPU, QUEUE_GPU] if gpus else [QUEUE_CPU]}

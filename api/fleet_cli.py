@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from grader.errors import ExitCode
+
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -30,7 +32,7 @@ def _broker(url: str | None) -> str:
     if not broker:
         errors.print("[bold red]error:[/bold red] no broker: pass --broker redis://HOST:6379/0 "
                      "or set CVGRADE_BROKER_URL")
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.BAD_INPUT)
     return broker
 
 
@@ -47,14 +49,15 @@ def worker(
 ) -> None:
     """Grade jobs from the broker with this host's sandbox, until SIGTERM (running gradings finish first)."""
     from api.fleet import hardware, run_worker
+    from harness.janitor import clean_up_after_crashed_graders
 
     os.environ["CVGRADE_BACKEND"] = backend
     os.environ["CVGRADE_ISOLATION"] = isolation
     facts = hardware()
     errors.print(f"cvgrade worker: {facts['gpus']} GPU(s) {', '.join(facts['gpu_names'])}; "
                  f"queues {', '.join(facts['queues'])}; sandbox {backend}")
-    if backend != "local":
-        _remove_leftover_containers()
+    for note in clean_up_after_crashed_graders(containers=backend != "local").notes():  # a worker died
+        errors.print(note)
     run_worker(_broker(broker), concurrency=concurrency, name=name, visibility_timeout_s=visibility_timeout_s)
 
 
@@ -69,7 +72,7 @@ def fleet(
         view = fleet_view(make_celery(_broker(broker)))
     except Exception as err:
         errors.print(f"[bold red]error:[/bold red] cannot read the fleet from the broker: {err}")
-        raise typer.Exit(3) from None
+        raise typer.Exit(ExitCode.OUR_FAILURE) from None
     if as_json:
         console.print_json(json.dumps(view))
         return
@@ -88,15 +91,3 @@ def fleet(
     console.print(f"finished: {view['finished_last_minute']} in the last minute, "
                   f"{view['finished_last_hour']} in the last hour")
 
-
-def _remove_leftover_containers() -> None:
-    """A worker that died left containers behind: the janitor removes those whose grader is gone."""
-    from harness.containers import janitor
-    from harness.sandbox import SandboxUnavailable
-
-    try:
-        removed = janitor()
-    except SandboxUnavailable:
-        return
-    if removed:
-        errors.print(f"note: removed {len(removed)} container(s) left by a grader that died")

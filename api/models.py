@@ -45,10 +45,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-JOB_STATES = ("queued", "running", "done", "failed", "not_gradable")
 DECISIONS = ("advance", "hold", "reject")
 FINISHED_STATES = ("done", "failed", "not_gradable")
-DELIVERY_STATES = ("pending", "delivered", "failed")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from grader.errors import ExitCode
 from grader.report import print_feedback
 from grader.terminal import as_markup, as_text
 
@@ -82,7 +83,7 @@ def submit(
     try:
         if (submission is None) == (status_of is None):
             raise SubmitError("give the file or folder to upload, or --status ID to see an earlier submission "
-                              "(not both)", 2)
+                              "(not both)", ExitCode.BAD_INPUT)
         if status_of is not None:
             view = _status(status_of, server, token, wait=wait, timeout_s=timeout_s)
         else:
@@ -111,17 +112,18 @@ def exit_code(view: dict[str, Any]) -> int:
     """0 passed (or graded with the verdict not shared), 1 not passed, 2 refused, 3 our failure."""
     state = view["state"]
     if state == "done":
-        return 1 if (view.get("feedback") or {}).get("passed") is False else 0
+        return ExitCode.NOT_PASSED if (view.get("feedback") or {}).get("passed") is False else ExitCode.PASSED
     if state == "failed":
-        return 2 if view.get("charged") else 3  # charged: the grader refused the file; else the service died
-    return 3
+        # charged: the grader refused the file; else the service died
+        return ExitCode.BAD_INPUT if view.get("charged") else ExitCode.OUR_FAILURE
+    return ExitCode.OUR_FAILURE
 
 
 def _api(server: str, token: str) -> tuple[str, dict[str, str]]:
     """The API's base URL and the request headers, or a ``SubmitError`` for a server that is not a URL."""
     base = server.rstrip("/")
     if not base.startswith(("http://", "https://")):
-        raise SubmitError(f"--server must be an http:// or https:// URL, not {server!r}", 2)
+        raise SubmitError(f"--server must be an http:// or https:// URL, not {server!r}", ExitCode.BAD_INPUT)
     base = base if base.endswith("/api/v1") else base + "/api/v1"
     return base, {"Authorization": f"Bearer {token.strip()}", "User-Agent": "cvgrade-submit"}
 
@@ -135,7 +137,8 @@ def _status(submission_id: int, server: str, token: str, *, wait: bool, timeout_
         try:
             view = _answer(client.get(f"/candidate/submissions/{submission_id}"))
         except httpx.TransportError as err:
-            raise SubmitError(f"the service at {base} could not be reached: {_reason(err)}", 3) from None
+            raise SubmitError(f"the service at {base} could not be reached: {_reason(err)}",
+                              ExitCode.OUR_FAILURE) from None
         if not wait or view["state"] in FINISHED:
             return view
         return _follow(client, view, timeout_s=timeout_s)
@@ -170,9 +173,10 @@ def _upload_file(submission: Path) -> Iterator[tuple[Path, str]]:
             yield archive, archive.name
         return
     if not submission.is_file():
-        raise SubmitError(f"{submission} does not exist", 2)
+        raise SubmitError(f"{submission} does not exist", ExitCode.BAD_INPUT)
     if submission.suffix.lower() not in _KINDS:
-        raise SubmitError(f"{submission.name}: cvgrade submit takes a .py, .ipynb or .zip file, or a folder", 2)
+        raise SubmitError(f"{submission.name}: cvgrade submit takes a .py, .ipynb or .zip file, or a folder",
+                          ExitCode.BAD_INPUT)
     yield submission, submission.name
 
 
@@ -191,8 +195,8 @@ def _upload(client: httpx.Client, path: Path, name: str, *, retries: int, quiet:
                                        files={"file": (name, stream, "application/octet-stream")})
         except httpx.TransportError as err:
             if last:
-                raise SubmitError(f"the service at {client.base_url} could not be reached: {_reason(err)}", 3) \
-                    from None
+                raise SubmitError(f"the service at {client.base_url} could not be reached: {_reason(err)}",
+                                  ExitCode.OUR_FAILURE) from None
             _pause(attempt, f"the upload failed ({_reason(err)}); sending it again", quiet)
             continue
         if response.status_code in _RETRY_STATUSES and not last:
@@ -223,13 +227,13 @@ def _follow(client: httpx.Client, view: dict[str, Any], *, timeout_s: float) -> 
                 view = _answer(client.get(f"/candidate/submissions/{view['id']}"))
             except httpx.TransportError as err:
                 if elapsed > timeout_s:
-                    raise SubmitError(f"the service stopped answering: {_reason(err)}", 3) from None
+                    raise SubmitError(f"the service stopped answering: {_reason(err)}", ExitCode.OUR_FAILURE) from None
                 continue
             if view["state"] in FINISHED:
                 return view
             if elapsed > timeout_s:
                 raise SubmitError(f"submission {view['id']} is still {view['state']} after {timeout_s:g} s; it goes "
-                                  "on on the server", 3)
+                                  "on on the server", ExitCode.OUR_FAILURE)
             if status is not None:
                 status.update(as_text(_progress_line(view["state"], elapsed)))
             elif view["state"] != state:
@@ -247,7 +251,8 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
         return body
     message = body.get("error") if isinstance(body, dict) else None
     message = message or f"the service answered {response.status_code} {response.reason_phrase}"
-    raise SubmitError(str(message), 3 if response.status_code >= 500 or response.is_success else 2)
+    raise SubmitError(str(message), ExitCode.OUR_FAILURE if response.status_code >= 500 or response.is_success
+                      else ExitCode.BAD_INPUT)
 
 
 def _pause(attempt: int, message: str, quiet: bool) -> None:

@@ -63,7 +63,7 @@ LIGHT_TOML = textwrap.dedent(
 
 def cvgrade(*args: str) -> float:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "grader.cli", "grade", *args, "--json"],
+    done = subprocess.run([sys.executable, "-m", "cli", "grade", *args, "--json"],
                           capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:

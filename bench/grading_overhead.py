@@ -31,7 +31,7 @@ REFERENCE = CHALLENGE / "reference" / "solution.py"
 def time_cli() -> float:
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "grader.cli", "grade", str(REFERENCE), "--challenge", "iou", "--json",
+        [sys.executable, "-m", "cli", "grade", str(REFERENCE), "--challenge", "iou", "--json",
          "--backend", "local"],
         capture_output=True, text=True, check=False,
     )

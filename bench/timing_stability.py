@@ -68,7 +68,7 @@ def grade(solution: str, should_pass: bool, backend: str) -> Grading:
     load = load_average()
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "grader.cli", "grade", str(LATENCY / solution), "-c", "latency", "--json",
+        [sys.executable, "-m", "cli", "grade", str(LATENCY / solution), "-c", "latency", "--json",
          "--backend", backend], capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     try:

@@ -35,14 +35,15 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from harness.cache import cache_dir
+
 SOURCE_CACHED = "cached"
 SOURCE_MEASURED = "measured"
 
 
 def calibration_dir() -> Path:
-    """``$CVGRADE_CACHE/calibration``, by default ``~/.cache/cvgrade/calibration``."""
-    base = os.environ.get("CVGRADE_CACHE") or str(Path.home() / ".cache" / "cvgrade")
-    return Path(base) / "calibration"
+    """``$CVGRADE_CACHE/calibration``, by default ``~/.cache/cvgrade/calibration`` (``harness.cache``)."""
+    return cache_dir() / "calibration"
 
 
 def hardware_class(device: Mapping[str, Any]) -> str:

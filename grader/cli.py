@@ -1,8 +1,10 @@
-"""The ``cvgrade`` command line: grading, practice, validation.
+"""The grader's commands of ``cvgrade``: grading, practice, validation (``grade``, ``test``, ``start``,
+``validate``, ``calibrate``, ``demo``, ``challenges``).
 
-Exit codes: 0 passed, 1 graded but not passed, 2 bad input or challenge,
-3 not gradable because something of ours failed. Each ``CvgradeError`` knows
-its code (``grader.errors``); this module only maps them to the process exit.
+The ``cvgrade`` app itself is assembled in ``cli.main``. Exit codes: 0 passed, 1 graded but not
+passed, 2 bad input or challenge, 3 not gradable because something of ours failed
+(``grader.errors.ExitCode``). Each ``CvgradeError`` knows its code; this module only passes
+it to the process exit.
 """
 
 from __future__ import annotations
@@ -14,17 +16,15 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cli import add_service_commands
-from api.fleet_cli import add_fleet_commands
 from grader.calibration import forget_calibration
 from grader.challenge import Challenge, default_challenges_dir, list_challenge_ids, load_challenge
-from grader.errors import BadSubmission, ChallengeError, CvgradeError, InfrastructureError
+from grader.errors import BadSubmission, ChallengeError, CvgradeError, ExitCode
 from grader.grading import GradeOptions, grade_submission, run_public_checks, stop_all_judges
 from grader.html_report import write_report
 from grader.live_progress import LiveProgress
@@ -34,15 +34,8 @@ from grader.results import GradeResult, refusal
 from grader.terminal import as_markup, as_text
 from grader.validate import ValidationReport, validate_challenge
 from grader.validation_cache import validate_reusing_passed
-from harness.sandbox import SandboxUnavailable
+from harness.janitor import clean_up_after_crashed_graders
 
-app = typer.Typer(
-    name="cvgrade",
-    help="Grade computer-vision coding challenges against hidden checks, in a sandbox.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
 # Piped output (CI logs, files) gets a wide table rather than rich's default 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 140)
 errors = Console(stderr=True, soft_wrap=True)
@@ -59,8 +52,15 @@ IsolationOption = Annotated[
 ]
 ChallengesDirOption = Annotated[
     Path | None,
-    typer.Option("--challenges-dir", help="Folder of challenges (default: $CVGRADE_CHALLENGES_DIR or ./challenges)."),
+    typer.Option("--challenges-dir", help="Folder of challenges (default: $CVGRADE_CHALLENGES_DIR, else the "
+                                         "challenges/ folder of this checkout)."),
 ]
+
+
+def add_grading_commands(app: typer.Typer) -> None:
+    """Add the grader's commands to the main ``cvgrade`` app (``cli.main``)."""
+    for command in (grade, challenges, start, test, validate, calibrate, demo):
+        app.command()(command)
 
 
 def _options(backend: str, isolation: str) -> GradeOptions:
@@ -78,7 +78,8 @@ def _load(challenge: str, challenges_dir: Path | None) -> Challenge:
     return load_challenge(challenge, (challenges_dir or default_challenges_dir()).resolve())
 
 
-def _fail(err: CvgradeError) -> None:
+def fail(err: CvgradeError) -> NoReturn:
+    """Print ``err`` as one line on stderr and exit with its code."""
     errors.print(f"[bold red]error:[/bold red] {as_markup(err)}", highlight=False)
     raise typer.Exit(err.exit_code)
 
@@ -86,20 +87,8 @@ def _fail(err: CvgradeError) -> None:
 def _clean_up_after_crashed_graders(options: GradeOptions) -> None:
     """Remove what graders that died left (the janitor): their folders, and their containers when
     containers may be used."""
-    from harness.containers import control_root
-    from harness.containers import janitor as remove_containers
-    from harness.leftovers import remove_leftovers, work_root
-
-    with contextlib.suppress(SandboxUnavailable):
-        folders = remove_leftovers([work_root(), control_root()])
-        if folders:
-            errors.print(f"note: removed {len(folders)} folder(s) left by a grader that died", highlight=False)
-    if options.backend == "local":
-        return
-    with contextlib.suppress(SandboxUnavailable):
-        removed = remove_containers()
-        if removed:
-            errors.print(f"note: removed {len(removed)} container(s) left by a grader that died", highlight=False)
+    for note in clean_up_after_crashed_graders(containers=options.backend != "local").notes():
+        errors.print(note, highlight=False)
 
 
 def _write_html(result: GradeResult, target: Path, submission: Path, *, several: bool) -> None:
@@ -117,22 +106,22 @@ def _write_html(result: GradeResult, target: Path, submission: Path, *, several:
 
 def _worst_exit(codes: list[int]) -> int:
     """3 beats 2 beats 1 beats 0: the exit code says the worst thing that happened."""
-    return max(codes, default=0)
+    return max(codes, default=ExitCode.PASSED)
 
 
-class _Terminated(BaseException):
+class Terminated(BaseException):
     """SIGTERM arrived (timeout(1), systemd, a CI runner's cancel, docker stop): stop as on Ctrl-C."""
 
 
 @contextlib.contextmanager
 def _sigterm_raises() -> Iterator[None]:
-    """Within the block, SIGTERM raises ``_Terminated`` in the main thread instead of ending the process.
+    """Within the block, SIGTERM raises ``Terminated`` in the main thread instead of ending the process.
 
     Ended by the default action, cvgrade would leave its judges (each in a session of its
     own) grading on, with their worker containers, for up to the run limit.
     """
     def terminated(signum: int, frame: FrameType | None) -> None:
-        raise _Terminated
+        raise Terminated
 
     previous = signal.signal(signal.SIGTERM, terminated)
     try:
@@ -161,7 +150,6 @@ def _stop_gradings(
             signal.signal(number, handler)
 
 
-@app.command()
 def grade(
     submissions: Annotated[
         list[Path], typer.Argument(help="A .py file, a .ipynb, a folder or a .zip; several allowed.")
@@ -185,7 +173,7 @@ def grade(
         loaded = _load(challenge, challenges_dir)
     except CvgradeError as err:
         if not as_json:
-            _fail(err)
+            fail(err)
         for submission in submissions:  # one object per submission, even when none can be graded
             _print_refusal(submission, {"id": challenge}, err)
         raise typer.Exit(err.exit_code) from None
@@ -212,8 +200,8 @@ def grade(
                 for submission in submissions:
                     started.append(pool.submit(attempt, submission))
                 outcomes = [future.result() for future in started]
-        except (KeyboardInterrupt, _Terminated) as stop:
-            raise typer.Exit(_stop_gradings(pool, started, terminated=isinstance(stop, _Terminated))) from None
+        except (KeyboardInterrupt, Terminated) as stop:
+            raise typer.Exit(_stop_gradings(pool, started, terminated=isinstance(stop, Terminated))) from None
         pool.shutdown()
     for submission, result in zip(submissions, outcomes, strict=True):
         if isinstance(result, CvgradeError):
@@ -252,7 +240,6 @@ def _print_refusal(submission: Path, challenge: dict[str, str], err: CvgradeErro
     sys.stdout.flush()
 
 
-@app.command()
 def challenges(challenges_dir: ChallengesDirOption = None) -> None:
     """List the challenges: id, level, version, title and the one-line summary, checks, pass mark."""
     table = Table(title="Challenges", title_justify="left", show_lines=True)
@@ -273,7 +260,6 @@ def challenges(challenges_dir: ChallengesDirOption = None) -> None:
     console.print(table)
 
 
-@app.command()
 def start(
     challenge: Annotated[str, typer.Argument(help="Challenge id.")],
     folder: Annotated[Path, typer.Argument(help="Where to put the statement, starter and public tests.")],
@@ -285,8 +271,7 @@ def start(
         loaded = load_challenge(challenge, challenges_dir)
         written = start_practice(loaded, folder, force=force)
     except CvgradeError as err:
-        _fail(err)
-        return
+        fail(err)
     for path in written:
         console.print(f"  wrote {as_markup(path)}", highlight=False)
     console.print(
@@ -294,7 +279,6 @@ def start(
     )
 
 
-@app.command()
 def test(
     folder: Annotated[Path, typer.Argument(help="A folder made by `cvgrade start`.")],
     challenge: Annotated[str | None, typer.Option("--challenge", "-c")] = None,
@@ -316,8 +300,7 @@ def test(
         if as_json:
             _print_refusal(folder, {"id": challenge or ""}, err)
             raise typer.Exit(err.exit_code) from None
-        _fail(err)
-        return
+        fail(err)
     if as_json:
         sys.stdout.write(result.model_dump_json() + "\n")
     else:
@@ -325,7 +308,6 @@ def test(
     raise typer.Exit(result.exit_code)
 
 
-@app.command()
 def validate(
     challenge_ids: Annotated[list[str] | None, typer.Argument(help="Challenge ids (default: all).")] = None,
     backend: BackendOption = "auto",
@@ -347,8 +329,7 @@ def validate(
         try:
             loaded = _load(challenge_id, challenges_dir)
         except CvgradeError as err:
-            _fail(err)
-            return
+            fail(err)
         console.print(f"[bold]validating {loaded.id} v{loaded.version}[/bold]")
         with LiveProgress(console, enabled=_show_progress(False)) as live:
             if reuse_passed:
@@ -359,7 +340,7 @@ def validate(
                                             follow=live.following, jobs=jobs)
         ok = ok and report.ok
         console.print("[green]  valid[/green]" if report.ok else f"[red]  {len(report.problems)} problem(s)[/red]")
-    raise typer.Exit(0 if ok else 1)
+    raise typer.Exit(ExitCode.PASSED if ok else ExitCode.NOT_PASSED)
 
 
 def _validate_reusing_passed(challenge: Challenge, options: GradeOptions, live: LiveProgress,
@@ -368,12 +349,10 @@ def _validate_reusing_passed(challenge: Challenge, options: GradeOptions, live: 
         validation = validate_reusing_passed(challenge, options, progress=lambda line: console.print(
             as_text(f"  {line}")), follow=live.following, jobs=jobs)
     except CvgradeError as err:
-        _fail(err)
-        raise typer.Exit(err.exit_code) from None
+        fail(err)
     return validation.report
 
 
-@app.command()
 def calibrate(
     challenge_ids: Annotated[list[str] | None, typer.Argument(help="Challenge ids (default: all).")] = None,
     backend: BackendOption = "auto",
@@ -382,7 +361,7 @@ def calibrate(
 ) -> None:
     """Measure the hardware-dependent figures of challenges on this machine, afresh, by grading their references."""
     ids = challenge_ids or list_challenge_ids(challenges_dir)
-    worst = 0
+    worst: int = ExitCode.PASSED
     for challenge_id in ids:
         try:
             loaded = _load(challenge_id, challenges_dir)
@@ -392,8 +371,7 @@ def calibrate(
                 result = grade_submission(loaded.reference_dir / "solution.py", loaded, _options(backend, isolation),
                                           progress=live.follow(label))
         except CvgradeError as err:
-            _fail(err)
-            return
+            fail(err)
         figures = result.environment.get("calibration", {}).get("stored", {})
         console.print(f"[bold]{loaded.id} v{loaded.version}[/bold]: "
                       f"{'replaced' if forgotten else 'no'} earlier figures; reference {result.status}, "
@@ -405,11 +383,10 @@ def calibrate(
             console.print("  (no figures stored)")
         if result.status != "graded" or not result.passed:
             console.print("[red]  the reference did not pass: figures not trustworthy[/red]")
-            worst = max(worst, 1)
+            worst = max(worst, ExitCode.NOT_PASSED)
     raise typer.Exit(worst)
 
 
-@app.command()
 def demo(
     backend: BackendOption = "auto",
     isolation: IsolationOption = "auto",
@@ -430,81 +407,7 @@ def demo(
                 rows.append((label, str(err)))
     print_summary(console, rows)
     errors_seen = [r for _, r in rows if isinstance(r, str) or r.status == "error"]
-    raise typer.Exit(3 if errors_seen else 0)
-
-
-image_app = typer.Typer(help="The candidate runtime image of the Docker backend.", no_args_is_help=True)
-app.add_typer(image_app, name="image")
-
-
-@image_app.command("build")
-def image_build(
-    bootstrap: Annotated[bool, typer.Option("--bootstrap", help="First make a Debian base with debootstrap.")] = False,
-    base: Annotated[str | None, typer.Option("--base", help="Base image (default: the bootstrapped Debian).")] = None,
-    challenges_dir: ChallengesDirOption = None,
-) -> None:
-    """Build the runtime image (Python, torch, torchvision, numpy, our worker, challenges' extra packages)."""
-    from harness.images import BASE_TAG, bootstrap_base, build_runtime
-
-    wanted: set[str] = set()
-    for challenge_id in list_challenge_ids(challenges_dir):
-        try:
-            wanted.update(load_challenge(challenge_id, challenges_dir).spec.image.packages)
-        except CvgradeError as err:  # one broken challenge must not stop the image every other one needs
-            errors.print(f"[yellow]warning:[/yellow] skipping {as_markup(challenge_id)}'s packages: {as_markup(err)}",
-                         highlight=False)
-    extras = sorted(wanted)
-    try:
-        if bootstrap:
-            bootstrap_base(log=console.print)
-        tag = build_runtime(base=base or BASE_TAG, extra_packages=extras, log=console.print)
-    except SandboxUnavailable as err:
-        _fail(InfrastructureError(str(err)))
-        return
-    console.print(f"[green]ready:[/green] {tag}")
-
-
-@app.command()
-def doctor() -> None:
-    """What this machine offers for grading: engine, image, GPUs, sandbox backends, and known-unsafe versions."""
-    from harness.doctor import diagnose
-
-    style = {"ok": "green", "warn": "yellow", "missing": "red"}
-    table = Table(title="cvgrade doctor", title_justify="left")
-    for column in ("component", "status", "detail"):
-        table.add_column(column)
-    for finding in diagnose():
-        table.add_row(finding.name, f"[{style[finding.status]}]{finding.status}[/]", finding.detail)
-    console.print(table)
-
-
-@app.command()
-def janitor(
-    everything: Annotated[bool, typer.Option("--all", help="Remove every cvgrade container, running or not.")] = False,
-) -> None:
-    """Remove what graders that crashed left behind: workspaces, judge and worker folders, containers.
-
-    A folder is removed only when the process that made it is no longer running (``--all`` does
-    not change that: a running grading keeps its files). Folders are looked for in this user's
-    private folder in the temporary folder (``$TMPDIR/cvgrade-<uid>``) and in ``/tmp/cvgrade-ctl-<uid>``.
-    """
-    from harness.containers import control_root
-    from harness.containers import janitor as remove_containers
-    from harness.leftovers import remove_leftovers, work_root
-
-    try:
-        folders = remove_leftovers([work_root(), control_root()])
-    except SandboxUnavailable as err:
-        _fail(InfrastructureError(str(err)))
-        return
-    console.print(f"removed {len(folders)} folder(s)" + (f": {', '.join(str(f) for f in folders)}" if folders else ""),
-                  highlight=False)
-    try:
-        removed = remove_containers(everything=everything)
-    except SandboxUnavailable as err:
-        console.print(f"containers not checked: {err}", highlight=False)
-        return
-    console.print(f"removed {len(removed)} container(s)" + (f": {', '.join(removed)}" if removed else ""))
+    raise typer.Exit(ExitCode.OUR_FAILURE if errors_seen else ExitCode.PASSED)
 
 
 def _samples(challenge: Challenge) -> list[Path]:
@@ -513,28 +416,4 @@ def _samples(challenge: Challenge) -> list[Path]:
         challenge.starter_dir / "solution.py",
         challenge.starter_dir / "solution.ipynb",
     ]
-    candidates += sorted((challenge.root / "samples").glob("*")) if (challenge.root / "samples").is_dir() else []
     return [path for path in candidates if path.exists()]
-
-
-add_service_commands(app)  # serve, admin: the hiring-team service (api/)
-add_fleet_commands(app)  # worker, fleet: grading on many hosts through a broker (api/fleet.py)
-
-
-def main() -> None:
-    """Every command stops on SIGTERM as on Ctrl-C: the grading in progress takes its judge down with it."""
-
-    def terminated(signum: int, frame: FrameType | None) -> None:
-        raise _Terminated
-
-    signal.signal(signal.SIGTERM, terminated)  # `grade` (several at once) and `serve`/`worker` set their own
-    try:
-        app()
-    except _Terminated:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the clean-up above has run; do not cut it short now
-        errors.print("terminated: the grading in progress was stopped", highlight=False)
-        sys.exit(128 + signal.SIGTERM)
-
-
-if __name__ == "__main__":
-    main()

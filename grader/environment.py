@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
-import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import grader
+from harness.gpus import nvidia_gpus
 
 PACKAGES = ("cvgrade", "torch", "torchvision", "numpy", "pytest")
 
@@ -38,22 +37,8 @@ def _memory_gb() -> float | None:
 
 
 def detect_gpus() -> list[dict[str, str]]:
-    """NVIDIA GPUs as ``nvidia-smi`` reports them; empty when there are none."""
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return []
-    try:
-        out = subprocess.run(  # noqa: S603 - fixed arguments
-            [smi, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    gpus = []
-    for line in out.strip().splitlines():
-        name, memory, driver = (part.strip() for part in line.split(",", 2))
-        gpus.append({"name": name, "memory": memory, "driver": driver})
-    return gpus
+    """NVIDIA GPUs as ``nvidia-smi`` reports them (``harness.gpus``); empty when there are none."""
+    return [{"name": gpu.name, "memory": gpu.memory, "driver": gpu.driver} for gpu in nvidia_gpus()]
 
 
 def describe_environment() -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from grader.errors import ExitCode
 from grader.scoring import Verdict
 
 SCHEMA_VERSION = 1
@@ -68,11 +69,11 @@ class GradeResult(BaseModel):
     inconclusive: bool = False
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         """0 passed, 1 graded but not passed, 3 not gradable (our failure)."""
         if self.status == "error":
-            return 3
-        return 0 if self.passed else 1
+            return ExitCode.OUR_FAILURE
+        return ExitCode.PASSED if self.passed else ExitCode.NOT_PASSED
 
 
 class Refusal(BaseModel):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness import cgroups, seccomp
+from harness.gpus import nvidia_gpus
 from harness.images import image_exists, runtime_tag, stale_worker
 from harness.sandbox import SandboxUnavailable
 
@@ -62,25 +63,6 @@ def _local_findings() -> list[Finding]:
     ]
 
 
-def nvidia_gpus() -> list[str]:
-    """One line per GPU: name, memory, driver (empty without the NVIDIA driver)."""
-    return _nvidia_smi()
-
-
-def _nvidia_smi() -> list[str]:
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return []
-    try:
-        out = subprocess.run(  # noqa: S603 - fixed arguments
-            [smi, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.strip() for line in out.splitlines() if line.strip()]
-
-
 def _docker_findings() -> list[Finding]:
     from harness.containers import docker_client, engine_gpus
 
@@ -120,6 +102,6 @@ def _docker_findings() -> list[Finding]:
 
 def diagnose() -> list[Finding]:
     """Everything ``cvgrade doctor`` reports, in order."""
-    gpus = _nvidia_smi()
+    gpus = [gpu.describe() for gpu in nvidia_gpus()]
     findings = [Finding("GPUs", "ok" if gpus else "warn", "; ".join(gpus) if gpus else "none (CPU only)")]
     return findings + _local_findings() + _docker_findings()

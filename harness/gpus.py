@@ -15,8 +15,11 @@ import os
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+QUERY = ("--query-gpu=name,memory.total,driver_version", "--format=csv,noheader")
 
 
 def lock_dir() -> Path:
@@ -27,18 +30,47 @@ def lock_dir() -> Path:
     return folder
 
 
-def host_gpu_count() -> int:
-    """NVIDIA GPUs on this host, from ``nvidia-smi -L`` (0 without the driver)."""
+@dataclass(frozen=True)
+class NvidiaGpu:
+    """One GPU as ``nvidia-smi`` names it: ``NVIDIA H200``, ``143771 MiB``, driver ``570.124.06``."""
+
+    name: str
+    memory: str
+    driver: str
+
+    def describe(self) -> str:
+        """``name, memory, driver``: how ``cvgrade doctor`` and ``cvgrade fleet`` show it."""
+        return f"{self.name}, {self.memory}, {self.driver}"
+
+
+def nvidia_gpus() -> list[NvidiaGpu]:
+    """The host's NVIDIA GPUs, from ``nvidia-smi`` (none without the driver): cvgrade's one reader of it."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
-        return 0
+        return []
     try:
-        listing = subprocess.run(  # noqa: S603 - fixed arguments
-            [smi, "-L"], capture_output=True, text=True, timeout=10, check=True
+        out = subprocess.run(  # noqa: S603 - fixed arguments
+            [smi, *QUERY], capture_output=True, text=True, timeout=10, check=True
         ).stdout
     except (OSError, subprocess.SubprocessError):
-        return 0
-    return sum(1 for line in listing.splitlines() if line.startswith("GPU "))
+        return []
+    return parse_gpu_query(out)
+
+
+def parse_gpu_query(out: str) -> list[NvidiaGpu]:
+    """The GPUs in ``nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader``'s output."""
+    gpus = []
+    for line in out.splitlines():
+        fields = [field.strip() for field in line.split(",")]
+        if len(fields) >= 3 and fields[0]:
+            # A name with a comma in it keeps it: the last two fields are the memory and the driver.
+            gpus.append(NvidiaGpu(name=", ".join(fields[:-2]), memory=fields[-2], driver=fields[-1]))
+    return gpus
+
+
+def host_gpu_count() -> int:
+    """NVIDIA GPUs on this host (0 without the driver)."""
+    return len(nvidia_gpus())
 
 
 class GpuLease:

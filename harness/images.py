@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.cache import cache_dir
 from harness.sandbox import SandboxUnavailable
 
 BASE_TAG = "cvgrade/base:bookworm"
@@ -46,11 +47,6 @@ def runtime_tag() -> str:
     keep their own image this way, since the image holds the worker of one version.
     """
     return os.environ.get("CVGRADE_IMAGE") or RUNTIME_TAG
-
-
-def cache_dir() -> Path:
-    """Where wheels and base file systems are kept between builds (``CVGRADE_CACHE``)."""
-    return Path(os.environ.get("CVGRADE_CACHE", Path.home() / ".cache" / "cvgrade"))
 
 
 def _docker_client() -> Any:

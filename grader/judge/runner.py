@@ -107,6 +107,9 @@ def run(spec: dict[str, Any]) -> int:
         timed_cores=getattr(sandbox, "timed_cores", None),
     )
     tests_dir = Path(spec["tests_dir"])
+    # The checks' own modules (an oracle, cases, a timing kit beside the tests in hidden/) import by
+    # name, as under pytest's default import mode: the folder of the checks comes first on the path.
+    sys.path.insert(0, str(tests_dir))
     ini = Path(spec["records_path"]).parent / "judge-pytest.ini"
     ini.write_text("[pytest]\n")
     args = [

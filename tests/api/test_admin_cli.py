@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from api.db import Database, current_revision, newest_revision
-from grader.cli import app
+from cli.main import app
 
 runner = CliRunner()
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cli.main import app
 from grader.challenge import list_challenge_ids, load_challenge
-from grader.cli import app
 
 runner = CliRunner()
 CHECKS = "def test_adds(candidate):\n    assert candidate.add(1, 2) == 3, 'wrong sum'\n"

@@ -314,3 +314,13 @@ def test_a_reference_first_called_after_its_setup_limit_has_passed_still_answers
     result = grade(challenge, "def add(a, b):\n    return a + b\n", submission_dir, "local", "process")
     assert {test.name: test.output for test in result.tests} == {"first": "", "against_the_reference": ""}
     assert result.score == 2
+
+
+def test_a_check_imports_its_helpers_from_its_own_folder_by_name(challenge_factory, submission_dir: Path) -> None:
+    # hidden/ holds the checks' own modules (an oracle, cases); the judge puts that folder on the
+    # path, so a check needs no sys.path line of its own.
+    oracle = "def expected_sum(a, b):\n    return a + b\n"
+    checks = "from add_oracle import expected_sum\n\n" + ADD_CHECKS.replace("== -3", "== expected_sum(-1, -2)")
+    challenge = challenge_factory({"test_add.py": checks, "add_oracle.py": oracle}, ADD)
+    right = grade(challenge, "def add(a, b):\n    return a + b\n", submission_dir, "local")
+    assert (right.status, right.score, right.passed) == ("graded", 10, True), right.error

@@ -16,7 +16,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from grader.cli import app
+from cli.main import app
 from grader.report import print_feedback, print_result, print_summary
 from grader.results import GradeResult
 from grader.results import TestResult as CheckResult  # not Test*: pytest would try to collect it

@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from grader.challenge import load_challenge
-from grader.cli import app
+from cli.main import app
 from grader.grading import GradeOptions
 from grader.validate import ValidationReport
 from grader.validation_cache import (

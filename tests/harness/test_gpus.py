@@ -10,7 +10,7 @@ import textwrap
 import threading
 from pathlib import Path
 
-from harness.gpus import lease_gpu
+from harness.gpus import NvidiaGpu, lease_gpu, parse_gpu_query
 
 HOLD_A_LEASE = textwrap.dedent(
     """
@@ -70,3 +70,16 @@ def test_a_released_lease_is_taken_again(tmp_path: Path) -> None:
     second = lease_gpu(1, folder=tmp_path)
     assert second.index == 0
     second.release()
+
+
+def test_nvidia_smi_is_read_into_one_gpu_per_line() -> None:
+    # What `nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader` prints.
+    out = "NVIDIA H200, 143771 MiB, 570.124.06\nNVIDIA GeForce RTX 4090, 24564 MiB, 570.124.06\n\n"
+    gpus = parse_gpu_query(out)
+    assert gpus == [NvidiaGpu("NVIDIA H200", "143771 MiB", "570.124.06"),
+                    NvidiaGpu("NVIDIA GeForce RTX 4090", "24564 MiB", "570.124.06")]
+    assert gpus[0].describe() == "NVIDIA H200, 143771 MiB, 570.124.06"  # as `cvgrade doctor` shows it
+
+
+def test_a_line_nvidia_smi_did_not_finish_is_no_gpu() -> None:
+    assert parse_gpu_query("No devices were found\nNVIDIA H200, 143771 MiB\n") == []

@@ -3,7 +3,7 @@
 Written from the statement alone, in float64 and one box at a time, so that the
 reference solution is checked by the same code as every candidate.
 
-Not a test module: the test files import it after putting this folder on sys.path.
+Not a test module: the test files import it by name (the judge puts this folder on sys.path).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Inputs for the hidden checks of `augment`: images, boxes and parameters, made from seeds.
 
-Not a test module: the test files import it after putting this folder on sys.path.
+Not a test module: the test files import it by name (the judge puts this folder on sys.path).
 """
 
 from __future__ import annotations

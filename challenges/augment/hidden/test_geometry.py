@@ -6,15 +6,8 @@ Expected values come from augment_oracle (float64, one box at a time), written f
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import torch
-
-if str(Path(__file__).parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).parent))
-
 from augment_oracle import BOX_TOL, check_result
 from cases import as_tensor, noise_image, random_case, random_params, smooth_image
 

@@ -10,15 +10,9 @@ from __future__ import annotations
 
 import secrets
 import statistics
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
-
-if str(Path(__file__).parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).parent))
-
 from augment_oracle import DECISION_MARGIN, check_result, expected_boxes
 from cases import as_tensor, random_boxes, smooth_image
 

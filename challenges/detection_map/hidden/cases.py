@@ -5,7 +5,7 @@ least IOU_MARGIN away from each of the ten thresholds, and give every class a nu
 truths prime to 10, so that no recall lands exactly on one of the 101 recall points except 0 and
 1: then float32 arithmetic and any way of writing the thresholds agree with COCO's float64.
 
-Not a test module: the test files import it after putting this folder on sys.path.
+Not a test module: the test files import it by name (the judge puts this folder on sys.path).
 """
 
 from __future__ import annotations

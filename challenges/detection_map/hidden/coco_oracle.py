@@ -6,7 +6,7 @@ tensors the candidate gets, run COCOeval for bounding boxes with its default par
 0.50:0.05:0.95, 101 recall points, area "all", at most 100 detections per image and class), and
 read AP per class and threshold from its precision array.
 
-Not a test module: the test files import it after putting this folder on sys.path.
+Not a test module: the test files import it by name (the judge puts this folder on sys.path).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Comparing a `detection_map` result with COCOeval's, with messages safe to show a candidate.
 
-Not a test module: the test files import it after putting this folder on sys.path.
+Not a test module: the test files import it by name (the judge puts this folder on sys.path).
 """
 
 from __future__ import annotations

@@ -5,14 +5,7 @@ The expected figures always come from COCOeval itself (coco_oracle), run here in
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
-
-if str(Path(__file__).parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).parent))
-
 from cases import dataset
 from coco_oracle import coco_eval
 from compare import as_float, check_result

@@ -12,14 +12,8 @@ from __future__ import annotations
 
 import secrets
 import statistics
-import sys
-from pathlib import Path
 
 import torch
-
-if str(Path(__file__).parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).parent))
-
 from cases import large_dataset
 from compare import check_result
 

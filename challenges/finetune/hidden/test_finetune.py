@@ -12,15 +12,8 @@ thresholds.toml, by hardware class.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import torch
-
-if str(Path(__file__).parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).parent))
-
 import finetune_judge as judge
+import torch
 
 SMALL_CLASSES = (1, 4, 8)  # three classes of the training set (renumbered 0, 1, 2 by the adapter)
 SMALL_PER_CLASS = 8

@@ -8,15 +8,9 @@ ones (flat colours, black, white, noise, smooth fields, binary patterns).
 from __future__ import annotations
 
 import secrets
-import sys
-from pathlib import Path
-
-import torch
-
-if str(Path(__file__).parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).parent))
 
 import latency_kit as kit
+import torch
 
 TOP1_SEED, TOP1_COUNT = 5_200_000, 300
 CLOSE_SEED, CLOSE_COUNT = 5_300_000, 100

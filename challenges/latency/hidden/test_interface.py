@@ -7,15 +7,9 @@ adapter keeps it there and calls it on images the judge sends.
 from __future__ import annotations
 
 import secrets
-import sys
-from pathlib import Path
-
-import torch
-
-if str(Path(__file__).parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).parent))
 
 import latency_kit as kit
+import torch
 
 SEED = 4_100_000
 

@@ -18,11 +18,6 @@ from __future__ import annotations
 
 import secrets
 import statistics
-import sys
-from pathlib import Path
-
-if str(Path(__file__).parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).parent))
 
 import latency_kit as kit
 import latency_timing as timing

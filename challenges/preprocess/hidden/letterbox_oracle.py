@@ -4,7 +4,7 @@ The expected output is computed in float64 with numpy from the statement alone
 (separable triangle filter, widened when downscaling: antialiased bilinear), so
 the reference solution is checked by the same code as every candidate.
 
-Not a test module: the test files import it after putting this folder on sys.path.
+Not a test module: the test files import it by name (the judge puts this folder on sys.path).
 """
 
 from __future__ import annotations

@@ -3,14 +3,7 @@ scale new_w / W, new_h / H differs from size / max(H, W)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
-
-if str(Path(__file__).parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).parent))
-
 from letterbox_oracle import expected_boxes, geometry
 
 from grader.judgekit import expect_close, expect_tensor

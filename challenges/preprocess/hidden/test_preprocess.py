@@ -9,15 +9,8 @@ The clamp max(1, ...) is still exercised, by a 1x1000 image (output height 1).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import torch
-
-if str(Path(__file__).parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).parent))
-
 from letterbox_oracle import (
     MEAN,
     PAD_ATOL,

@@ -10,14 +10,8 @@ from __future__ import annotations
 
 import secrets
 import statistics
-import sys
-from pathlib import Path
 
 import numpy as np
-
-if str(Path(__file__).parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).parent))
-
 from letterbox_oracle import PAD_ATOL, check_one, geometry
 
 from grader.judgekit import expect_tensor, finite_ratio
