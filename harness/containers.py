@@ -32,7 +32,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from harness import seccomp
 from harness.cores import CoreClaim, CorePlan, TimedCores, claim_cores, cpu_list, plan_cores, usable_cores
@@ -45,6 +45,7 @@ from harness.sandbox import (
     SANDBOX_HOSTNAME,
     ExitInfo,
     FreezeUnavailable,
+    GpuPolicy,
     SandboxUnavailable,
     WorkerSpec,
 )
@@ -58,7 +59,6 @@ PYTHON = "/opt/cvgrade/venv/bin/python"
 WORKER = "/opt/cvgrade/worker/candidate_worker.py"
 SANDBOX_USER = "65534:65534"
 PAUSE_ATTEMPTS = 3
-GpuPolicy = Literal["off", "optional", "required"]
 
 
 def owner_id(pid: int | None = None) -> str:

@@ -51,11 +51,11 @@ from harness.sandbox import (
     SANDBOX_HOSTNAME,
     ExitInfo,
     FreezeUnavailable,
+    GpuPolicy,
+    IsolationName,
     SandboxUnavailable,
     WorkerSpec,
 )
-
-Isolation = Literal["auto", "bwrap", "process"]
 
 _HARNESS_DIR = Path(__file__).resolve().parent
 RUNTIME_FILES = (_HARNESS_DIR / "wire.py", _HARNESS_DIR / "worker" / "candidate_worker.py")
@@ -254,7 +254,7 @@ class LocalSandbox(TimedCores):
     name = "local"
 
     def __init__(
-        self, isolation: Isolation = "auto", use_cgroups: bool = True, gpu: str = "off",
+        self, isolation: IsolationName = "auto", use_cgroups: bool = True, gpu: GpuPolicy = "off",
         hidden_distributions: Sequence[str] = (), cpu_threads: int = 1,
     ) -> None:
         bwrap = bwrap_path()

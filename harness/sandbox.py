@@ -10,9 +10,11 @@ the protocol over those pipes; backends only start, watch and kill.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 
 class Outcome(enum.StrEnum):
@@ -55,6 +57,30 @@ class Limits:
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+BackendName = Literal["auto", "docker", "local"]
+IsolationName = Literal["auto", "bwrap", "process"]
+GpuPolicy = Literal["off", "optional", "required"]
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Which backend to build and how (``harness.backends.make_sandbox``); it travels in the judge's spec.
+
+    ``backend``: ``auto`` is Docker where an engine and the runtime image are ready, else local.
+    ``isolation``: the local backend's (``auto``: bubblewrap where installed). ``image``: Docker's
+    runtime image (None: this install's tag). ``gpu``: the challenge's wish; a required GPU the
+    backend cannot give is an error. ``judge_only``: distributions the local sandbox hides from
+    workers. ``cpu_threads``: how many cores each worker is pinned to (``harness.cores``).
+    """
+
+    backend: BackendName = "auto"
+    isolation: IsolationName = "auto"
+    image: str | None = None
+    gpu: GpuPolicy = "off"
+    judge_only: Sequence[str] = ()
+    cpu_threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -120,7 +146,16 @@ class Sandbox(Protocol):
 
     name: str
 
+    @property
+    def gpu_index(self) -> int | None:
+        """The host GPU this sandbox's workers use (leased at the first start), None on the CPU."""
+        ...
+
     def start(self, spec: WorkerSpec) -> WorkerProcess: ...
+
+    def timed_cores(self) -> AbstractContextManager[None]:
+        """Move this sandbox's workers onto the cores kept for timed work while the context lasts."""
+        ...
 
     def describe(self) -> dict[str, Any]:
         """Backend, isolation and limits enforcement, for the result's environment."""
