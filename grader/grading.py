@@ -61,7 +61,7 @@ from grader.workspace import Workspace, prepare_workspace
 from harness import cgroups
 from harness.backends import make_sandbox
 from harness.leftovers import owned_folder
-from harness.sandbox import GpuPolicy, Limits, SandboxConfig, SandboxUnavailable
+from harness.sandbox import GpuPolicy, Limits, SandboxConfig, SandboxDescription, SandboxUnavailable
 
 # Packages the hidden checks use as oracles (pycocotools for detection_map): installed for the judge,
 # never in the runtime image, and hidden from the local sandbox's view, so no submission imports them.
@@ -184,14 +184,14 @@ def _grade(
     )
 
 
-def _describe_sandbox(config: SandboxConfig) -> dict[str, Any]:
+def _describe_sandbox(config: SandboxConfig) -> SandboxDescription:
     try:
         return make_sandbox(config).describe()
     except SandboxUnavailable as err:
         raise InfrastructureError(str(err)) from err
 
 
-def _sandbox_feedback(info: dict[str, Any]) -> list[str]:
+def _sandbox_feedback(info: SandboxDescription) -> list[str]:
     return [f"sandbox: {info['note']}"] if info.get("note") else []
 
 
@@ -397,7 +397,7 @@ def _judge_usage(judge: JudgeRun, records: JudgeRecords) -> dict[str, Any]:
     }
 
 
-def _runtime_versions(sandbox_info: dict[str, Any]) -> dict[str, str]:
+def _runtime_versions(sandbox_info: SandboxDescription) -> dict[str, str]:
     """The candidate's runtime, from where the candidate cannot write: the image, or this interpreter.
 
     Docker: ``/opt/cvgrade/versions.json`` read from the runtime image by the engine. Local: the

@@ -46,6 +46,7 @@ from harness.sandbox import (
     ExitInfo,
     FreezeUnavailable,
     GpuPolicy,
+    SandboxDescription,
     SandboxUnavailable,
     WorkerSpec,
 )
@@ -246,10 +247,10 @@ class DockerSandbox(TimedCores):
         self._workers = [worker for worker in self._workers if worker.alive()]
         return list(self._workers)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> SandboxDescription:
         version = self._client.version()
         return {
-            "backend": self.name,
+            "backend": "docker",
             "isolation": "container (no network, read-only root, no capabilities, default seccomp)",
             "limits_enforced_by": "container cgroup",
             "suitable_for_hiring": True,

@@ -39,7 +39,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any, Literal
+from typing import Literal
 
 from harness import cgroups, seccomp
 from harness.cores import CoreClaim, CorePlan, TimedCores, claim_cores, cpu_list, plan_cores, usable_cores
@@ -53,6 +53,7 @@ from harness.sandbox import (
     FreezeUnavailable,
     GpuPolicy,
     IsolationName,
+    SandboxDescription,
     SandboxUnavailable,
     WorkerSpec,
 )
@@ -317,10 +318,10 @@ class LocalSandbox(TimedCores):
         self._workers = [worker for worker in self._workers if worker.alive()]
         return list(self._workers)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> SandboxDescription:
         isolated = self.isolation == "bwrap"
         return {
-            "backend": self.name,
+            "backend": "local",
             "isolation": "bubblewrap namespaces" if isolated else "plain subprocess (no isolation)",
             "seccomp": "cvgrade filter" if isolated and seccomp.supported() else "none",
             "limits_enforced_by": (

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, NotRequired, Protocol, TypedDict
 
 
 class Outcome(enum.StrEnum):
@@ -55,9 +55,6 @@ class Limits:
     setup_timeout_s: float = 60.0
     max_message_bytes: int = 1 << 30
 
-    def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
-
 
 BackendName = Literal["auto", "docker", "local"]
 IsolationName = Literal["auto", "bwrap", "process"]
@@ -83,14 +80,28 @@ class SandboxConfig:
     cpu_threads: int = 1
 
 
+class WorkerFunction(TypedDict):
+    """A function the worker must find in the submission (it says which are missing or misdeclared)."""
+
+    name: str
+    parameters: list[str]
+
+
+class WorkerCell(TypedDict):
+    """A notebook's code cell, numbered as in the notebook, run in order in the worker."""
+
+    number: int
+    source: str
+
+
 @dataclass(frozen=True)
 class WorkerSpec:
     """What to run: a workspace with the submission, what to import, under which limits."""
 
     workspace: Path
     entry: str | None  # a .py file inside the workspace, or None for notebook cells
-    cells: list[dict[str, Any]] | None
-    functions: list[dict[str, Any]]
+    cells: list[WorkerCell] | None
+    functions: list[WorkerFunction]
     limits: Limits
     label: str = "candidate"
     env: dict[str, str] = field(default_factory=dict)
@@ -141,6 +152,24 @@ class WorkerProcess(Protocol):
         ...
 
 
+class SandboxDescription(TypedDict):
+    """What a sandbox says of itself, in the result's ``environment.sandbox``."""
+
+    backend: Literal["docker", "local"]
+    isolation: str
+    limits_enforced_by: str
+    suitable_for_hiring: bool
+    device: str  # "gpu" or "cpu"
+    gpu_index: int | None
+    cores: dict[str, object]  # harness.cores' plan, and how the workers are pinned to it
+    note: str  # a sentence for the candidate's feedback, or ""
+    seccomp: NotRequired[str]  # local
+    hidden_packages: NotRequired[list[str]]  # local
+    engine: NotRequired[str]  # docker
+    image: NotRequired[str]  # docker
+    image_id: NotRequired[str]  # docker
+
+
 class Sandbox(Protocol):
     """A backend: starts workers under a spec and describes its isolation."""
 
@@ -157,7 +186,7 @@ class Sandbox(Protocol):
         """Move this sandbox's workers onto the cores kept for timed work while the context lasts."""
         ...
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> SandboxDescription:
         """Backend, isolation and limits enforcement, for the result's environment."""
         ...
 

@@ -40,7 +40,7 @@ from grader.judge.contracts import (
     record_line,
 )
 from harness.backends import make_sandbox
-from harness.sandbox import Sandbox, WorkerSpec
+from harness.sandbox import Sandbox, WorkerCell, WorkerFunction, WorkerSpec
 
 if TYPE_CHECKING:
     from grader.judge.plugin import CalibrationSettings
@@ -53,8 +53,10 @@ def worker_spec(entry: WorkerEntry, label: str) -> WorkerSpec:
     return WorkerSpec(
         workspace=entry.workspace,
         entry=entry.entry,
-        cells=[cell.model_dump() for cell in entry.cells] if entry.cells is not None else None,
-        functions=[function.model_dump() for function in entry.functions],
+        cells=[WorkerCell(number=cell.number, source=cell.source) for cell in entry.cells]
+        if entry.cells is not None else None,
+        functions=[WorkerFunction(name=function.name, parameters=list(function.parameters))
+                   for function in entry.functions],
         limits=entry.limits,
         label=label,
         assets=entry.assets,

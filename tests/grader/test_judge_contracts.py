@@ -26,7 +26,7 @@ ADD = [{"name": "adds", "test": "test_add.py::test_adds", "points": 1}]
 def run_judge(spec: dict[str, object], folder: Path) -> subprocess.CompletedProcess[str]:
     path = folder / "judge-spec.json"
     path.write_text(json.dumps(spec))
-    return subprocess.run(  # noqa: S603 - our own interpreter and module
+    return subprocess.run(
         [sys.executable, "-I", "-m", "grader.judge.runner", str(path)],
         capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL,
     )
