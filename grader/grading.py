@@ -165,7 +165,7 @@ def _grade(
     if session is not None and session.candidate_claims:
         environment["candidate_claims"] = session.candidate_claims
     if session is not None and session.calibration is not None:
-        environment["calibration"] = session.calibration.model_dump()
+        environment["calibration"] = session.calibration.model_dump(exclude_unset=True)  # as the judge wrote it
         for key, used in session.calibration.values.items():
             metrics[f"calibration.{key}"] = used.value
     return build_result(
