@@ -33,8 +33,9 @@ def probe(settings: Settings) -> BackendState:
     if settings.broker_url:
         return BackendState("fleet", None, True, None, None)  # gradings run on `cvgrade worker` hosts
     from harness.backends import make_sandbox
+    from harness.sandbox import SandboxConfig
 
-    config = {"backend": settings.backend, "isolation": settings.isolation, "gpu": "off"}
+    config = SandboxConfig(backend=settings.backend, isolation=settings.isolation)
     try:
         chosen = str(make_sandbox(config).describe()["backend"])
     except Exception as err:  # SandboxUnavailable, and whatever an engine's SDK raises besides

@@ -62,7 +62,7 @@ def time_plain_pytest() -> float:
 
 def empty_round_trip_ms(backend: str, calls: int = 2000) -> float:
     from harness.backends import make_sandbox
-    from harness.sandbox import Limits, WorkerSpec
+    from harness.sandbox import Limits, SandboxConfig, WorkerSpec
     from harness.session import WorkerSession
 
     with tempfile.TemporaryDirectory() as folder:
@@ -71,7 +71,7 @@ def empty_round_trip_ms(backend: str, calls: int = 2000) -> float:
         (workspace / "solution.py").write_text("")
         (workspace / "solution.py").chmod(0o644)
         spec = WorkerSpec(workspace, "solution.py", None, [], Limits())
-        session = WorkerSession(make_sandbox({"backend": backend}), spec)
+        session = WorkerSession(make_sandbox(SandboxConfig(backend=backend)), spec)
         try:
             session.start()
             for _ in range(100):

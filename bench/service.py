@@ -107,13 +107,15 @@ def postgres_cluster() -> Iterator[str]:
 def sample_result() -> dict[str, Any]:
     """A result as the grader makes it for the iou reference: every check, metrics, charts."""
     from grader.challenge import load_challenge
+    from grader.judge.contracts import CheckRecord
     from grader.results import build_result
     from grader.scoring import score_checks
 
     challenge = load_challenge("iou")
     records = {check.test: {"passed": True, "outcome": "ok", "message": "", "detail": "", "duration_s": 0.05,
                             "metrics": {f"{check.name}.ms": 12.5}} for check in challenge.spec.checks}
-    verdict = score_checks(challenge.spec.checks, records, challenge.spec.challenge.pass_mark)
+    read = {test: CheckRecord.model_validate({"nodeid": test, **fields}) for test, fields in records.items()}
+    verdict = score_checks(challenge.spec.checks, read, challenge.spec.challenge.pass_mark)
     samples = [4.0 + (index % 37) * 0.11 for index in range(200)]
     charts = [
         {"check": "box_iou_speed", "kind": "distribution", "title": "latency per call", "unit": "ms",

@@ -24,7 +24,7 @@ Outside any check a breach is ours.
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import os
 import platform
 import shlex
@@ -43,7 +43,17 @@ from grader.calibration import calibration_dir
 from grader.challenge import Challenge, CheckSpec
 from grader.environment import PACKAGES, describe_environment
 from grader.errors import InfrastructureError
-from grader.judge.records import iter_records
+from grader.judge.contracts import (
+    ChallengeEntry,
+    CheckRecord,
+    FunctionEntry,
+    JudgeRlimits,
+    JudgeSpec,
+    NotebookCell,
+    WorkerEntry,
+    write_judge_spec,
+)
+from grader.judge.records import JudgeRecords, read_records
 from grader.progress import Progress, ProgressCallback, ProgressTail
 from grader.results import GradeResult, build_result
 from grader.scoring import score_checks
@@ -51,7 +61,7 @@ from grader.workspace import Workspace, prepare_workspace
 from harness import cgroups
 from harness.backends import make_sandbox
 from harness.leftovers import owned_folder
-from harness.sandbox import Limits, SandboxUnavailable
+from harness.sandbox import GpuPolicy, Limits, SandboxConfig, SandboxDescription, SandboxUnavailable
 
 # Packages the hidden checks use as oracles (pycocotools for detection_map): installed for the judge,
 # never in the runtime image, and hidden from the local sandbox's view, so no submission imports them.
@@ -81,9 +91,9 @@ class GradeOptions:
     isolation: Literal["auto", "bwrap", "process"] = "auto"
     image: str | None = None
 
-    def sandbox_config(self, gpu: str = "off", cpu_threads: int = 1) -> dict[str, Any]:
-        return {"backend": self.backend, "isolation": self.isolation, "image": self.image, "gpu": gpu,
-                "judge_only": list(JUDGE_ONLY_DISTRIBUTIONS), "cpu_threads": cpu_threads}
+    def sandbox_config(self, gpu: GpuPolicy = "off", cpu_threads: int = 1) -> SandboxConfig:
+        return SandboxConfig(backend=self.backend, isolation=self.isolation, image=self.image, gpu=gpu,
+                             judge_only=JUDGE_ONLY_DISTRIBUTIONS, cpu_threads=cpu_threads)
 
 
 def grade_submission(
@@ -121,41 +131,43 @@ def _grade(
             reference = prepare_workspace(challenge.reference_dir / "solution.py")
         records_path = judge_dir / "records.jsonl"
         # Pin the backend the grader saw, so the judge cannot quietly pick another one.
-        sandbox_config["backend"] = sandbox_info["backend"]
+        sandbox_config = dataclasses.replace(sandbox_config, backend=sandbox_info["backend"])
         spec = _judge_spec(challenge, workspace, reference, records_path, sandbox_config, hidden=hidden)
         tail = ProgressTail(records_path, Progress(submission.name), progress) if progress is not None else None
         judge = _run_judge(spec, judge_dir, challenge.spec.limits.run_timeout_s,
                            containers=sandbox_info["backend"] == "docker",
                            memory_mb=challenge.spec.limits.judge_memory_mb, tail=tail)
-        records = list(iter_records(records_path))
-        judge_error = _charge_limit_breach(judge, records, spec["selection"] or [])
+        records = read_records(records_path)
+        judge_error = _charge_limit_breach(judge, records, spec.selection or [])
+        if records.problem is not None:  # the judge wrote what we cannot read: our failure, never a verdict
+            judge_error = "; ".join(filter(None, (judge_error, records.problem)))
     finally:
         workspace.cleanup()
         if reference is not None:
             reference.cleanup()
         shutil.rmtree(judge_dir, ignore_errors=True)
 
-    by_node = {r["nodeid"]: r for r in records if r.get("kind") == "check"}
-    session = next((r for r in records if r.get("kind") == "session"), {})
+    by_node = records.checks()
+    session = records.session()
     checks = challenge.spec.checks if hidden else _public_checks(by_node)
     pass_mark = challenge.spec.challenge.pass_mark if hidden else 1.0
     verdict = score_checks(checks, by_node, pass_mark, judge_error=judge_error)
     metrics: dict[str, Any] = {}
     for item in verdict.checks:
         metrics.update(item.metrics)
-    metrics["worker_starts"] = session.get("worker_starts", 0)
+    metrics["worker_starts"] = session.worker_starts if session is not None else 0
     environment = describe_environment()
     environment["sandbox"] = sandbox_info
     environment["runtime"] = _runtime_versions(sandbox_info)
     environment["judge"] = _judge_usage(judge, records)
-    if session.get("device"):
-        environment["device"] = session["device"]
-    if session.get("candidate_claims"):
-        environment["candidate_claims"] = session["candidate_claims"]
-    if session.get("calibration"):
-        environment["calibration"] = session["calibration"]
-        for key, used in session["calibration"].get("values", {}).items():
-            metrics[f"calibration.{key}"] = used.get("value")
+    if session is not None and session.device:
+        environment["device"] = session.device
+    if session is not None and session.candidate_claims:
+        environment["candidate_claims"] = session.candidate_claims
+    if session is not None and session.calibration is not None:
+        environment["calibration"] = session.calibration.model_dump(exclude_unset=True)  # as the judge wrote it
+        for key, used in session.calibration.values.items():
+            metrics[f"calibration.{key}"] = used.value
     return build_result(
         verdict,
         metrics=metrics,
@@ -167,30 +179,30 @@ def _grade(
                     "sha256": workspace.sha256, "size_bytes": workspace.size_bytes},
         feedback=list(workspace.warnings) + _sandbox_feedback(sandbox_info),
         duration_s=time.monotonic() - started,
-        charts=[{**chart, "check": check.name} for check in checks
-                for chart in by_node.get(check.test, {}).get("charts", []) if isinstance(chart, dict)],
+        charts=[{**chart, "check": check.name} for check in checks if check.test in by_node
+                for chart in by_node[check.test].charts],
     )
 
 
-def _describe_sandbox(config: dict[str, Any]) -> dict[str, Any]:
+def _describe_sandbox(config: SandboxConfig) -> SandboxDescription:
     try:
         return make_sandbox(config).describe()
     except SandboxUnavailable as err:
         raise InfrastructureError(str(err)) from err
 
 
-def _sandbox_feedback(info: dict[str, Any]) -> list[str]:
+def _sandbox_feedback(info: SandboxDescription) -> list[str]:
     return [f"sandbox: {info['note']}"] if info.get("note") else []
 
 
-def _public_checks(by_node: dict[str, dict[str, Any]]) -> list[CheckSpec]:
+def _public_checks(by_node: dict[str, CheckRecord]) -> list[CheckSpec]:
     return [
         CheckSpec(name=node.split("::", 1)[1], test=node, points=1.0, visibility="visible")
         for node in by_node
     ]
 
 
-def _worker_limits(challenge: Challenge) -> dict[str, Any]:
+def _worker_limits(challenge: Challenge) -> Limits:
     limits = challenge.spec.limits
     return Limits(
         memory_mb=limits.memory_mb,
@@ -199,19 +211,19 @@ def _worker_limits(challenge: Challenge) -> dict[str, Any]:
         scratch_mb=limits.scratch_mb,
         cpu_threads=limits.cpu_threads,
         setup_timeout_s=limits.setup_timeout_s,
-    ).as_dict()
+    )
 
 
-def _worker_entry(workspace: Workspace, challenge: Challenge) -> dict[str, Any]:
-    return {
-        "workspace": str(workspace.path),
-        "entry": workspace.entry,
-        "cells": workspace.cells,
-        "functions": [f.model_dump(include={"name", "parameters"}) for f in challenge.spec.functions],
-        "limits": _worker_limits(challenge),
-        "assets": str(challenge.assets_dir.resolve()) if challenge.assets_dir is not None else None,
-        "adapter": challenge.spec.assets.adapter if challenge.spec.assets is not None else None,
-    }
+def _worker_entry(workspace: Workspace, challenge: Challenge) -> WorkerEntry:
+    return WorkerEntry(
+        workspace=workspace.path,
+        entry=workspace.entry,
+        cells=[NotebookCell.model_validate(cell) for cell in workspace.cells] if workspace.cells is not None else None,
+        functions=[FunctionEntry(name=f.name, parameters=list(f.parameters)) for f in challenge.spec.functions],
+        limits=_worker_limits(challenge),
+        assets=challenge.assets_dir.resolve() if challenge.assets_dir is not None else None,
+        adapter=challenge.spec.assets.adapter if challenge.spec.assets is not None else None,
+    )
 
 
 def _judge_spec(
@@ -219,33 +231,33 @@ def _judge_spec(
     workspace: Workspace,
     reference: Workspace | None,
     records_path: Path,
-    sandbox_config: dict[str, Any],
+    sandbox_config: SandboxConfig,
     *,
     hidden: bool,
-) -> dict[str, Any]:
+) -> JudgeSpec:
     checks = challenge.spec.checks
-    return {
-        "tests_dir": str(challenge.hidden_dir if hidden else challenge.public_dir),
-        "selection": [check.test for check in checks] if hidden else None,
-        "timeouts_s": {check.test: challenge.check_timeout_s(check) for check in checks},
-        "check_names": {check.test: check.name for check in checks},
-        "call_timeout_s": challenge.spec.limits.call_timeout_s,
-        "timed_tests": [check.test for check in checks if check.timed],
-        "default_timeout_s": challenge.spec.limits.check_timeout_s,
-        "run_timeout_s": challenge.spec.limits.run_timeout_s,
-        "records_path": str(records_path),
-        "challenge": {"id": challenge.id, "version": challenge.version},
-        "calibration_dir": str(calibration_dir()),
+    return JudgeSpec(
+        tests_dir=challenge.hidden_dir if hidden else challenge.public_dir,
+        selection=[check.test for check in checks] if hidden else None,
+        timeouts_s={check.test: challenge.check_timeout_s(check) for check in checks},
+        check_names={check.test: check.name for check in checks},
+        call_timeout_s=challenge.spec.limits.call_timeout_s,
+        timed_tests=[check.test for check in checks if check.timed],
+        default_timeout_s=challenge.spec.limits.check_timeout_s,
+        run_timeout_s=challenge.spec.limits.run_timeout_s,
+        records_path=records_path,
+        challenge=ChallengeEntry(id=challenge.id, version=challenge.version),
+        calibration_dir=calibration_dir(),
         # Grading the reference itself (validate, calibrate) is the only run that may store figures.
-        "calibration_writable": reference is not None and workspace.sha256 == reference.sha256,
-        "hidden": hidden,
-        "sandbox": sandbox_config,
-        "candidate": _worker_entry(workspace, challenge),
-        "reference": _worker_entry(reference, challenge) if reference is not None else None,
-        "max_reply_bytes": {check.test: challenge.max_reply_bytes(check) for check in checks},
-        "default_max_reply_bytes": challenge.max_reply_bytes(),
-        "held_back_tests": [check.test for check in checks if check.held_back_data] if hidden else [],
-    }
+        calibration_writable=reference is not None and workspace.sha256 == reference.sha256,
+        hidden=hidden,
+        sandbox=sandbox_config,
+        candidate=_worker_entry(workspace, challenge),
+        reference=_worker_entry(reference, challenge) if reference is not None else None,
+        max_reply_bytes={check.test: challenge.max_reply_bytes(check) for check in checks},
+        default_max_reply_bytes=challenge.max_reply_bytes(),
+        held_back_tests=[check.test for check in checks if check.held_back_data] if hidden else [],
+    )
 
 
 @dataclass
@@ -262,7 +274,7 @@ class JudgeRun:
 
 
 def _run_judge(
-    spec: dict[str, Any], judge_dir: Path, run_timeout_s: float, *, containers: bool, memory_mb: int,
+    spec: JudgeSpec, judge_dir: Path, run_timeout_s: float, *, containers: bool, memory_mb: int,
     tail: ProgressTail | None = None,
 ) -> JudgeRun:
     """Run the judge process under its own limits; say how it ended.
@@ -275,13 +287,13 @@ def _run_judge(
     """
     group = _judge_cgroup(memory_mb)
     if group is None:
-        spec["judge_rlimits"] = {
-            "RLIMIT_DATA": memory_mb * 1024 * 1024,
-            "RLIMIT_CPU": int((run_timeout_s + JUDGE_GRACE_S) * JUDGE_CPUS),
-        }
+        spec = spec.model_copy(update={"judge_rlimits": JudgeRlimits(
+            RLIMIT_DATA=memory_mb * 1024 * 1024,
+            RLIMIT_CPU=int((run_timeout_s + JUDGE_GRACE_S) * JUDGE_CPUS),
+        )})
     run = JudgeRun(None, None, memory_mb, f"cgroup {group.version}" if group is not None else "rlimits")
     spec_path = judge_dir / "judge-spec.json"
-    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    write_judge_spec(spec, spec_path)
     log_path = judge_dir / "judge.log"
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
@@ -345,7 +357,7 @@ def _log_tail(log_path: Path) -> str:
         return ""
 
 
-def _charge_limit_breach(judge: JudgeRun, records: list[dict[str, Any]], selection: list[str]) -> str | None:
+def _charge_limit_breach(judge: JudgeRun, records: JudgeRecords, selection: list[str]) -> str | None:
     """When the judge broke its own limit during a check, charge that check; return what is left of the error.
 
     Adds the records of the check that was running (``out_of_memory``, naming the judge's
@@ -353,40 +365,39 @@ def _charge_limit_breach(judge: JudgeRun, records: list[dict[str, Any]], selecti
     """
     if judge.error is None or not (judge.out_of_memory or judge.out_of_cpu):
         return judge.error
-    finished = {r.get("nodeid") for r in records if r.get("kind") == "check"}
-    started = [r.get("nodeid") for r in records if r.get("kind") == "started"]
-    running = next((node for node in reversed(started) if node not in finished), None)
-    if not isinstance(running, str):
+    finished = set(records.checks())
+    running = next((node for node in reversed(records.started()) if node not in finished), None)
+    if running is None:
         return judge.error  # no check was running: the judge's own failure, ours
     limit = (f"the judge's memory limit of {judge.memory_limit_mb} MB" if judge.out_of_memory
              else "the judge's CPU time limit")
-    records.append(_not_passed(running, f"the judge exceeded {limit} handling what the solution returned "
+    records.add(_not_passed(running, f"the judge exceeded {limit} handling what the solution returned "
                                         "in this check: return less data"))
     after = selection[selection.index(running) + 1:] if running in selection else []
-    records.extend(_not_passed(node, f"not run: the judge stopped at {running.split('::')[-1]}, where the "
-                                     f"solution's replies made it exceed {limit}")
-                   for node in after if node not in finished)
+    for node in after:
+        if node not in finished:
+            records.add(_not_passed(node, f"not run: the judge stopped at {running.split('::')[-1]}, where the "
+                                          f"solution's replies made it exceed {limit}"))
     return None
 
 
-def _not_passed(nodeid: str, message: str) -> dict[str, Any]:
-    return {"kind": "check", "nodeid": nodeid, "passed": False, "outcome": "out_of_memory", "message": message,
-            "detail": "", "infrastructure": False, "duration_s": 0.0, "metrics": {}}
+def _not_passed(nodeid: str, message: str) -> CheckRecord:
+    return CheckRecord(nodeid=nodeid, passed=False, outcome="out_of_memory", message=message)
 
 
-def _judge_usage(judge: JudgeRun, records: list[dict[str, Any]]) -> dict[str, Any]:
+def _judge_usage(judge: JudgeRun, records: JudgeRecords) -> dict[str, Any]:
     """What the judge used and was allowed: its own figures, or its cgroup's when it was killed."""
-    own = next((r for r in records if r.get("kind") == "judge"), {})
+    own = records.judge_usage()
     return {
-        "peak_memory_mb": own.get("peak_memory_mb", judge.peak_memory_mb),
-        "cpu_s": own.get("cpu_s"),
+        "peak_memory_mb": own.peak_memory_mb if own is not None else judge.peak_memory_mb,
+        "cpu_s": own.cpu_s if own is not None else None,
         "memory_limit_mb": judge.memory_limit_mb,
         "cpus": JUDGE_CPUS,
         "limits_enforced_by": judge.limits_enforced_by,
     }
 
 
-def _runtime_versions(sandbox_info: dict[str, Any]) -> dict[str, str]:
+def _runtime_versions(sandbox_info: SandboxDescription) -> dict[str, str]:
     """The candidate's runtime, from where the candidate cannot write: the image, or this interpreter.
 
     Docker: ``/opt/cvgrade/versions.json`` read from the runtime image by the engine. Local: the

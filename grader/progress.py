@@ -1,6 +1,6 @@
 """How a grading is getting on, while the judge runs: which check, how far, about how long left.
 
-The judge writes progress lines into its records file (``kind: progress``, see
+The judge writes progress lines into its records file (``ProgressRecord``, see
 ``grader.judge.plugin``): one when a check starts (its name, its number of all,
 and an estimate of the time left when this machine has the reference's check
 durations), and any a long check adds itself (``record.progress``: the speed
@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from grader.judge.contracts import ContractError, ProgressRecord, parse_record
 
 
 @dataclass
@@ -79,20 +81,19 @@ class ProgressTail:
 
     def _apply(self, line: bytes) -> bool:
         try:
-            record = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return False
-        if not isinstance(record, dict) or record.get("kind") != "progress":
+            record = parse_record(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError, ContractError):
+            return False  # the grader reports unreadable records when the judge is done
+        if not isinstance(record, ProgressRecord):
             return False
         progress = self.progress
-        if isinstance(record.get("index"), int):
-            progress.index = record["index"]
-            progress.total = int(record.get("total") or 0)
-            progress.check = str(record.get("check", ""))
-            estimate = record.get("estimate_s")
-            progress.estimate_s = float(estimate) if isinstance(estimate, (int, float)) else None
+        if record.index is not None:
+            progress.index = record.index
+            progress.total = record.total or 0
+            progress.check = record.check
+            progress.estimate_s = record.estimate_s
             progress.note = ""
             progress.check_started = time.monotonic()
-        elif isinstance(record.get("text"), str):
-            progress.note = record["text"]
+        elif record.text is not None:
+            progress.note = record.text
         return True

@@ -1,4 +1,4 @@
-"""Scores and verdicts from the judge's raw check records. A pure function, no I/O.
+"""Scores and verdicts from the judge's check records (``CheckRecord``). A pure function, no I/O.
 
 Rules:
 - A check earns its points only when the judge recorded it as passed. A check
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grader.challenge import CheckSpec
+from grader.judge.contracts import CheckRecord
 
 NOT_REPORTED = "the judge did not report this check"
 
@@ -47,7 +48,7 @@ class Verdict:
 
 def score_checks(
     checks: Sequence[CheckSpec],
-    records: Mapping[str, Mapping[str, Any]],
+    records: Mapping[str, CheckRecord],
     pass_mark: float,
     *,
     judge_error: str | None = None,
@@ -61,20 +62,20 @@ def score_checks(
         if record is None:
             scored.append(CheckScore(check, False, 0.0, "missing", NOT_REPORTED, "", 0.0))
             continue
-        passed = record.get("passed") is True
-        if record.get("infrastructure"):
-            infrastructure.append(f"{check.name}: {record.get('message', '')}")
-            undecided += record.get("outcome") == "inconclusive"
+        passed = record.passed
+        if record.infrastructure:
+            infrastructure.append(f"{check.name}: {record.message}")
+            undecided += record.outcome == "inconclusive"
         scored.append(CheckScore(
             check=check,
             passed=passed,
             score=check.points if passed else 0.0,
-            outcome=str(record.get("outcome", "failed")),
-            message=str(record.get("message", "")),
-            detail=str(record.get("detail", "")),
-            duration_s=float(record.get("duration_s", 0.0)),
-            metrics=dict(record.get("metrics", {})),
-            saw_held_back_data=record.get("saw_held_back_data") is True,
+            outcome=record.outcome,
+            message=record.message,
+            detail=record.detail,
+            duration_s=record.duration_s,
+            metrics=dict(record.metrics),
+            saw_held_back_data=record.saw_held_back_data,
         ))
     max_score = float(sum(check.points for check in checks))
     total = float(sum(item.score for item in scored))

@@ -32,7 +32,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from harness import seccomp
 from harness.cores import CoreClaim, CorePlan, TimedCores, claim_cores, cpu_list, plan_cores, usable_cores
@@ -45,6 +45,8 @@ from harness.sandbox import (
     SANDBOX_HOSTNAME,
     ExitInfo,
     FreezeUnavailable,
+    GpuPolicy,
+    SandboxDescription,
     SandboxUnavailable,
     WorkerSpec,
 )
@@ -58,7 +60,6 @@ PYTHON = "/opt/cvgrade/venv/bin/python"
 WORKER = "/opt/cvgrade/worker/candidate_worker.py"
 SANDBOX_USER = "65534:65534"
 PAUSE_ATTEMPTS = 3
-GpuPolicy = Literal["off", "optional", "required"]
 
 
 def owner_id(pid: int | None = None) -> str:
@@ -246,10 +247,10 @@ class DockerSandbox(TimedCores):
         self._workers = [worker for worker in self._workers if worker.alive()]
         return list(self._workers)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> SandboxDescription:
         version = self._client.version()
         return {
-            "backend": self.name,
+            "backend": "docker",
             "isolation": "container (no network, read-only root, no capabilities, default seccomp)",
             "limits_enforced_by": "container cgroup",
             "suitable_for_hiring": True,

@@ -39,7 +39,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any, Literal
+from typing import Literal
 
 from harness import cgroups, seccomp
 from harness.cores import CoreClaim, CorePlan, TimedCores, claim_cores, cpu_list, plan_cores, usable_cores
@@ -51,11 +51,12 @@ from harness.sandbox import (
     SANDBOX_HOSTNAME,
     ExitInfo,
     FreezeUnavailable,
+    GpuPolicy,
+    IsolationName,
+    SandboxDescription,
     SandboxUnavailable,
     WorkerSpec,
 )
-
-Isolation = Literal["auto", "bwrap", "process"]
 
 _HARNESS_DIR = Path(__file__).resolve().parent
 RUNTIME_FILES = (_HARNESS_DIR / "wire.py", _HARNESS_DIR / "worker" / "candidate_worker.py")
@@ -254,7 +255,7 @@ class LocalSandbox(TimedCores):
     name = "local"
 
     def __init__(
-        self, isolation: Isolation = "auto", use_cgroups: bool = True, gpu: str = "off",
+        self, isolation: IsolationName = "auto", use_cgroups: bool = True, gpu: GpuPolicy = "off",
         hidden_distributions: Sequence[str] = (), cpu_threads: int = 1,
     ) -> None:
         bwrap = bwrap_path()
@@ -317,10 +318,10 @@ class LocalSandbox(TimedCores):
         self._workers = [worker for worker in self._workers if worker.alive()]
         return list(self._workers)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> SandboxDescription:
         isolated = self.isolation == "bwrap"
         return {
-            "backend": self.name,
+            "backend": "local",
             "isolation": "bubblewrap namespaces" if isolated else "plain subprocess (no isolation)",
             "seccomp": "cvgrade filter" if isolated and seccomp.supported() else "none",
             "limits_enforced_by": (

@@ -10,9 +10,11 @@ the protocol over those pipes; backends only start, watch and kill.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Literal, NotRequired, Protocol, TypedDict
 
 
 class Outcome(enum.StrEnum):
@@ -53,8 +55,43 @@ class Limits:
     setup_timeout_s: float = 60.0
     max_message_bytes: int = 1 << 30
 
-    def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+BackendName = Literal["auto", "docker", "local"]
+IsolationName = Literal["auto", "bwrap", "process"]
+GpuPolicy = Literal["off", "optional", "required"]
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Which backend to build and how (``harness.backends.make_sandbox``); it travels in the judge's spec.
+
+    ``backend``: ``auto`` is Docker where an engine and the runtime image are ready, else local.
+    ``isolation``: the local backend's (``auto``: bubblewrap where installed). ``image``: Docker's
+    runtime image (None: this install's tag). ``gpu``: the challenge's wish; a required GPU the
+    backend cannot give is an error. ``judge_only``: distributions the local sandbox hides from
+    workers. ``cpu_threads``: how many cores each worker is pinned to (``harness.cores``).
+    """
+
+    backend: BackendName = "auto"
+    isolation: IsolationName = "auto"
+    image: str | None = None
+    gpu: GpuPolicy = "off"
+    judge_only: Sequence[str] = ()
+    cpu_threads: int = 1
+
+
+class WorkerFunction(TypedDict):
+    """A function the worker must find in the submission (it says which are missing or misdeclared)."""
+
+    name: str
+    parameters: list[str]
+
+
+class WorkerCell(TypedDict):
+    """A notebook's code cell, numbered as in the notebook, run in order in the worker."""
+
+    number: int
+    source: str
 
 
 @dataclass(frozen=True)
@@ -63,8 +100,8 @@ class WorkerSpec:
 
     workspace: Path
     entry: str | None  # a .py file inside the workspace, or None for notebook cells
-    cells: list[dict[str, Any]] | None
-    functions: list[dict[str, Any]]
+    cells: list[WorkerCell] | None
+    functions: list[WorkerFunction]
     limits: Limits
     label: str = "candidate"
     env: dict[str, str] = field(default_factory=dict)
@@ -115,14 +152,41 @@ class WorkerProcess(Protocol):
         ...
 
 
+class SandboxDescription(TypedDict):
+    """What a sandbox says of itself, in the result's ``environment.sandbox``."""
+
+    backend: Literal["docker", "local"]
+    isolation: str
+    limits_enforced_by: str
+    suitable_for_hiring: bool
+    device: str  # "gpu" or "cpu"
+    gpu_index: int | None
+    cores: dict[str, object]  # harness.cores' plan, and how the workers are pinned to it
+    note: str  # a sentence for the candidate's feedback, or ""
+    seccomp: NotRequired[str]  # local
+    hidden_packages: NotRequired[list[str]]  # local
+    engine: NotRequired[str]  # docker
+    image: NotRequired[str]  # docker
+    image_id: NotRequired[str]  # docker
+
+
 class Sandbox(Protocol):
     """A backend: starts workers under a spec and describes its isolation."""
 
     name: str
 
+    @property
+    def gpu_index(self) -> int | None:
+        """The host GPU this sandbox's workers use (leased at the first start), None on the CPU."""
+        ...
+
     def start(self, spec: WorkerSpec) -> WorkerProcess: ...
 
-    def describe(self) -> dict[str, Any]:
+    def timed_cores(self) -> AbstractContextManager[None]:
+        """Move this sandbox's workers onto the cores kept for timed work while the context lasts."""
+        ...
+
+    def describe(self) -> SandboxDescription:
         """Backend, isolation and limits enforcement, for the result's environment."""
         ...
 

@@ -190,7 +190,7 @@ class WorkerSession:
         versions = reply.get("versions")
         if not isinstance(problems, dict) or not isinstance(warnings, list):
             raise self._fail(Outcome.BAD_VALUE, "the worker sent a malformed greeting")
-        wanted = [str(function.get("name", "")) for function in self._spec.functions]
+        wanted = [function["name"] for function in self._spec.functions]
         self.hello = Hello(
             # Only the functions asked for, each in a sentence of bounded length.
             problems={name: _cut(problems.get(name, ""), MAX_PROBLEM_CHARS) for name in wanted if name in problems},

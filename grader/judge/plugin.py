@@ -33,6 +33,15 @@ from typing import Any
 import pytest
 
 from grader.calibration import Calibration, CalibrationCache, machine_description
+from grader.judge.contracts import (
+    CalibrationRecord,
+    CheckRecord,
+    JudgeRecord,
+    ProgressRecord,
+    SessionRecord,
+    StartedRecord,
+    record_line,
+)
 from grader.judge.proxy import (
     CALL_KEY_PREFIX,
     CallPolicy,
@@ -142,16 +151,16 @@ class JudgePlugin:
         stored = self._store_reference_times()
         calibration = self._calibration
         hello = self._candidate.hello
-        self._write({
-            "kind": "session",
+        self._write(SessionRecord(
             # What the candidate's worker says about itself: its claim, never a fact of the result.
-            "candidate_claims": {"versions": hello.versions, "device": hello.device} if hello else {},
-            "worker_starts": self._candidate.stats.starts,
-            "failures": dict(self._candidate.stats.failures),
-            "device": self._device(),
-            "calibration": {"machine": calibration.machine, "values": calibration.used, "stored": stored}
+            candidate_claims=_plain_json({"versions": hello.versions, "device": hello.device} if hello else {}),
+            worker_starts=self._candidate.stats.starts,
+            failures=dict(self._candidate.stats.failures),
+            device=self._device(),
+            calibration=CalibrationRecord.model_validate(
+                _plain_json({"machine": calibration.machine, "values": calibration.used, "stored": stored}))
             if calibration is not None and (calibration.used or stored) else None,
-        })
+        ))
         self._candidate.close()
         if self._reference is not None:
             self._reference.close()
@@ -235,7 +244,7 @@ class JudgePlugin:
 
     def _progress(self, text: str) -> None:
         """A timed check's own progress line (``record.progress``), for the terminal."""
-        self._write({"kind": "progress", "check": self._clock.check, "text": text[:200]})
+        self._write(ProgressRecord(check=self._clock.check, text=text[:200]))
 
     def _device(self) -> dict[str, str | int]:
         """The device as the reference's worker (ours) saw it; nothing when only the candidate's ran."""
@@ -248,12 +257,11 @@ class JudgePlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
         if time.monotonic() > self._run_deadline:
-            self._write({
-                "kind": "check", "nodeid": _short_id(item), "passed": False,
-                "outcome": "timed_out", "duration_s": 0.0, "metrics": {},
-                "message": "not run: the whole run's time limit was reached", "detail": "",
-                "infrastructure": False, "saw_held_back_data": self._saw_held_back_data,
-            })
+            self._write(CheckRecord(
+                nodeid=_short_id(item), passed=False, outcome="timed_out",
+                message="not run: the whole run's time limit was reached",
+                saw_held_back_data=self._saw_held_back_data,
+            ))
             return True
         self._clock.deadline = None  # set when the check's body starts; see pytest_runtest_call
         self._clock.check = self._check_names.get(_short_id(item), item.name)
@@ -264,8 +272,8 @@ class JudgePlugin:
             self._candidate_calls.forget_hangs()
             self._candidate.close()  # the next call starts a new worker
         self._started_checks += 1
-        self._write({"kind": "progress", "check": self._clock.check, "index": self._started_checks,
-                     "total": self._total, "estimate_s": self._estimate_left_s(item)})
+        self._write(ProgressRecord(check=self._clock.check, index=self._started_checks, total=self._total,
+                                   estimate_s=self._estimate_left_s(item)))
         limit = self._max_reply_bytes.get(_short_id(item), self._default_max_reply_bytes)
         if limit is not None:
             for session in (self._candidate, self._reference):
@@ -273,7 +281,7 @@ class JudgePlugin:
                     session.set_reply_limit(limit)
         if _short_id(item) in self._held_back_tests:
             self._saw_held_back_data = True  # for the rest of the grading: the worker may keep what it saw
-        self._write({"kind": "started", "nodeid": _short_id(item)})
+        self._write(StartedRecord(nodeid=_short_id(item)))
         return None
 
     def _estimate_left_s(self, item: pytest.Item) -> float | None:
@@ -428,22 +436,21 @@ class JudgePlugin:
         self._clock.deadline = None
         waited_s = float(self._recorder.metrics.get("waited_for_timing_lock_s", 0.0))
         self._durations_s[self._clock.check] = time.monotonic() - state["started"] - waited_s
-        self._write({
-            "kind": "check",
-            "nodeid": _short_id(item),
-            "passed": bool(state.get("passed", False)),
-            "outcome": state.get("outcome", "failed"),
-            "message": _cut(str(state.get("message", "the check did not report")), MAX_MESSAGE_CHARS),
-            "detail": _cut(str(state.get("detail", "")), MAX_DETAIL_CHARS, keep_end=True),
-            "infrastructure": bool(state.get("infrastructure", False)),
-            "duration_s": round(time.monotonic() - state["started"], 4),
-            "metrics": _capped_metrics(self._recorder.metrics),
-            "charts": list(self._recorder.charts),
-            "saw_held_back_data": self._saw_held_back_data,
-        })
+        self._write(CheckRecord(
+            nodeid=_short_id(item),
+            passed=bool(state.get("passed", False)),
+            outcome=str(state.get("outcome", "failed")),
+            message=_cut(str(state.get("message", "the check did not report")), MAX_MESSAGE_CHARS),
+            detail=_cut(str(state.get("detail", "")), MAX_DETAIL_CHARS, keep_end=True),
+            infrastructure=bool(state.get("infrastructure", False)),
+            duration_s=round(time.monotonic() - state["started"], 4),
+            metrics=_plain_json(_capped_metrics(self._recorder.metrics)),
+            charts=_plain_json(list(self._recorder.charts)),
+            saw_held_back_data=self._saw_held_back_data,
+        ))
 
-    def _write(self, record: dict[str, Any]) -> None:
-        self._records.write(json.dumps(record) + "\n")
+    def _write(self, record: JudgeRecord) -> None:
+        self._records.write(record_line(record))
         self._records.flush()
 
 
@@ -467,6 +474,11 @@ def _capped_metrics(metrics: dict[str, float | str]) -> dict[str, float | str]:
     """At most MAX_METRICS metrics; a text value (a check may record what the solution said) cut short."""
     return {_cut(str(name), MAX_METRIC_CHARS): _cut(value, MAX_METRIC_CHARS) if isinstance(value, str) else value
             for name, value in list(metrics.items())[:MAX_METRICS]}
+
+
+def _plain_json(value: object) -> Any:
+    """``value`` as plain JSON types (a check may record a numpy float or a tuple), as the records file holds it."""
+    return json.loads(json.dumps(value))
 
 
 def _output_block(output: str) -> str:

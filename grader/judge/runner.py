@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import resource
 import signal
@@ -27,35 +26,49 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # Only light modules here: the workers are launched before torch and pytest are
 # imported, so that their start-up overlaps with ours.
+from grader.judge.contracts import (
+    ContractError,
+    JudgeRlimits,
+    JudgeSpec,
+    JudgeUsageRecord,
+    WorkerEntry,
+    read_judge_spec,
+    record_line,
+)
 from harness.backends import make_sandbox
-from harness.sandbox import Limits, WorkerSpec
+from harness.sandbox import Sandbox, WorkerCell, WorkerFunction, WorkerSpec
+
+if TYPE_CHECKING:
+    from grader.judge.plugin import CalibrationSettings
 
 EXIT_OK = 0
 EXIT_JUDGE_FAILED = 3
 
 
-def worker_spec(data: dict[str, Any], label: str) -> WorkerSpec:
+def worker_spec(entry: WorkerEntry, label: str) -> WorkerSpec:
     return WorkerSpec(
-        workspace=Path(data["workspace"]),
-        entry=data.get("entry"),
-        cells=data.get("cells"),
-        functions=data["functions"],
-        limits=Limits(**data["limits"]),
+        workspace=entry.workspace,
+        entry=entry.entry,
+        cells=[WorkerCell(number=cell.number, source=cell.source) for cell in entry.cells]
+        if entry.cells is not None else None,
+        functions=[WorkerFunction(name=function.name, parameters=list(function.parameters))
+                   for function in entry.functions],
+        limits=entry.limits,
         label=label,
-        assets=Path(data["assets"]) if data.get("assets") else None,
-        adapter=data.get("adapter"),
+        assets=entry.assets,
+        adapter=entry.adapter,
     )
 
 
-def run(spec: dict[str, Any]) -> int:
+def run(spec: JudgeSpec) -> int:
     started = time.monotonic()
-    sandbox = make_sandbox(spec["sandbox"])
-    candidate_spec = worker_spec(spec["candidate"], "candidate")
-    reference_spec = worker_spec(spec["reference"], "reference") if spec.get("reference") else None
+    sandbox = make_sandbox(spec.sandbox)
+    candidate_spec = worker_spec(spec.candidate, "candidate")
+    reference_spec = worker_spec(spec.reference, "reference") if spec.reference is not None else None
     launched = [sandbox.start(candidate_spec)]
     if reference_spec is not None:
         launched.append(sandbox.start(reference_spec))
@@ -89,35 +102,35 @@ def run(spec: dict[str, Any]) -> int:
             with contextlib.suppress(CallFailure):
                 session.start()
     plugin = JudgePlugin(
-        records_path=Path(spec["records_path"]),
-        timeouts_s=spec["timeouts_s"],
-        default_timeout_s=spec["default_timeout_s"],
-        run_deadline=started + spec["run_timeout_s"],
-        hidden=spec["hidden"],
+        records_path=spec.records_path,
+        timeouts_s=dict(spec.timeouts_s),
+        default_timeout_s=spec.default_timeout_s,
+        run_deadline=started + spec.run_timeout_s,
+        hidden=spec.hidden,
         candidate=candidate,
         reference=reference,
-        timed_tests=frozenset(spec.get("timed_tests", [])),
+        timed_tests=frozenset(spec.timed_tests),
         calibration=_calibration_settings(spec, candidate_spec),
         timing_resource=_timing_resource(sandbox),
-        check_names=spec.get("check_names", {}),
-        call_timeout_s=spec.get("call_timeout_s"),
-        max_reply_bytes=spec.get("max_reply_bytes", {}),
-        default_max_reply_bytes=spec.get("default_max_reply_bytes"),
-        held_back_tests=frozenset(spec.get("held_back_tests", [])),
-        timed_cores=getattr(sandbox, "timed_cores", None),
+        check_names=dict(spec.check_names),
+        call_timeout_s=spec.call_timeout_s,
+        max_reply_bytes=dict(spec.max_reply_bytes),
+        default_max_reply_bytes=spec.default_max_reply_bytes,
+        held_back_tests=frozenset(spec.held_back_tests),
+        timed_cores=sandbox.timed_cores,
     )
-    tests_dir = Path(spec["tests_dir"])
+    tests_dir = spec.tests_dir
     # The checks' own modules (an oracle, cases, a timing kit beside the tests in hidden/) import by
     # name, as under pytest's default import mode: the folder of the checks comes first on the path.
     sys.path.insert(0, str(tests_dir))
-    ini = Path(spec["records_path"]).parent / "judge-pytest.ini"
+    ini = spec.records_path.parent / "judge-pytest.ini"
     ini.write_text("[pytest]\n")
     args = [
         "-c", str(ini), "--rootdir", str(tests_dir), "-p", "no:cacheprovider",
         "--import-mode=importlib", "-q", "--no-header", "-rN",
-        "--assert=plain" if spec["hidden"] else "--assert=rewrite",
+        "--assert=plain" if spec.hidden else "--assert=rewrite",
     ]
-    selection = spec.get("selection")
+    selection = spec.selection
     args += [str(tests_dir / node) for node in selection] if selection else [str(tests_dir)]
     try:
         with registered_judge():
@@ -126,25 +139,27 @@ def run(spec: dict[str, Any]) -> int:
         candidate.close()
         if reference is not None:
             reference.close()
-        _record_own_usage(Path(spec["records_path"]))
+        _record_own_usage(spec.records_path)
     # pytest's own codes: 0 all passed, 1 some failed, 5 none collected; others are our problem.
     return EXIT_OK if code in (0, 1) else EXIT_JUDGE_FAILED
 
 
-def _own_gpu_only(sandbox: object) -> str | None:
+def _own_gpu_only(sandbox: Sandbox) -> str | None:
     """Let this process see only the GPU its sandbox leased (none without a lease); its device name, or None.
 
     A reply that names ``cuda:N`` then lands on this grading's own GPU (see ``harness.wire``),
     and a check's ``.cuda()`` too: never on a GPU another grading leased.
     """
-    index = getattr(sandbox, "gpu_index", None)
-    os.environ["CUDA_VISIBLE_DEVICES"] = str(index) if isinstance(index, int) else ""
-    return "cuda" if isinstance(index, int) else None
+    index = sandbox.gpu_index
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(index) if index is not None else ""
+    return "cuda" if index is not None else None
 
 
-def _apply_own_limits(rlimits: dict[str, int]) -> None:
+def _apply_own_limits(rlimits: JudgeRlimits | None) -> None:
     """Soft limits only: the workers this process starts locally set their own, which may be higher."""
-    for name, value in rlimits.items():
+    if rlimits is None:
+        return
+    for name, value in rlimits.model_dump().items():
         number = getattr(resource, name)
         _, hard = resource.getrlimit(number)
         resource.setrlimit(number, (value if hard == resource.RLIM_INFINITY else min(value, hard), hard))
@@ -153,10 +168,10 @@ def _apply_own_limits(rlimits: dict[str, int]) -> None:
 def _record_own_usage(records_path: Path) -> None:
     """The judge's peak resident memory and CPU time, as its last record (the grader reports them)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    record = {"kind": "judge", "peak_memory_mb": round(usage.ru_maxrss / 1024, 1),
-              "cpu_s": round(usage.ru_utime + usage.ru_stime, 2)}
+    record = JudgeUsageRecord(peak_memory_mb=round(usage.ru_maxrss / 1024, 1),
+                              cpu_s=round(usage.ru_utime + usage.ru_stime, 2))
     with records_path.open("a", encoding="utf-8") as records:
-        records.write(json.dumps(record) + "\n")
+        records.write(record_line(record))
 
 
 def _stop_when_the_grader_is_gone(sessions: list[Any]) -> None:
@@ -196,31 +211,35 @@ def _stop_when_the_grader_is_gone(sessions: list[Any]) -> None:
     threading.Thread(target=watch, name="grader-watch", daemon=True).start()
 
 
-def _timing_resource(sandbox: object) -> str:
+def _timing_resource(sandbox: Sandbox) -> str:
     """Timed checks lock the GPU this grading leased, or the host's CPUs when it has none."""
-    index = getattr(sandbox, "gpu_index", None)
-    return f"gpu{index}" if isinstance(index, int) else "cpu"
+    index = sandbox.gpu_index
+    return f"gpu{index}" if index is not None else "cpu"
 
 
-def _calibration_settings(spec: dict[str, Any], candidate: WorkerSpec) -> Any:
+def _calibration_settings(spec: JudgeSpec, candidate: WorkerSpec) -> CalibrationSettings | None:
     """Hidden runs get a calibration cache; only a run grading the reference itself may write it."""
-    if not spec["hidden"] or not spec.get("challenge"):
+    if not spec.hidden:
         return None
     from grader.judge.plugin import CalibrationSettings
 
     return CalibrationSettings(
-        root=Path(spec["calibration_dir"]),
-        challenge_id=spec["challenge"]["id"],
-        version=spec["challenge"]["version"],
+        root=spec.calibration_dir,
+        challenge_id=spec.challenge.id,
+        version=spec.challenge.version,
         cpu_threads=candidate.limits.cpu_threads,
-        backend=str(spec["sandbox"].get("backend", "")),
-        writable=bool(spec.get("calibration_writable", False)),
+        backend=spec.sandbox.backend,
+        writable=spec.calibration_writable,
     )
 
 
 def main() -> None:
-    spec = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
-    _apply_own_limits(spec.get("judge_rlimits", {}))
+    try:
+        spec = read_judge_spec(Path(sys.argv[1]))
+    except ContractError as err:
+        print(f"cvgrade judge: {err}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_JUDGE_FAILED)
+    _apply_own_limits(spec.judge_rlimits)
     sys.exit(run(spec))
 
 

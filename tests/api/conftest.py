@@ -43,6 +43,7 @@ from api.teams import create_team
 from grader.challenge import Challenge
 from grader.errors import BadSubmission
 from grader.grading import GradeOptions
+from grader.judge.contracts import CheckRecord
 from grader.results import GradeResult, build_result
 from grader.scoring import score_checks
 
@@ -243,7 +244,8 @@ class FakeGrader:
                 records[check.test].update(passed=False, outcome="inconclusive", infrastructure=True,
                                            message="timing inconclusive: the machine was too busy (fake)")
         judge_error = "the sandbox could not start (fake)" if "INFRASTRUCTURE" in text else None
-        verdict = score_checks(challenge.spec.checks, records, challenge.spec.challenge.pass_mark,
+        read = {test: CheckRecord.model_validate({"nodeid": test, **fields}) for test, fields in records.items()}
+        verdict = score_checks(challenge.spec.checks, read, challenge.spec.challenge.pass_mark,
                                judge_error=judge_error)
         metrics: dict[str, Any] = {"worker_starts": 1}
         for record in records.values():

@@ -15,6 +15,8 @@ import pytest
 from grader.challenge import load_challenge
 from grader.feedback import HELD_BACK_NOTE, candidate_feedback
 from grader.grading import GradeOptions, JudgeRun, _charge_limit_breach, grade_submission
+from grader.judge.contracts import RECORDS_VERSION, CheckRecord, parse_record
+from grader.judge.records import JudgeRecords
 from grader.results import GradeResult
 from harness import cgroups
 
@@ -149,14 +151,19 @@ SELECTION = ["test_a.py::test_1", "test_a.py::test_2", "test_a.py::test_3"]
 DONE_1 = [{"kind": "started", "nodeid": SELECTION[0]}, {"kind": "check", "nodeid": SELECTION[0], "passed": True}]
 
 
+def judged(lines: list[dict[str, Any]]) -> JudgeRecords:
+    """The records a judge wrote as these lines."""
+    return JudgeRecords([parse_record({"version": RECORDS_VERSION, **line}) for line in lines])
+
+
 def test_a_breach_during_a_check_is_charged_to_that_check_and_the_rest_are_not_run() -> None:
-    records = [*DONE_1, {"kind": "started", "nodeid": SELECTION[1]}]
+    records = judged([*DONE_1, {"kind": "started", "nodeid": SELECTION[1]}])
     assert _charge_limit_breach(run(), records, SELECTION) is None
-    added = {r["nodeid"]: r for r in records[3:]}
-    assert added[SELECTION[1]]["outcome"] == "out_of_memory"
-    assert "the judge's memory limit of 1000 MB" in added[SELECTION[1]]["message"]
-    assert added[SELECTION[2]]["message"].startswith("not run: the judge stopped at test_2")
-    assert not any(r.get("passed") for r in records[3:])
+    added = {r.nodeid: r for r in records.records[3:] if isinstance(r, CheckRecord)}
+    assert added[SELECTION[1]].outcome == "out_of_memory"
+    assert "the judge's memory limit of 1000 MB" in added[SELECTION[1]].message
+    assert added[SELECTION[2]].message.startswith("not run: the judge stopped at test_2")
+    assert not any(r.passed for r in added.values())
 
 
 @pytest.mark.parametrize(("judge", "records"), [
@@ -166,12 +173,13 @@ def test_a_breach_during_a_check_is_charged_to_that_check_and_the_rest_are_not_r
                  id="killed for another reason during a check"),
 ])
 def test_any_other_judge_failure_stays_ours(judge: JudgeRun, records: list[dict[str, Any]]) -> None:
-    kept = list(records)
-    assert _charge_limit_breach(judge, records, SELECTION) == judge.error
-    assert records == kept
+    read = judged(records)
+    kept = list(read.records)
+    assert _charge_limit_breach(judge, read, SELECTION) == judge.error
+    assert read.records == kept
 
 
 def test_a_judge_that_worked_has_nothing_to_charge() -> None:
-    records = list(DONE_1)
+    records = judged(DONE_1)
     assert _charge_limit_breach(run(error=None), records, SELECTION) is None
-    assert records == DONE_1
+    assert records.records == judged(DONE_1).records

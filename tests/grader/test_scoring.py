@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from grader.challenge import CheckSpec
+from grader.judge.contracts import RECORDS_VERSION, CheckRecord
+from grader.judge.records import read_records
 from grader.scoring import NOT_REPORTED, score_checks
 
 CHECKS = [
@@ -14,14 +19,19 @@ CHECKS = [
 ]
 
 
-def records(*passed: str, **extra: dict[str, object]) -> dict[str, dict[str, object]]:
+def records(*passed: str, **extra: dict[str, object]) -> dict[str, CheckRecord]:
     result: dict[str, dict[str, object]] = {}
     for check in CHECKS:
         result[check.test] = {"passed": check.name in passed, "outcome": "ok" if check.name in passed else "failed",
                               "message": "" if check.name in passed else "wrong", "duration_s": 0.1}
     for name, fields in extra.items():
         result[next(c.test for c in CHECKS if c.name == name)].update(fields)
-    return result
+    return typed(result)
+
+
+def typed(records: dict[str, dict[str, object]]) -> dict[str, CheckRecord]:
+    """The judge's check records with these fields, as the grader reads them."""
+    return {node: CheckRecord.model_validate({"nodeid": node, **fields}) for node, fields in records.items()}
 
 
 @pytest.mark.parametrize(
@@ -46,7 +56,7 @@ def test_score_and_verdict(passed_checks: tuple[str, ...], pass_mark: float, sco
 
 def test_70_of_100_meets_a_pass_mark_of_0_7_despite_float_rounding() -> None:
     checks = [CheckSpec(name=f"c{i}", test=f"test_a.py::test_{i}", points=10) for i in range(10)]
-    recs = {c.test: {"passed": i < 7} for i, c in enumerate(checks)}
+    recs = typed({c.test: {"passed": i < 7} for i, c in enumerate(checks)})
     assert score_checks(checks, recs, 0.7).passed is True
 
 
@@ -60,9 +70,16 @@ def test_a_check_without_a_record_fails() -> None:
 
 
 @pytest.mark.parametrize("claimed", [1, "true", "passed", None])
-def test_only_a_literal_true_counts_as_passed(claimed: object) -> None:
-    verdict = score_checks(CHECKS, records(accuracy={"passed": claimed}), 0.0)
+def test_only_a_literal_true_counts_as_passed(claimed: object, tmp_path: Path) -> None:
+    # A record claiming anything but ``true`` is not one the grader reads: the grading is ours to redo.
+    lines = [{"version": RECORDS_VERSION, "kind": "check", "nodeid": check.test,
+              "passed": claimed if check.name == "accuracy" else True} for check in CHECKS]
+    (tmp_path / "records.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    read = read_records(tmp_path / "records.jsonl")
+    verdict = score_checks(CHECKS, read.checks(), 0.0, judge_error=read.problem)
     assert verdict.checks[0].passed is False
+    assert verdict.status == "error" and "line 1 of records.jsonl" in str(verdict.error)
+    assert "check.passed: Input should be a valid boolean" in str(verdict.error)
 
 
 def test_infrastructure_failure_makes_the_grading_not_gradable() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.backends import make_sandbox
-from harness.sandbox import SANDBOX_HOSTNAME, Limits, WorkerSpec
+from harness.sandbox import SANDBOX_HOSTNAME, Limits, SandboxConfig, WorkerSpec
 from harness.session import WorkerSession
 
 PROBE = '''
@@ -54,7 +54,8 @@ def probe(workspace: Path, request: pytest.FixtureRequest) -> Iterator[WorkerSes
     (workspace / "shared.txt").write_text("a file another process holds a lock on\n")
     (workspace / "shared.txt").chmod(0o644)
     spec = WorkerSpec(workspace=workspace, entry="solution.py", cells=None, functions=[], limits=Limits())
-    config = {"backend": "docker"} if request.param == "docker" else {"backend": "local", "isolation": request.param}
+    config = SandboxConfig(backend="docker") if request.param == "docker" else \
+        SandboxConfig(backend="local", isolation=request.param)
     if request.param == "docker":
         request.getfixturevalue("docker")
     elif request.param == "bwrap":

@@ -32,7 +32,7 @@ ROOT = CHALLENGE.parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.backends import make_sandbox  # noqa: E402
-from harness.sandbox import Limits, WorkerSpec  # noqa: E402
+from harness.sandbox import Limits, SandboxConfig, WorkerSpec  # noqa: E402
 from harness.session import WorkerSession  # noqa: E402
 
 
@@ -77,7 +77,7 @@ def _session(solution: Path, folder: Path, backend: str) -> WorkerSession:
     limits = Limits(memory_mb=4096, scratch_mb=1024, cpu_threads=1)
     spec = WorkerSpec(workspace, "solution.py", None, [{"name": "optimize", "parameters": ["model", "example_input"]}],
                       limits, label=solution.stem, assets=CHALLENGE / "assets", adapter="adapter.py")
-    session = WorkerSession(make_sandbox({"backend": backend}), spec)
+    session = WorkerSession(make_sandbox(SandboxConfig(backend=backend)), spec)
     session.start()
     return session
 
