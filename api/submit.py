@@ -37,16 +37,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from api.jobs.state import FINISHED, JobState
 from grader.report import print_feedback
 from grader.terminal import as_markup, as_text
 
 if TYPE_CHECKING:
     import httpx
 
-FINISHED = ("done", "failed", "not_gradable")
 _RETRY_STATUSES = (502, 503, 504)
 _KINDS = (".py", ".ipynb", ".zip")
-_PROGRESS = {"queued": "waiting for a grader", "running": "being graded"}
+_PROGRESS: dict[str, str] = {JobState.QUEUED: "waiting for a grader", JobState.RUNNING: "being graded"}
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -110,9 +110,9 @@ def submit(
 def exit_code(view: dict[str, Any]) -> int:
     """0 passed (or graded with the verdict not shared), 1 not passed, 2 refused, 3 our failure."""
     state = view["state"]
-    if state == "done":
+    if state == JobState.DONE:
         return 1 if (view.get("feedback") or {}).get("passed") is False else 0
-    if state == "failed":
+    if state == JobState.FAILED:
         return 2 if view.get("charged") else 3  # charged: the grader refused the file; else the service died
     return 3
 
