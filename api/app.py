@@ -1,5 +1,5 @@
 """The FastAPI application: routes under ``/api/v1``, errors as JSON, a cap on request bodies,
-and the grading workers started and stopped with it.
+and its job runner (``api.jobs``) started and stopped with it.
 
 ``create_app(settings)`` is what ``cvgrade serve`` runs; tests call it with a
 fake ``grade`` function (the boundary between the service and the grader) and
@@ -70,8 +70,9 @@ def create_app(
     clock: Clock = utc_now,
     workers: bool = True,
 ) -> FastAPI:
-    """The service. Its lifespan migrates the database, then starts ``settings.jobs`` workers
-    (unless ``workers`` is False), and on shutdown stops them, putting unfinished jobs back."""
+    """The service. Its lifespan migrates the database, then starts its job runner (``settings.jobs``
+    grading threads, or the fleet's dispatcher with a broker) and its background senders (unless
+    ``workers`` is False), and on shutdown stops them, putting unfinished jobs back."""
     service = Service(settings=settings, db=Database(settings.database_url),
                       store=FileUploadStore(settings.uploads_dir), clock=clock)
 
