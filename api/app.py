@@ -1,5 +1,5 @@
 """The FastAPI application: routes under ``/api/v1``, errors as JSON, a cap on request bodies,
-and the grading workers started and stopped with it.
+and its job runner (``api.jobs``) started and stopped with it.
 
 ``create_app(settings)`` is what ``cvgrade serve`` runs; tests call it with a
 fake ``grade`` function (the boundary between the service and the grader) and
@@ -12,7 +12,6 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI
 from starlette.exceptions import HTTPException
@@ -23,6 +22,9 @@ from api.db import Database, migrate
 from api.deliveries import WebhookSender
 from api.deps import checked_query
 from api.errors import install_error_handlers
+from api.jobs.policy import GradeFunction
+from api.jobs.pool import GradingPool
+from api.jobs.runner import JobRunner
 from api.logs import install_token_mask
 from api.routes import (
     candidate,
@@ -41,11 +43,7 @@ from api.service import Clock, Service, utc_now
 from api.similarity import SimilarityKeeper
 from api.store import FileUploadStore
 from api.uploads import FORM_OVERHEAD_BYTES, too_large
-from api.workers import GradeFunction, WorkerPool
 from grader import __version__
-
-if TYPE_CHECKING:
-    from api.dispatch import CeleryDispatcher
 
 log = logging.getLogger("cvgrade.api")
 API_PREFIX = "/api/v1"
@@ -72,8 +70,9 @@ def create_app(
     clock: Clock = utc_now,
     workers: bool = True,
 ) -> FastAPI:
-    """The service. Its lifespan migrates the database, then starts ``settings.jobs`` workers
-    (unless ``workers`` is False), and on shutdown stops them, putting unfinished jobs back."""
+    """The service. Its lifespan migrates the database, then starts its job runner (``settings.jobs``
+    grading threads, or the fleet's dispatcher with a broker) and its background senders (unless
+    ``workers`` is False), and on shutdown stops them, putting unfinished jobs back."""
     service = Service(settings=settings, db=Database(settings.database_url),
                       store=FileUploadStore(settings.uploads_dir), clock=clock)
 
@@ -82,27 +81,27 @@ def create_app(
         install_token_mask()  # after uvicorn has configured its loggers
         migrate(service.db)
         settings.staging_dir.mkdir(parents=True, exist_ok=True)
-        pool: WorkerPool | CeleryDispatcher
+        runner: JobRunner
         if settings.broker_url:
-            from api.dispatch import CeleryDispatcher
-            from api.fleet import make_celery
+            from api.jobs.broker import make_celery
+            from api.jobs.dispatcher import CeleryDispatcher
 
-            pool = CeleryDispatcher(service, make_celery(settings.broker_url),
-                                    no_worker_timeout_s=settings.no_worker_timeout_s)
+            runner = CeleryDispatcher(service, make_celery(settings.broker_url),
+                                      no_worker_timeout_s=settings.no_worker_timeout_s)
         else:
-            pool = WorkerPool(service, grade=grade, stop_gradings=stop_gradings)
+            runner = GradingPool(service, grade=grade, stop_gradings=stop_gradings)
         sender = WebhookSender(service)
         keeper = SimilarityKeeper(service)
         if workers:
-            pool.start()
+            runner.start()
             sender.start()
             keeper.start()
-        service.pool = pool
+        service.runner = runner
         log.info("cvgrade service ready: database %s, data in %s", service.db.describe(), settings.data_dir)
         try:
             yield
         finally:
-            pool.stop()
+            runner.stop()
             sender.stop()
             keeper.stop()
             service.db.dispose()

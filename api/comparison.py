@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.copies import similar_candidates
+from api.jobs.state import JobState
 from api.models import Invitation, Job, Result, Submission
 from api.review import current_decisions
 from api.schemas import Comparison, ComparisonRow, SimilarToPublic
@@ -72,7 +73,7 @@ def compare(session: Session, team: TeamPrincipal, challenge: Challenge, rank_by
         select(Submission.id, Submission.invitation_id, Result.passed, Result.score)
         .join(Job, Job.submission_id == Submission.id)
         .join(Result, Result.submission_id == Submission.id)
-        .where(Submission.team_id == team.team_id, Submission.challenge_id == challenge.id, Job.state == "done")
+        .where(Submission.team_id == team.team_id, Submission.challenge_id == challenge.id, Job.state == JobState.DONE)
         .order_by(Submission.id)
     ):
         graded.setdefault(row.invitation_id, []).append(row)

@@ -48,17 +48,17 @@ def worker(
                                      "the longest grading.")] = 3600.0,
 ) -> None:
     """Grade jobs from the broker with this host's sandbox, until SIGTERM (running gradings finish first)."""
-    from api.fleet import hardware, run_worker
+    from api.jobs.fleet_grader import hardware, resolve_settings, run_fleet_grader
     from harness.janitor import clean_up_after_crashed_graders
 
-    os.environ["CVGRADE_BACKEND"] = backend
-    os.environ["CVGRADE_ISOLATION"] = isolation
+    settings = resolve_settings(backend=backend, isolation=isolation)
     facts = hardware()
     errors.print(f"cvgrade worker: {facts['gpus']} GPU(s) {', '.join(facts['gpu_names'])}; "
                  f"queues {', '.join(facts['queues'])}; sandbox {backend}")
-    for note in clean_up_after_crashed_graders(containers=backend != "local").notes():  # a worker died
+    for note in clean_up_after_crashed_graders(containers=backend != "local").notes():  # a grader died
         errors.print(note)
-    run_worker(_broker(broker), concurrency=concurrency, name=name, visibility_timeout_s=visibility_timeout_s)
+    run_fleet_grader(_broker(broker), settings, concurrency=concurrency, name=name,
+                     visibility_timeout_s=visibility_timeout_s)
 
 
 def fleet(
@@ -66,7 +66,7 @@ def fleet(
     as_json: Annotated[bool, typer.Option("--json", help="Print the view as JSON.")] = False,
 ) -> None:
     """Workers and their hardware, queue depth per hardware class, and recent throughput."""
-    from api.fleet import fleet_view, make_celery
+    from api.jobs.broker import fleet_view, make_celery
 
     try:
         view = fleet_view(make_celery(_broker(broker)))

@@ -46,7 +46,21 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 DECISIONS = ("advance", "hold", "reject")
-FINISHED_STATES = ("done", "failed", "not_gradable")
+
+from api.jobs.state import JobState
+
+
+class JobStateColumn(TypeDecorator[JobState]):
+    """A ``JobState`` stored as its string: a state the enum does not know is refused before the database."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: JobState | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else JobState(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> JobState | None:
+        return None if value is None else JobState(value)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -166,13 +180,13 @@ class Submission(Base):
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
-        CheckConstraint("state IN ('queued', 'running', 'done', 'failed', 'not_gradable')", name="state"),
+        CheckConstraint(f"state IN ({', '.join(repr(state.value) for state in JobState)})", name="state"),
         Index(None, "state", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), unique=True)
-    state: Mapped[str] = mapped_column(String(16), default="queued")
+    state: Mapped[JobState] = mapped_column(JobStateColumn(), default=JobState.QUEUED)
     runs: Mapped[int] = mapped_column(default=0)  # times a worker claimed it
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[datetime | None]

@@ -12,13 +12,16 @@ audit log says from which). The candidate's attempt budget is untouched.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api import audit, queue
+from api import audit
 from api.errors import Conflict, NotFound
-from api.models import FINISHED_STATES, Job, Result, ResultVersion, Submission
+from api.jobs import queue
+from api.jobs.state import FINISHED
+from api.models import Job, Result, ResultVersion, Submission
 from api.round_schemas import ResultVersionPublic
 from api.teams import TeamPrincipal
 from grader.challenge import Challenge
@@ -33,7 +36,7 @@ def regrade(session: Session, team: TeamPrincipal, submission_id: int, challenge
     if submission is None:
         raise NotFound(f"your team has no submission {submission_id}")
     state = session.scalar(select(Job.state).where(Job.submission_id == submission.id))
-    if state not in FINISHED_STATES:
+    if state not in FINISHED:
         raise Conflict(f"submission {submission.id} is still {state}; re-grade it once its grading has ended")
     past = _past_versions(session, submission.id)
     result = session.scalar(select(Result).where(Result.submission_id == submission.id))
@@ -46,7 +49,7 @@ def regrade(session: Session, team: TeamPrincipal, submission_id: int, challenge
             body=result.body, created_at=result.created_at, superseded_at=now, superseded_by=team.actor))
         session.delete(result)
         session.flush()
-    previous = {"state": state, "score": result.score if result else None, "version": kept}
+    previous: dict[str, Any] = {"state": state, "score": result.score if result else None, "version": kept}
     if challenge.version != submission.challenge_version:
         previous["challenge_version"] = submission.challenge_version
         submission.challenge_version = challenge.version

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
-JobState = Literal["queued", "running", "done", "failed", "not_gradable"]
+from api.jobs.state import JobState
 
 
 class _In(BaseModel):

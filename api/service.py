@@ -1,4 +1,4 @@
-"""What every part of the running service shares: settings, database, upload store, clock, workers."""
+"""What every part of the running service shares: settings, database, upload store, clock, job runner."""
 
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ from grader.errors import ChallengeError
 
 if TYPE_CHECKING:
     from api.backend_check import BackendMonitor
-    from api.dispatch import CeleryDispatcher
-    from api.workers import WorkerPool
+    from api.jobs.runner import JobRunner
 
 Clock = Callable[[], datetime]
 _CHALLENGE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
@@ -35,7 +34,7 @@ class Service:
     db: Database
     store: UploadStore
     clock: Clock = utc_now
-    pool: WorkerPool | CeleryDispatcher | None = field(default=None)
+    runner: JobRunner | None = field(default=None)
 
     @functools.cached_property
     def secret_key(self) -> bytes:
@@ -51,10 +50,10 @@ class Service:
 
         return BackendMonitor(self.settings)
 
-    def notify_workers(self) -> None:
-        """A job was queued: wake an idle worker now rather than at its next poll."""
-        if self.pool is not None:
-            self.pool.notify()
+    def notify_runner(self) -> None:
+        """A job was queued: have the runner claim it now rather than at its next poll."""
+        if self.runner is not None:
+            self.runner.notify()
 
     def challenge(self, challenge_id: str) -> Challenge:
         """The challenge with this id, or 404. Only plain ids: never a path on the server."""

@@ -16,11 +16,13 @@ from typing import Any
 from sqlalchemy import Row, Select, Text, cast, select
 from sqlalchemy.orm import Session
 
-from api import audit, queue
+from api import audit
 from api.errors import ApiError, Conflict, NotFound
 from api.invitations import CandidatePrincipal, attempts_used, check_uploads_open
+from api.jobs import queue
+from api.jobs.state import WAITING, JobState
 from api.models import Invitation, Job, Result, Submission
-from api.schemas import CandidateFeedback, CandidateSubmission, JobState, SubmissionPublic
+from api.schemas import CandidateFeedback, CandidateSubmission, SubmissionPublic
 from api.service import Service
 from api.teams import TeamPrincipal
 from api.uploads import ReceivedFile
@@ -156,7 +158,7 @@ def team_result_json(session: Session, team: TeamPrincipal, submission_id: int) 
         raise NotFound(f"your team has no submission {submission_id}")
     state, last_error, body = row
     if body is None:
-        error = last_error if state in ("failed", "not_gradable") else None
+        error = last_error if state in (JobState.FAILED, JobState.NOT_GRADABLE) else None
         raise Conflict(f"submission {submission_id} has no result: its job is {_state_phrase(state)}"
                        + (f" ({error})" if error else ""))
     return str(body)
@@ -168,15 +170,14 @@ def team_result(session: Session, team: TeamPrincipal, submission_id: int) -> Gr
 
 
 def _public(row: Row[Any]) -> SubmissionPublic:
-    state = row.state
-    assert state in ("queued", "running", "done", "failed", "not_gradable"), state
+    state = JobState(row.state)
     return SubmissionPublic(
         id=row.id, invitation_id=row.invitation_id, candidate=row.candidate, challenge_id=row.challenge_id,
         challenge_version=row.challenge_version, filename=row.filename, kind=row.kind, size_bytes=row.size_bytes,
         sha256=row.sha256, created_at=row.created_at, state=state, charged=row.charged, score=row.score,
         max_score=row.max_score, passed=row.passed,
-        error=row.last_error if state in ("failed", "not_gradable") else None,
-        note=row.last_error if state in ("queued", "running") else None,
+        error=row.last_error if state in (JobState.FAILED, JobState.NOT_GRADABLE) else None,
+        note=row.last_error if state in WAITING else None,
     )
 
 
@@ -218,25 +219,24 @@ def candidate_submissions(
 
 
 def _candidate_message(job: Job, submission: Submission) -> str:
-    if job.state == "failed":
+    if job.state == JobState.FAILED:
         if submission.charged:  # the grader refused the submission: the reason is the candidate's to fix
             return f"Could not be graded: {job.last_error}"
         return ("Could not be graded: the service stopped while grading it, more than once. "
                 "It does not count against your attempts; you may submit again.")
     return {
-        "queued": "Waiting for a grader.",
-        "running": "Being graded.",
-        "done": "Graded.",
-        "not_gradable": ("Not gradable: something on our side failed. It does not count against your attempts; "
+        JobState.QUEUED: "Waiting for a grader.",
+        JobState.RUNNING: "Being graded.",
+        JobState.DONE: "Graded.",
+        JobState.NOT_GRADABLE: ("Not gradable: something on our side failed. It does not count against your attempts; "
                          "you may submit again."),
     }[job.state]
 
 
 def _state(job: Job) -> JobState:
-    assert job.state in ("queued", "running", "done", "failed", "not_gradable"), job.state
-    return job.state  # type: ignore[return-value]
+    return JobState(job.state)
 
 
 def _state_phrase(state: str) -> str:
-    return {"not_gradable": "not gradable"}.get(state, state)
+    return "not gradable" if state == JobState.NOT_GRADABLE else str(state)
 

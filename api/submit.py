@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from api.jobs.state import FINISHED, JobState
 from grader.errors import ExitCode
 from grader.report import print_feedback
 from grader.terminal import as_markup, as_text
@@ -44,10 +45,9 @@ from grader.terminal import as_markup, as_text
 if TYPE_CHECKING:
     import httpx
 
-FINISHED = ("done", "failed", "not_gradable")
 _RETRY_STATUSES = (502, 503, 504)
 _KINDS = (".py", ".ipynb", ".zip")
-_PROGRESS = {"queued": "waiting for a grader", "running": "being graded"}
+_PROGRESS: dict[str, str] = {JobState.QUEUED: "waiting for a grader", JobState.RUNNING: "being graded"}
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -111,9 +111,9 @@ def submit(
 def exit_code(view: dict[str, Any]) -> int:
     """0 passed (or graded with the verdict not shared), 1 not passed, 2 refused, 3 our failure."""
     state = view["state"]
-    if state == "done":
+    if state == JobState.DONE:
         return ExitCode.NOT_PASSED if (view.get("feedback") or {}).get("passed") is False else ExitCode.PASSED
-    if state == "failed":
+    if state == JobState.FAILED:
         # charged: the grader refused the file; else the service died
         return ExitCode.BAD_INPUT if view.get("charged") else ExitCode.OUR_FAILURE
     return ExitCode.OUR_FAILURE

@@ -142,8 +142,8 @@ def bench_service(codes: list[str], folder: Path) -> dict[str, Any]:
 
     from api.config import Settings
     from api.db import Database, migrate
+    from api.jobs.queue import new_job
     from api.models import Invitation, Submission
-    from api.queue import new_job
     from api.service import Service
     from api.similarity import refresh
     from api.store import FileUploadStore

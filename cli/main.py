@@ -47,7 +47,7 @@ def _before_any_command(ctx: typer.Context) -> None:
 add_grading_commands(app)  # grade, challenges, start, test, validate, calibrate, demo
 add_machine_commands(app)  # image, doctor, janitor
 add_service_commands(app)  # serve, admin, submit: the hiring-team service (api/)
-add_fleet_commands(app)  # worker, fleet: grading on many hosts through a broker (api/fleet.py)
+add_fleet_commands(app)  # worker, fleet: grading on many hosts through a broker (api/jobs/fleet_grader.py)
 
 
 def main() -> None:

@@ -155,7 +155,7 @@ async def receive_submission(request: Request, service: Service, candidate: Cand
         received.discard()
     view = await run_in_threadpool(_one, service, candidate, accepted.submission.id)
     if not accepted.replayed:
-        service.notify_workers()  # after the view: a new submission is answered as queued
+        service.notify_runner()  # after the view: a new submission is answered as queued
     return view, accepted.replayed
 
 

@@ -42,6 +42,7 @@ from api.candidate_access import COOKIE, LINK_PATH, PAGE_PATH, open_session, ses
 from api.deps import ServiceDep, service_of
 from api.errors import ApiError, Forbidden, NotFound, Unauthorized
 from api.invitations import CandidatePrincipal
+from api.jobs.state import WAITING
 from api.models import Invitation
 from api.routes.candidate import invitation_view, receive_submission, started, starter_kit
 from api.service import Service
@@ -210,7 +211,7 @@ def _live_context(request: Request, service: Service, candidate: CandidatePrinci
         view = invitation_view(session, service, invitation)
         submissions = list(reversed(candidate_submissions(session, service, candidate)))  # newest first
     now = service.clock()
-    grading = any(submission.state in ("queued", "running") for submission in submissions)
+    grading = any(submission.state in WAITING for submission in submissions)
     return {
         "view": view, "submissions": submissions, "grading": grading, "now": now,
         "seconds_left": max(0, int((view.uploads_close_at - now).total_seconds())),

@@ -97,7 +97,7 @@ def post_regrade(submission_id: Id, team: Team, session: WriteSession, service: 
     challenge = service.challenge(challenge_id)
     next_version = regrade(session, team, submission_id, challenge, service.clock())
     session.commit()
-    service.notify_workers()
+    service.notify_runner()
     return Regraded(submission=team_submission(session, team, submission_id), next_version=next_version)
 
 

@@ -335,7 +335,7 @@ async def regrade_submission(submission_id: Id, request: Request) -> Response:
         await run_in_threadpool(_write, service, queue_again)
     except ApiError as err:
         return _refused(request, err, back, team)
-    service.notify_workers()
+    service.notify_runner()
     return RedirectResponse(f"{back}?done=regrade", status_code=303)
 
 

@@ -37,7 +37,8 @@ from sqlalchemy.engine import make_url
 
 from api.config import Settings
 from api.db import Database, migrate
-from api.models import FINISHED_STATES, Job
+from api.jobs.state import FINISHED
+from api.models import Job
 from api.service import Service
 from api.teams import create_team
 from grader.challenge import Challenge
@@ -354,7 +355,7 @@ class Api:
         deadline = time.monotonic() + timeout_s
         while True:
             with self.service.db.read() as session:
-                pending = session.scalar(select(func.count()).select_from(Job).where(Job.state.not_in(FINISHED_STATES)))
+                pending = session.scalar(select(func.count()).select_from(Job).where(Job.state.not_in(FINISHED)))
             if not pending:
                 SimilarityKeeper(self.service).catch_up()
                 return

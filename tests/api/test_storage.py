@@ -11,10 +11,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select, text
 
-from api import queue
 from api.db import Database, current_revision, migrate, newest_revision
+from api.jobs import queue
+from api.jobs.queue import JobOutcome
+from api.jobs.state import JobState
 from api.models import ApiKey, Base, Invitation, Job, Result, Submission, Team
-from api.queue import JobOutcome
 from api.store import FileUploadStore
 from api.teams import authenticate_team, create_team
 from api.tokens import token_sha256
@@ -129,11 +130,11 @@ def test_a_worker_whose_job_was_taken_back_cannot_store_its_result(database_url:
     queue.requeue_stale(database, NOW + timedelta(seconds=61), stale_after_s=60, max_runs=3)
     fresh = queue.claim_next(database, "fresh-worker", NOW + timedelta(seconds=62))
     assert fresh is not None
-    outcome = JobOutcome("failed", None, "from the slow worker", charged=True)
+    outcome = JobOutcome(JobState.FAILED, None, "from the slow worker", charged=True)
     assert queue.finish(database, slow, outcome, NOW + timedelta(seconds=63)) is False
     assert queue.heartbeat(database, [slow], NOW + timedelta(seconds=63)) is None
-    assert queue.finish(database, fresh, JobOutcome("done", None, None, charged=True), NOW) is True
-    assert queue.finish(database, fresh, JobOutcome("done", None, None, charged=True), NOW) is False  # only once
+    assert queue.finish(database, fresh, JobOutcome(JobState.DONE, None, None, charged=True), NOW) is True
+    assert queue.finish(database, fresh, JobOutcome(JobState.DONE, None, None, charged=True), NOW) is False  # only once
     with database.read() as session:
         job = session.get_one(Job, job_id)
         assert (job.state, job.claimed_by, job.last_error) == ("done", "fresh-worker", None)

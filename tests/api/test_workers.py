@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from api import queue
+from api.jobs import queue
 from api.models import AuditEvent, Job
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.fleet import make_celery
+from api.jobs.broker import make_celery
 from tests.api.test_service_process import Service, finished, judges_of, team_and_candidate
 from tests.fleet.conftest import Redis, Worker
 

@@ -1,18 +1,16 @@
-"""In-process grading workers: threads that claim jobs from the database and grade them.
+"""The in-process runner: grading threads in the service that claim jobs from the database.
 
-``WorkerPool`` runs ``settings.jobs`` worker threads and one keeper thread. A
-worker claims a job (``api.queue``), grades the stored file with the grader
-(``grader.grading.grade_submission`` by default, in the sandbox backend the
-settings name) and stores the outcome. The keeper sends heartbeats for the
-running jobs and takes back jobs whose worker died (another service that was
-killed, or this one before a restart).
+``GradingPool`` runs ``settings.jobs`` grading threads and one keeper thread. A
+grading thread claims a job (``api.jobs.queue``), grades the stored file with
+``api.jobs.policy.grade_job`` (which calls ``grader.grading.grade_submission`` by
+default, in the sandbox backend the settings name) and stores the outcome. The
+keeper sends heartbeats for the running jobs and takes back jobs whose holder
+died (another service that was killed, or this one before a restart).
 
-Outcomes: a graded result is ``done``; a result with status ``error`` (our
-infrastructure failed) or a challenge that is gone or changed is
-``not_gradable`` and not charged to the candidate; a submission the grader
-refuses is ``failed`` and charged (uploads are checked first, so this is rare).
+What a grading comes to (done, failed and charged, not gradable and not charged)
+is ``grade_job``'s rule, the same as on the fleet.
 
-On ``stop`` the workers stop their judges and put their jobs back in the
+On ``stop`` the threads stop their judges and put their jobs back in the
 queue: a grading cut short must not be stored as the candidate's result.
 """
 
@@ -25,26 +23,23 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from api import queue
-from api.backend_check import plain_problem
-from api.errors import NotFound
+from api.jobs import queue
+from api.jobs.policy import GradeFunction, grade_job
+from api.jobs.queue import ClaimedJob, JobOutcome
+from api.jobs.state import JobState
 from api.logs import grading_event
-from api.queue import ClaimedJob, JobOutcome
 from api.service import Service
-from grader.challenge import Challenge
-from grader.errors import BadSubmission, CvgradeError, InfrastructureError
 from grader.grading import GradeOptions, grade_submission, stop_all_judges
-from grader.results import GradeResult
 
-log = logging.getLogger("cvgrade.api.workers")
-GradeFunction = Callable[[Path, Challenge, GradeOptions], GradeResult]
+log = logging.getLogger("cvgrade.api.jobs.pool")
 
 
-class WorkerPool:
+class GradingPool:
     """``grade`` grades one submission (default: the grader's); ``stop_gradings`` makes the gradings
     in progress return early (default: stop this process's judges)."""
 
@@ -58,7 +53,7 @@ class WorkerPool:
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._running: dict[str, ClaimedJob] = {}  # worker name -> its job
+        self._running: dict[str, ClaimedJob] = {}  # grading thread's name -> its job
         self._lock = threading.Lock()
 
     @property
@@ -67,15 +62,15 @@ class WorkerPool:
         return GradeOptions(backend=settings.backend, isolation=settings.isolation)
 
     def start(self) -> None:
-        """Take back jobs left by a dead service, then start the workers and the keeper."""
+        """Take back jobs left by a dead service, then start the grading threads and the keeper."""
         self._take_back_stale()
         for number in range(self.service.settings.jobs):
-            name = f"{self.instance}/worker-{number + 1}"
+            name = f"{self.instance}/grader-{number + 1}"
             self._threads.append(threading.Thread(target=self._work, args=(name,), name=name, daemon=True))
         self._threads.append(threading.Thread(target=self._keep, name=f"{self.instance}/keeper", daemon=True))
         for thread in self._threads:
             thread.start()
-        log.info("%d grading worker(s) started (%s backend)", self.service.settings.jobs, self.options.backend)
+        log.info("%d grading thread(s) started (%s backend)", self.service.settings.jobs, self.options.backend)
 
     def notify(self) -> None:
         self._wake.set()
@@ -92,7 +87,7 @@ class WorkerPool:
             self.stop_gradings()  # they return a result cut short, which is not stored
         for thread in self._threads:
             thread.join(timeout=timeout_s)
-        for job in self.running():  # a worker that did not stop in time: its job goes back anyway
+        for job in self.running():  # a thread that did not stop in time: its job goes back anyway
             queue.release(self.service.db, job, self.service.clock())
         self._threads.clear()
 
@@ -132,7 +127,7 @@ class WorkerPool:
         sandbox = graded.environment.get("sandbox", {}) if graded is not None else {}
         chosen = sandbox.get("backend") if isinstance(sandbox, dict) else None
         grading_event(
-            "ended" if outcome.state == "done" else "failed", logging.INFO if outcome.state == "done" else
+            "ended" if outcome.state == JobState.DONE else "failed", logging.INFO if outcome.state == JobState.DONE else
             logging.WARNING, **fields, state=outcome.state, score=graded.score if graded else None,
             passed=graded.passed if graded else None, duration_s=round(time.monotonic() - started, 2),
             backend=chosen or self.options.backend, chosen_by="auto" if self.options.backend == "auto" else None,
@@ -140,32 +135,17 @@ class WorkerPool:
         return outcome
 
     def _grade(self, job: ClaimedJob) -> JobOutcome:
-        try:
-            challenge = self.service.challenge(job.challenge_id)
-            if challenge.version != job.challenge_version:
-                return JobOutcome("not_gradable", None, (
-                    f"the challenge {job.challenge_id} is now version {challenge.version}; this submission was "
-                    f"made for version {job.challenge_version}"), charged=False)
-            with tempfile.TemporaryDirectory(prefix="cvgrade-job-") as folder, \
-                    self.service.store.local_path(job.store_key) as stored:
-                submission = Path(folder) / job.filename
-                submission.symlink_to(stored)  # the grader copies it into a fresh workspace
-                result = self.grade(submission, challenge, self.options)
-        except NotFound as err:
-            return JobOutcome("not_gradable", None, err.message, charged=False)
-        except BadSubmission as err:
-            return JobOutcome("failed", None, str(err), charged=True)
-        except InfrastructureError as err:  # the sandbox is gone: a plain sentence for the team, the rest logged
-            log.error("job %s cannot be graded: %s", job.job_id, err)
-            return JobOutcome("not_gradable", None, plain_problem(self.options.backend, str(err)), charged=False)
-        except CvgradeError as err:
-            return JobOutcome("not_gradable", None, str(err), charged=False)
-        except Exception as err:
-            log.exception("grading job %s failed", job.job_id)
-            return JobOutcome("not_gradable", None, f"the service failed: {type(err).__name__}: {err}", charged=False)
-        if result.status == "error":
-            return JobOutcome("not_gradable", result, result.error, charged=False)
-        return JobOutcome("done", result, None, charged=True)
+        return grade_job(job_id=job.job_id, challenge_version=job.challenge_version,
+                         challenge=lambda: self.service.challenge(job.challenge_id),
+                         submission=lambda: self._stored_submission(job), grade=self.grade, options=self.options)
+
+    @contextmanager
+    def _stored_submission(self, job: ClaimedJob) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix="cvgrade-job-") as folder, \
+                self.service.store.local_path(job.store_key) as stored:
+            submission = Path(folder) / job.filename
+            submission.symlink_to(stored)  # the grader copies it into a fresh workspace
+            yield submission
 
     def _keep(self) -> None:
         settings = self.service.settings

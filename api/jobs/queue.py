@@ -27,15 +27,16 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from api import audit, webhooks
 from api.db import Database
-from api.models import FINISHED_STATES, Job, Result, Submission
+from api.jobs.state import FINISHED, FinishedState, JobState
+from api.models import Job, Result, Submission
 from grader.results import GradeResult
 
-log = logging.getLogger("cvgrade.api.queue")
+log = logging.getLogger("cvgrade.api.jobs.queue")
 WORKER_ACTOR = "grading worker"
 # An inconclusive grading (the machine too busy to time it, after the judge's own tries) is queued
 # again after these delays, one per retry; the run after the last is final.
@@ -60,29 +61,35 @@ class ClaimedJob:
 
 @dataclass(frozen=True)
 class JobOutcome:
-    state: str  # done | failed | not_gradable
+    state: FinishedState
     result: GradeResult | None
     error: str | None
     charged: bool  # counts against the candidate's attempt budget
 
 
+def still_held(job: ClaimedJob) -> ColumnElement[bool]:
+    """The job's row while it is still this holder's run: anything else must leave it alone."""
+    return and_(Job.id == job.job_id, Job.state == JobState.RUNNING, Job.claimed_by == job.worker,
+                Job.runs == job.run)
+
+
 def new_job(submission: Submission, now: datetime) -> Job:
-    return Job(submission=submission, state="queued", runs=0, created_at=now)
+    return Job(submission=submission, state=JobState.QUEUED, runs=0, created_at=now)
 
 
 def claim_next(db: Database, worker: str, now: datetime) -> ClaimedJob | None:
     """Take the oldest queued job for ``worker``, or None when there is none."""
     with db.write() as session:
         candidate = session.scalar(
-            select(Job.id).where(Job.state == "queued", or_(Job.heartbeat_at.is_(None), Job.heartbeat_at <= now))
+            select(Job.id).where(Job.state == JobState.QUEUED, or_(Job.heartbeat_at.is_(None), Job.heartbeat_at <= now))
             .order_by(Job.id).limit(1).with_for_update(skip_locked=True)
         )
         if candidate is None:
             return None
         claimed = session.execute(
             update(Job)
-            .where(Job.id == candidate, Job.state == "queued")
-            .values(state="running", runs=Job.runs + 1, claimed_by=worker, heartbeat_at=now, started_at=now)
+            .where(Job.id == candidate, Job.state == JobState.QUEUED)
+            .values(state=JobState.RUNNING, runs=Job.runs + 1, claimed_by=worker, heartbeat_at=now, started_at=now)
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]  # cannot happen under the lock; never grade twice
             session.rollback()
@@ -105,7 +112,7 @@ def heartbeat(db: Database, jobs: list[ClaimedJob], now: datetime) -> None:
         for job in jobs:
             session.execute(
                 update(Job)
-                .where(Job.id == job.job_id, Job.state == "running", Job.claimed_by == job.worker, Job.runs == job.run)
+                .where(still_held(job))
                 .values(heartbeat_at=now)
             )
         session.commit()
@@ -121,7 +128,7 @@ def timing_retry_delay_s(
     (``GradeResult.inconclusive``) is tried again, at most ``len(delays_s)`` times.
     """
     result = outcome.result
-    if outcome.state != "not_gradable" or result is None or not result.inconclusive:
+    if outcome.state != JobState.NOT_GRADABLE or result is None or not result.inconclusive:
         return None
     return delays_s[run - 1] if 1 <= run <= len(delays_s) else None
 
@@ -141,7 +148,7 @@ def finish(db: Database, job: ClaimedJob, outcome: JobOutcome, now: datetime) ->
     with db.write() as session:
         owned = session.execute(
             update(Job)
-            .where(Job.id == job.job_id, Job.state == "running", Job.claimed_by == job.worker, Job.runs == job.run)
+            .where(still_held(job))
             .values(state=outcome.state, finished_at=now, heartbeat_at=now, last_error=outcome.error)
         )
         if owned.rowcount != 1:  # type: ignore[attr-defined]
@@ -178,8 +185,8 @@ def _retry_later(db: Database, job: ClaimedJob, outcome: JobOutcome, now: dateti
     with db.write() as session:
         requeued = session.execute(
             update(Job)
-            .where(Job.id == job.job_id, Job.state == "running", Job.claimed_by == job.worker, Job.runs == job.run)
-            .values(state="queued", claimed_by=None, heartbeat_at=not_before, started_at=None, last_error=note)
+            .where(still_held(job))
+            .values(state=JobState.QUEUED, claimed_by=None, heartbeat_at=not_before, started_at=None, last_error=note)
         )
         if requeued.rowcount != 1:  # type: ignore[attr-defined]
             session.rollback()
@@ -197,8 +204,8 @@ def release(db: Database, job: ClaimedJob, now: datetime) -> bool:
     with db.write() as session:
         released = session.execute(
             update(Job)
-            .where(Job.id == job.job_id, Job.state == "running", Job.claimed_by == job.worker, Job.runs == job.run)
-            .values(state="queued", runs=Job.runs - 1, claimed_by=None, heartbeat_at=None, started_at=None)
+            .where(still_held(job))
+            .values(state=JobState.QUEUED, runs=Job.runs - 1, claimed_by=None, heartbeat_at=None, started_at=None)
         )
         if released.rowcount != 1:  # type: ignore[attr-defined]
             session.rollback()
@@ -216,24 +223,24 @@ def requeue_stale(db: Database, now: datetime, *, stale_after_s: float, max_runs
     done: list[str] = []
     with db.write() as session:
         stale = session.scalars(
-            select(Job).where(Job.state == "running", Job.heartbeat_at < cutoff)
+            select(Job).where(Job.state == JobState.RUNNING, Job.heartbeat_at < cutoff)
             .order_by(Job.id).with_for_update(skip_locked=True)
         ).all()
         for job in stale:
             silent_s = (now - job.heartbeat_at).total_seconds() if job.heartbeat_at else stale_after_s
             why = f"its worker {job.claimed_by} stopped (no heartbeat for {silent_s:.0f} s) during run {job.runs}"
             if job.runs >= max_runs:
-                job.state, job.finished_at = "failed", now
+                job.state, job.finished_at = JobState.FAILED, now
                 job.last_error = f"{why}; not retried: it was started {job.runs} times, the limit"
                 job.submission.charged = False  # our service died, not the candidate's code
             else:
-                job.state, job.claimed_by, job.heartbeat_at, job.started_at = "queued", None, None, None
+                job.state, job.claimed_by, job.heartbeat_at, job.started_at = JobState.QUEUED, None, None, None
                 job.last_error = f"{why}; queued again"
             audit.record(session, team_id=job.submission.team_id, actor=WORKER_ACTOR,
-                         action="job.failed" if job.state == "failed" else "job.requeued",
+                         action="job.failed" if job.state == JobState.FAILED else "job.requeued",
                          subject=f"submission {job.submission_id}", now=now, job=job.id, error=job.last_error)
-            if job.state == "failed":
-                webhooks.enqueue_finished(session, job.submission_id, state="failed", score=None, max_score=None,
+            if job.state == JobState.FAILED:
+                webhooks.enqueue_finished(session, job.submission_id, state=JobState.FAILED, score=None, max_score=None,
                                           passed=None, error=job.last_error, charged=False, now=now)
             done.append(f"job {job.id}: {job.last_error}")
         session.commit()
@@ -246,8 +253,8 @@ def requeue_finished(session: Session, submission_id: int, now: datetime) -> Job
     """Queue a finished job again (a re-grade), in the caller's write transaction. Its ``runs`` keeps
     counting, so a worker still holding an earlier run can never store into the new one."""
     job = session.scalars(select(Job).where(Job.submission_id == submission_id).with_for_update()).one()
-    if job.state not in FINISHED_STATES:
+    if job.state not in FINISHED:
         raise ValueError(f"job {job.id} is {job.state}, not finished")
-    job.state, job.claimed_by, job.heartbeat_at = "queued", None, None
+    job.state, job.claimed_by, job.heartbeat_at = JobState.QUEUED, None, None
     job.started_at, job.finished_at, job.last_error = None, None, None
     return job

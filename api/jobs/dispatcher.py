@@ -1,22 +1,21 @@
 """The service's side of the fleet: send queued jobs to the broker, record what comes back.
 
-Used instead of the in-process ``WorkerPool`` when the service has a broker
+Used instead of the in-process ``GradingPool`` when the service has a broker
 (``--broker`` / ``CVGRADE_BROKER_URL``). Jobs still live in the database: the
 dispatcher claims a job there (so no job is sent twice), sends it to the queue
 of its hardware class with a task id made of the job and its run, keeps its
 heartbeat while the fleet holds it, and stores the worker's result through
-``api.queue.finish``, which refuses anything but the first result of the run
+``api.jobs.queue.finish``, which refuses anything but the first result of the run
 the job is on. A restarted service adopts the jobs it had sent (by their task
 ids) instead of grading them again.
 
-A job no connected worker can run (a GPU challenge with only CPU workers) stays
+A job no connected fleet grader can run (a GPU challenge with only CPU graders) stays
 claimed with a note saying what it waits for, and after
 ``no_worker_timeout_s`` is failed with that reason, not charged.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -24,17 +23,19 @@ from dataclasses import dataclass
 
 from celery import Celery
 from celery.result import AsyncResult
+from pydantic import ValidationError
 from sqlalchemy import select, update
 
-from api import queue
 from api.errors import NotFound
-from api.fleet import QUEUE_GPU, TASK_NAME, WORKER_KEY_PREFIX, job_payload, queue_for, task_id
+from api.jobs import queue
+from api.jobs.broker import QUEUE_GPU, TASK_NAME, capable_queues, queue_for, task_id
+from api.jobs.messages import GradeJobPayload, GradeJobReply
+from api.jobs.queue import ClaimedJob, JobOutcome
+from api.jobs.state import JobState
 from api.models import Job
-from api.queue import ClaimedJob, JobOutcome
 from api.service import Service
-from grader.results import GradeResult
 
-log = logging.getLogger("cvgrade.api.dispatch")
+log = logging.getLogger("cvgrade.api.jobs.dispatcher")
 FLEET_PREFIX = "fleet:"
 
 
@@ -47,7 +48,7 @@ class InFlight:
 
 
 class CeleryDispatcher:
-    """Same face as ``WorkerPool`` (start, notify, running, stop), grading done by the fleet."""
+    """A ``JobRunner`` (like ``GradingPool``) whose gradings are done by the fleet."""
 
     def __init__(self, service: Service, app: Celery, *, no_worker_timeout_s: float = 600.0) -> None:
         self.service = service
@@ -94,7 +95,7 @@ class CeleryDispatcher:
     def _adopt(self) -> None:
         """Jobs this service sent before it stopped: follow them again by task id."""
         with self.service.db.read() as session:
-            jobs = session.scalars(select(Job).where(Job.state == "running", Job.claimed_by == self.name)).all()
+            jobs = session.scalars(select(Job).where(Job.state == JobState.RUNNING, Job.claimed_by == self.name)).all()
             for job in jobs:
                 submission = job.submission
                 claimed = ClaimedJob(
@@ -123,15 +124,16 @@ class CeleryDispatcher:
         try:
             challenge = self.service.challenge(job.challenge_id)
         except NotFound as err:
-            self._finish(flight, JobOutcome("not_gradable", None, err.message, charged=False))
+            self._finish(flight, JobOutcome(JobState.NOT_GRADABLE, None, err.message, charged=False))
             return
         with self.service.store.local_path(job.store_key) as stored:
             content = stored.read_bytes()
-        payload = job_payload(job_id=job.job_id, run=job.run, challenge=challenge, filename=job.filename,
-                              content=content)
+        payload = GradeJobPayload.for_job(job_id=job.job_id, run=job.run, challenge=challenge,
+                                          filename=job.filename, content=content)
         flight.queue = queue_for(challenge)
         try:
-            self.app.send_task(TASK_NAME, args=[payload], queue=flight.queue, task_id=task_id(job.job_id, job.run),
+            self.app.send_task(TASK_NAME, args=[payload.model_dump(mode="json")], queue=flight.queue,
+                               task_id=task_id(job.job_id, job.run),
                                retry=True, retry_policy={"max_retries": 3, "interval_start": 0.5})
         except Exception as err:
             log.warning("could not send job %s to the broker (%s); trying again shortly", job.job_id, err)
@@ -147,7 +149,7 @@ class CeleryDispatcher:
                 if state == "SUCCESS":
                     self._finish(flight, self._outcome(result.get(timeout=10, propagate=False)))
                 elif state == "FAILURE":
-                    self._finish(flight, JobOutcome("not_gradable", None,
+                    self._finish(flight, JobOutcome(JobState.NOT_GRADABLE, None,
                                                     f"the worker failed: {str(result.result)[:500]}", charged=False))
                 elif state == "PENDING":
                     self._wait_for_capable_worker(flight)
@@ -156,13 +158,12 @@ class CeleryDispatcher:
 
     @staticmethod
     def _outcome(raw: object) -> JobOutcome:
-        """A worker's JSON reply, checked field by field: the fleet is trusted, but a bug there must not
-        put garbage in the database."""
-        if not isinstance(raw, dict) or raw.get("state") not in ("done", "failed", "not_gradable"):
-            return JobOutcome("not_gradable", None, "the worker sent a malformed reply", charged=False)
-        result = GradeResult.model_validate(raw["result"]) if raw.get("result") is not None else None
-        error = str(raw["error"])[:2000] if raw.get("error") else None
-        return JobOutcome(str(raw["state"]), result, error, charged=bool(raw.get("charged", True)))
+        """A fleet grader's JSON reply, validated: the fleet is trusted, but a bug there must not put garbage
+        in the database."""
+        try:
+            return GradeJobReply.model_validate(raw).outcome()
+        except ValidationError:
+            return JobOutcome(JobState.NOT_GRADABLE, None, "the worker sent a malformed reply", charged=False)
 
     def _finish(self, flight: InFlight, outcome: JobOutcome) -> None:
         queue.finish(self.service.db, flight.job, outcome, self.service.clock())
@@ -177,22 +178,16 @@ class CeleryDispatcher:
             note(self.service, flight.job, "waiting for a worker with a GPU: none is connected to the broker")
             return
         self.app.control.revoke(task_id(flight.job.job_id, flight.job.run))
-        self._finish(flight, JobOutcome("failed", None, (
+        self._finish(flight, JobOutcome(JobState.FAILED, None, (
             f"no capable worker: no worker with a GPU took this job within {self.no_worker_timeout_s:g} s"
         ), charged=False))
 
     def _capable_queues(self) -> set[str]:
-        """Queues some live worker consumes, from the workers' own adverts (cached for 5 s)."""
+        """Queues some live fleet grader consumes (``broker.capable_queues``, cached for 5 s)."""
         checked, queues = self._capable
         if time.monotonic() - checked < 5:
             return queues
-        client = getattr(self.app.backend, "client", None)
-        queues = set()
-        if client is not None:
-            for key in client.scan_iter(match=WORKER_KEY_PREFIX + "*"):
-                raw = client.get(key)
-                if raw:
-                    queues.update(json.loads(raw).get("queues", []))
+        queues = capable_queues(self.app)
         self._capable = (time.monotonic(), queues)
         return queues
 
@@ -202,7 +197,7 @@ def note(service: Service, job: ClaimedJob, text: str) -> None:
     with service.db.write() as session:
         session.execute(
             update(Job)
-            .where(Job.id == job.job_id, Job.state == "running", Job.claimed_by == job.worker, Job.runs == job.run)
+            .where(queue.still_held(job))
             .values(last_error=text)
         )
         session.commit()
