@@ -45,9 +45,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-DECISIONS = ("advance", "hold", "reject")
-
 from api.jobs.state import JobState
+
+DECISIONS = ("advance", "hold", "reject")
 
 
 class JobStateColumn(TypeDecorator[JobState]):

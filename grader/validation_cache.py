@@ -52,7 +52,7 @@ from grader.grading import GradeOptions
 from grader.progress import ProgressCallback
 from grader.validate import Follow, ValidationReport, validate_challenge
 from harness.backends import make_sandbox
-from harness.images import cache_dir
+from harness.cache import cache_dir
 from harness.sandbox import SandboxUnavailable
 
 RECORD_FORMAT = 1

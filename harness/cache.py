@@ -1,7 +1,8 @@
 """cvgrade's cache folder on this machine: ``$CVGRADE_CACHE``, by default ``~/.cache/cvgrade``.
 
 The one reader of ``CVGRADE_CACHE``. Inside it: ``wheels/`` and base file systems for the runtime
-image (``harness.images``), ``calibration/`` for the figures measured here (``grader.calibration``).
+image (``harness.images``), ``calibration/`` for the figures measured here (``grader.calibration``), ``validations/``
+for passing validations (``grader.validation_cache``).
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from grader.challenge import load_challenge
 from cli.main import app
+from grader.challenge import load_challenge
 from grader.grading import GradeOptions
 from grader.validate import ValidationReport
 from grader.validation_cache import (
