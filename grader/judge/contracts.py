@@ -20,7 +20,16 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    ValidationError,
+    model_serializer,
+)
 
 from harness.sandbox import Limits, SandboxConfig
 
@@ -168,9 +177,18 @@ class ProgressRecord(_Record):
 
 
 class CalibrationUse(_Contract):
+    """One calibrated figure a run used: measured (with what the candidate's worker did meanwhile) or cached."""
+
     value: float
     source: str
-    candidate_during_measurement: str | None = None
+    candidate_during_measurement: str | None = None  # only a measured figure has one
+
+    @model_serializer(mode="wrap")
+    def _without_an_absent_candidate(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        if data.get("candidate_during_measurement") is None:
+            data.pop("candidate_during_measurement", None)
+        return data
 
 
 class CalibrationRecord(_Contract):
