@@ -7,9 +7,11 @@ grader never runs candidate code like this.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import time
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -50,6 +52,11 @@ class Direct:
     ) -> tuple[Any, list[Any]]:
         copies = list(map(_copy, args))
         return getattr(self._module, name)(*copies, **kwargs), copies
+
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[str]:
+        yield "nothing to freeze: the solution runs in this process"
 
 
 class Record:

@@ -5,6 +5,11 @@ Reports:
   (judge process + sandboxed workers + channel), against the wall time of
   plain pytest running the same hidden checks with the reference imported
   directly; runs alternate (A B A B ...) so machine noise hits both alike;
+- the same grading against a bare ``python -c "import torch, torchvision"``, also
+  alternated (issue 16's yardstick: a grading imports torch in the judge and in each
+  worker, so it costs a few such imports; the aim is at most 1.6 of them), and the CPU
+  seconds a grading takes (the grader, the judge and the workers: every process of
+  the grading's tree, as ``getrusage(RUSAGE_CHILDREN)`` counts them);
 - the median round trip of an empty call through the channel: pipes to a
   bubblewrap worker, and a Unix socket to a worker container.
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -26,6 +32,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 CHALLENGE = REPO / "challenges" / "iou"
 REFERENCE = CHALLENGE / "reference" / "solution.py"
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_bare_import() -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch, torchvision"], check=True)
+    return time.perf_counter() - started
 
 
 def time_cli() -> float:
@@ -89,10 +106,16 @@ def main() -> None:
     args = parser.parse_args()
     time_cli()  # warm the page cache for both sides
     time_plain_pytest()
-    cli, plain = [], []
+    time_bare_import()
+    cli, plain, bare, cli_cpu, bare_cpu = [], [], [], [], []
     for _ in range(args.runs):
+        before = children_cpu_s()
         cli.append(time_cli())
+        cli_cpu.append(children_cpu_s() - before)
         plain.append(time_plain_pytest())
+        before = children_cpu_s()
+        bare.append(time_bare_import())
+        bare_cpu.append(children_cpu_s() - before)
     round_trip = empty_round_trip_ms("local")
     try:
         docker_round_trip: float | None = empty_round_trip_ms("docker")
@@ -104,7 +127,12 @@ def main() -> None:
         "cli_grade_median_s": round(statistics.median(cli), 3),
         "plain_pytest_median_s": round(statistics.median(plain), 3),
         "overhead_ratio": round(statistics.median(cli) / statistics.median(plain), 3),
+        "bare_import_torch_median_s": round(statistics.median(bare), 3),
+        "grading_over_bare_import_ratio": round(statistics.median(cli) / statistics.median(bare), 3),
+        "cli_grade_cpu_median_s": round(statistics.median(cli_cpu), 3),
+        "bare_import_torch_cpu_median_s": round(statistics.median(bare_cpu), 3),
         "cli_grade_s": [round(x, 3) for x in cli],
+        "bare_import_torch_s": [round(x, 3) for x in bare],
         "plain_pytest_s": [round(x, 3) for x in plain],
         "empty_round_trip_median_ms": round(round_trip, 4),
         "docker_empty_round_trip_median_ms": None if docker_round_trip is None else round(docker_round_trip, 4),
