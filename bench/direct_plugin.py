@@ -53,7 +53,6 @@ class Direct:
         copies = list(map(_copy, args))
         return getattr(self._module, name)(*copies, **kwargs), copies
 
-
     @contextlib.contextmanager
     def frozen(self) -> Iterator[str]:
         yield "nothing to freeze: the solution runs in this process"

@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -447,17 +447,25 @@ def test_hidden_checks_the_reference_and_secrets_stay_out_of_the_sandbox(grade: 
 # ----------------------------------------------------------------------------- availability
 
 
-def iou_with_short_check_limits(root: Path, limit_s: float, names: frozenset[str]) -> Challenge:
-    """The shipped iou challenge with a shorter time limit on some checks, so the suite stays quick."""
+def iou_with_edited_toml(root: Path, edit: Callable[[str], str]) -> Challenge:
+    """A copy of the shipped iou challenge in ``root`` whose challenge.toml is ``edit(the shipped one)``."""
     target = root / "iou"
     shutil.copytree(IOU_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))
-    toml = (target / "challenge.toml").read_text()
-    for name in names:
-        line = f'name = "{name}"\n'
-        assert toml.count(line) == 1
-        toml = toml.replace(line, f"{line}timeout_s = {limit_s}\n")
-    (target / "challenge.toml").write_text(toml)
+    toml = target / "challenge.toml"
+    toml.write_text(edit(toml.read_text()))
     return load_challenge(target)
+
+
+def iou_with_short_check_limits(root: Path, limit_s: float, names: frozenset[str]) -> Challenge:
+    """The shipped iou challenge with a shorter time limit on some checks, so the suite stays quick."""
+    def shorten(toml: str) -> str:
+        for name in names:
+            line = f'name = "{name}"\n'
+            assert toml.count(line) == 1
+            toml = toml.replace(line, f"{line}timeout_s = {limit_s}\n")
+        return toml
+
+    return iou_with_edited_toml(root, shorten)
 
 
 def iou_with_patient_calls(root: Path, monkeypatch: pytest.MonkeyPatch, call_timeout_s: float) -> Challenge:
@@ -466,14 +474,12 @@ def iou_with_patient_calls(root: Path, monkeypatch: pytest.MonkeyPatch, call_tim
     No calibrated per-call limits apply: the judge reads this machine's figures from an
     empty cache, so every function gets the challenge's own ``call_timeout_s``.
     """
+    def lengthen(toml: str) -> str:
+        assert toml.count("\ncall_timeout_s = ") == 1
+        return re.sub(r"\ncall_timeout_s = \d+", f"\ncall_timeout_s = {call_timeout_s}", toml)
+
     monkeypatch.setenv("CVGRADE_CACHE", str(root / "empty-cache"))
-    target = root / "iou"
-    shutil.copytree(IOU_DIR, target, ignore=shutil.ignore_patterns("__pycache__"))
-    toml = (target / "challenge.toml").read_text()
-    assert toml.count("\ncall_timeout_s = ") == 1
-    patient = re.sub(r"\ncall_timeout_s = \d+", f"\ncall_timeout_s = {call_timeout_s}", toml)
-    (target / "challenge.toml").write_text(patient)
-    return load_challenge(target)
+    return iou_with_edited_toml(root, lengthen)
 
 
 def test_a_call_that_never_returns_times_out_and_the_other_checks_still_report(
