@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from grader.calibration import calibration_dir
 from grader.challenge import Challenge, CheckSpec
@@ -53,6 +53,7 @@ from grader.judge.contracts import (
     WorkerEntry,
     write_judge_spec,
 )
+from grader.judge.forkserver import ForkedJudge, shared_fork_server
 from grader.judge.records import JudgeRecords, read_records
 from grader.progress import Progress, ProgressCallback, ProgressTail
 from grader.results import GradeResult, build_result
@@ -71,7 +72,7 @@ JUDGE_LOG_TAIL_CHARS = 3000
 PROGRESS_POLL_S = 0.25
 JUDGE_CPUS = 2  # the judge's CPU quota, and its own threads: checks do little computing
 JUDGE_MAX_PROCESSES = 1024  # threads included: pytest, output readers, the workers' launchers
-_ACTIVE_JUDGES: set[subprocess.Popen[bytes]] = set()
+_ACTIVE_JUDGES: set[subprocess.Popen[bytes] | ForkedJudge] = set()
 _ACTIVE_LOCK = threading.Lock()
 
 
@@ -90,6 +91,9 @@ class GradeOptions:
     backend: Literal["auto", "docker", "local"] = "auto"
     isolation: Literal["auto", "bwrap", "process"] = "auto"
     image: str | None = None
+    # warm: a judge forked from this process's fork server (torch already imported; see
+    # grader.judge.forkserver); cold: a fresh interpreter per grading (the benches' baseline).
+    judge: Literal["warm", "cold"] = "warm"
 
     def sandbox_config(self, gpu: GpuPolicy = "off", cpu_threads: int = 1) -> SandboxConfig:
         return SandboxConfig(backend=self.backend, isolation=self.isolation, image=self.image, gpu=gpu,
@@ -136,7 +140,7 @@ def _grade(
         tail = ProgressTail(records_path, Progress(submission.name), progress) if progress is not None else None
         judge = _run_judge(spec, judge_dir, challenge.spec.limits.run_timeout_s,
                            containers=sandbox_info["backend"] == "docker",
-                           memory_mb=challenge.spec.limits.judge_memory_mb, tail=tail)
+                           memory_mb=challenge.spec.limits.judge_memory_mb, tail=tail, warm=options.judge == "warm")
         records = read_records(records_path)
         judge_error = _charge_limit_breach(judge, records, spec.selection or [])
         if records.problem is not None:  # the judge wrote what we cannot read: our failure, never a verdict
@@ -275,7 +279,7 @@ class JudgeRun:
 
 def _run_judge(
     spec: JudgeSpec, judge_dir: Path, run_timeout_s: float, *, containers: bool, memory_mb: int,
-    tail: ProgressTail | None = None,
+    tail: ProgressTail | None = None, warm: bool = True,
 ) -> JudgeRun:
     """Run the judge process under its own limits; say how it ended.
 
@@ -283,7 +287,8 @@ def _run_judge(
     removed here even when the judge itself had to be killed. Nor does the judge
     outlive us: its stdin is a pipe only we hold open, and when it reads the end
     of it (we exited, however: SIGKILL included) it stops itself and its workers
-    (``grader.judge.runner``).
+    (``grader.judge.runner``). ``warm``: the judge is forked from this process's
+    fork server (``grader.judge.forkserver``), else a fresh interpreter.
     """
     group = _judge_cgroup(memory_mb)
     if group is None:
@@ -299,16 +304,9 @@ def _run_judge(
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[name] = str(JUDGE_CPUS)  # no more threads than its CPU quota: bursts would be throttled
-    command = [sys.executable, "-I", "-m", "grader.judge.runner", str(spec_path)]
-    if group is not None:  # joins its cgroup before Python starts, then becomes the judge (same pid)
-        joins = " && ".join(f"echo $$ > {shlex.quote(str(path))}" for path in group.procs_files)
-        command = ["/bin/sh", "-c", f'{joins} && exec "$@"', "sh", *command]
     try:
         with log_path.open("wb") as log:
-            judge = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
-                cwd=judge_dir, env=env, start_new_session=True,
-            )
+            judge = _start_judge(spec_path, judge_dir, env, group, log, warm=warm)
             with _ACTIVE_LOCK:
                 _ACTIVE_JUDGES.add(judge)
             try:
@@ -337,6 +335,24 @@ def _run_judge(
     if code != 0:
         run.error = f"the judge failed with exit code {code}: {_log_tail(log_path)}"
     return run
+
+
+def _start_judge(
+    spec_path: Path, judge_dir: Path, env: dict[str, str], group: cgroups.Cgroup | None, log: IO[bytes],
+    *, warm: bool,
+) -> subprocess.Popen[bytes] | ForkedJudge:
+    """The judge, in its own session and cgroup, stdin a pipe only we hold, output to ``log``."""
+    procs_files = list(group.procs_files) if group is not None else []
+    if warm:
+        return shared_fork_server().fork(spec_path, judge_dir, env, procs_files, log)
+    command = [sys.executable, "-I", "-m", "grader.judge.runner", str(spec_path)]
+    if procs_files:  # joins its cgroup before Python starts, then becomes the judge (same pid)
+        joins = " && ".join(f"echo $$ > {shlex.quote(str(path))}" for path in procs_files)
+        command = ["/bin/sh", "-c", f'{joins} && exec "$@"', "sh", *command]
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
+        cwd=judge_dir, env=env, start_new_session=True,
+    )
 
 
 def _judge_cgroup(memory_mb: int) -> cgroups.Cgroup | None:
@@ -419,7 +435,7 @@ def _runtime_versions(sandbox_info: SandboxDescription) -> dict[str, str]:
     return versions
 
 
-def _wait(judge: subprocess.Popen[bytes], timeout_s: float, tail: ProgressTail | None) -> int:
+def _wait(judge: subprocess.Popen[bytes] | ForkedJudge, timeout_s: float, tail: ProgressTail | None) -> int:
     """``judge.wait(timeout_s)``, reading its progress lines meanwhile when someone follows them."""
     if tail is None:
         return judge.wait(timeout=timeout_s)
@@ -443,7 +459,7 @@ def _remove_containers_of(judge_pid: int) -> None:
         janitor(owner=owner_id(judge_pid))
 
 
-def _stop(judge: subprocess.Popen[bytes]) -> None:
+def _stop(judge: subprocess.Popen[bytes] | ForkedJudge) -> None:
     """SIGTERM lets the judge kill its workers; SIGKILL if it does not go. Idempotent."""
     if judge.poll() is not None:
         return

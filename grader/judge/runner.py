@@ -233,14 +233,19 @@ def _calibration_settings(spec: JudgeSpec, candidate: WorkerSpec) -> Calibration
     )
 
 
-def main() -> None:
+def judge_main(spec_path: Path) -> int:
+    """Read the spec, take on its limits, judge: the judge's exit code (a cold start or a fork of the warm one)."""
     try:
-        spec = read_judge_spec(Path(sys.argv[1]))
+        spec = read_judge_spec(spec_path)
     except ContractError as err:
         print(f"cvgrade judge: {err}", file=sys.stderr, flush=True)
-        sys.exit(EXIT_JUDGE_FAILED)
+        return EXIT_JUDGE_FAILED
     _apply_own_limits(spec.judge_rlimits)
-    sys.exit(run(spec))
+    return run(spec)
+
+
+def main() -> None:
+    sys.exit(judge_main(Path(sys.argv[1])))
 
 
 if __name__ == "__main__":
