@@ -4,7 +4,9 @@ Reports:
 - per-submission overhead of the Docker backend over the local backend:
   grading the reference ``iou`` solution, alternating the two backends;
 - throughput of ``cvgrade grade --jobs 2`` over ``--jobs 1`` on 8 submissions
-  with CPU-light checks (a small challenge made for the benchmark), alternating.
+  with CPU-light checks (a small challenge made for the benchmark), alternating;
+  and the same two with cold judges (``--judge cold``: a fresh interpreter per
+  grading, as before issue 16's warm judge), in the same alternation.
 
 Usage: python bench/backends.py [--runs 3] [--json out.json]
 """
@@ -105,10 +107,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         challenge, submissions = light_challenge(Path(folder))
         light = [*map(str, submissions), "-c", str(challenge), "--backend", "local"]
-        one, two = [], []
+        one, two, cold_one, cold_two = [], [], [], []
         for _ in range(args.runs):
             one.append(cvgrade(*light, "--jobs", "1"))
             two.append(cvgrade(*light, "--jobs", "2"))
+            cold_one.append(cvgrade(*light, "--jobs", "1", "--judge", "cold"))
+            cold_two.append(cvgrade(*light, "--jobs", "2", "--judge", "cold"))
 
     report = {
         "runs": args.runs,
@@ -119,7 +123,12 @@ def main() -> None:
         "eight_light_jobs1_median_s": round(statistics.median(one), 3),
         "eight_light_jobs2_median_s": round(statistics.median(two), 3),
         "jobs2_throughput_gain": round(statistics.median(one) / statistics.median(two), 3),
-        "samples": {"local": local, "docker": docker, "jobs1": one, "jobs2": two},
+        "cold_judge_eight_light_jobs1_median_s": round(statistics.median(cold_one), 3),
+        "cold_judge_eight_light_jobs2_median_s": round(statistics.median(cold_two), 3),
+        "cold_judge_jobs2_throughput_gain": round(statistics.median(cold_one) / statistics.median(cold_two), 3),
+        "warm_over_cold_jobs1_speedup": round(statistics.median(cold_one) / statistics.median(one), 3),
+        "samples": {"local": local, "docker": docker, "jobs1": one, "jobs2": two,
+                    "cold_jobs1": cold_one, "cold_jobs2": cold_two},
     }
     print(json.dumps(report, indent=2))
     if args.json:

@@ -9,7 +9,9 @@ Reports:
   alternated (issue 16's yardstick: a grading imports torch in the judge and in each
   worker, so it costs a few such imports; the aim is at most 1.6 of them), and the CPU
   seconds a grading takes (the grader, the judge and the workers: every process of
-  the grading's tree, as ``getrusage(RUSAGE_CHILDREN)`` counts them);
+  the grading's tree, as ``getrusage(RUSAGE_CHILDREN)`` counts them); both for the
+  warm judge (the default: forked from a process that imported torch once) and the
+  cold one (``--judge cold``: a fresh interpreter, as before issue 16), alternated too;
 - the median round trip of an empty call through the channel: pipes to a
   bubblewrap worker, and a Unix socket to a worker container.
 
@@ -45,11 +47,11 @@ def time_bare_import() -> float:
     return time.perf_counter() - started
 
 
-def time_cli() -> float:
+def time_cli(judge: str = "warm") -> float:
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "cli", "grade", str(REFERENCE), "--challenge", "iou", "--json",
-         "--backend", "local"],
+         "--backend", "local", "--judge", judge],
         capture_output=True, text=True, check=False,
     )
     elapsed = time.perf_counter() - started
@@ -107,11 +109,14 @@ def main() -> None:
     time_cli()  # warm the page cache for both sides
     time_plain_pytest()
     time_bare_import()
-    cli, plain, bare, cli_cpu, bare_cpu = [], [], [], [], []
+    cli, plain, bare, cli_cpu, bare_cpu, cold, cold_cpu = [], [], [], [], [], [], []
     for _ in range(args.runs):
         before = children_cpu_s()
         cli.append(time_cli())
         cli_cpu.append(children_cpu_s() - before)
+        before = children_cpu_s()
+        cold.append(time_cli("cold"))
+        cold_cpu.append(children_cpu_s() - before)
         plain.append(time_plain_pytest())
         before = children_cpu_s()
         bare.append(time_bare_import())
@@ -130,6 +135,10 @@ def main() -> None:
         "bare_import_torch_median_s": round(statistics.median(bare), 3),
         "grading_over_bare_import_ratio": round(statistics.median(cli) / statistics.median(bare), 3),
         "cli_grade_cpu_median_s": round(statistics.median(cli_cpu), 3),
+        "cold_judge_grade_median_s": round(statistics.median(cold), 3),
+        "cold_judge_grading_over_bare_import_ratio": round(statistics.median(cold) / statistics.median(bare), 3),
+        "cold_judge_grade_cpu_median_s": round(statistics.median(cold_cpu), 3),
+        "cold_judge_grade_s": [round(x, 3) for x in cold],
         "bare_import_torch_cpu_median_s": round(statistics.median(bare_cpu), 3),
         "cli_grade_s": [round(x, 3) for x in cli],
         "bare_import_torch_s": [round(x, 3) for x in bare],

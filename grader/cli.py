@@ -10,6 +10,7 @@ it to the process exit.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import sys
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from rich.table import Table
 from grader.calibration import forget_calibration
 from grader.challenge import Challenge, default_challenges_dir, list_challenge_ids, load_challenge
 from grader.errors import BadSubmission, ChallengeError, CvgradeError, ExitCode
-from grader.grading import GradeOptions, grade_submission, run_public_checks, stop_all_judges
+from grader.grading import GradeOptions, grade_submission, run_public_checks, stop_all_judges, warm_up_judges
 from grader.html_report import write_report
 from grader.live_progress import LiveProgress
 from grader.practice import practice_challenge_id, practice_submission, start_practice
@@ -162,13 +163,20 @@ def grade(
     html: Annotated[Path | None, typer.Option(
         "--html", help="Also write the report as a standalone HTML page (a folder when grading several).")] = None,
     challenges_dir: ChallengesDirOption = None,
+    judge: Annotated[str, typer.Option(
+        "--judge", hidden=True,
+        help="warm (default): fork each judge from one process that imported torch once; "
+             "cold: a fresh interpreter per grading (the benches' baseline).")] = "warm",
 ) -> None:
     """Grade submissions against a challenge's hidden checks.
 
     With --jobs N, N submissions are graded at once; checks marked `timed` still
     never overlap (a machine-wide lock), and results print in the order given.
     """
-    options = _options(backend, isolation)
+    if judge not in ("warm", "cold"):
+        raise typer.BadParameter("--judge must be warm or cold")
+    options = dataclasses.replace(_options(backend, isolation), judge=judge)
+    warm_up_judges(options)
     try:
         loaded = _load(challenge, challenges_dir)
     except CvgradeError as err:
@@ -288,6 +296,7 @@ def test(
     challenges_dir: ChallengesDirOption = None,
 ) -> None:
     """Run the public checks on your solution, through the same judge and sandbox as grading."""
+    warm_up_judges()
     try:
         challenge_id = challenge or practice_challenge_id(folder)
         if challenge_id is None:

@@ -100,6 +100,12 @@ class GradeOptions:
                              judge_only=JUDGE_ONLY_DISTRIBUTIONS, cpu_threads=cpu_threads)
 
 
+def warm_up_judges(options: GradeOptions | None = None) -> None:
+    """Start this process's warm judge now, so that its imports overlap with what the caller does next."""
+    if (options or GradeOptions()).judge == "warm":
+        shared_fork_server().start()
+
+
 def grade_submission(
     submission: Path, challenge: Challenge, options: GradeOptions | None = None,
     progress: ProgressCallback | None = None,
@@ -125,6 +131,7 @@ def _grade(
     progress: ProgressCallback | None = None,
 ) -> GradeResult:
     started = time.monotonic()
+    warm_up_judges(options)  # its imports overlap with the workspaces and the sandbox's description
     sandbox_config = options.sandbox_config(challenge.spec.limits.gpu, challenge.spec.limits.cpu_threads)
     sandbox_info = _describe_sandbox(sandbox_config)
     workspace = prepare_workspace(submission)

@@ -313,11 +313,11 @@ class JudgeForkServer:
             self._control.close()  # the server's end of the socket reads EOF: it exits
             self._control = None
         if self._process is not None:
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+            # It may still be importing: no need to wait for that. Its judges are sessions of their
+            # own, each ended by its own watch of our pipe, so none goes with it.
+            with contextlib.suppress(ProcessLookupError):
                 self._process.kill()
-                self._process.wait()
+            self._process.wait()
             self._process = None
 
 
