@@ -64,6 +64,29 @@ def isolation(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def _parent_and_command(pid: int) -> tuple[int, bytes] | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    if "State:\tZ" in status:
+        return None  # ended, waiting for its reaper
+    parent = next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:"))
+    return int(parent), command
+
+
+def judges_of(grader_pid: int) -> list[int]:
+    """The live judges a grader process started: cold ones (its children running ``grader.judge.runner``)
+    and warm ones (forked by its fork server, a child running ``grader.judge.forkserver``)."""
+    processes = {int(entry.name): found for entry in Path("/proc").iterdir()
+                 if entry.name.isdigit() and (found := _parent_and_command(int(entry.name))) is not None}
+    servers = {pid for pid, (parent, command) in processes.items()
+               if parent == grader_pid and b"grader.judge.forkserver" in command}
+    return [pid for pid, (parent, command) in processes.items()
+            if (parent == grader_pid and b"grader.judge.runner" in command) or parent in servers]
+
+
 class ChallengeFactory:
     """Writes small, valid challenges into a folder, for tests of the grading machinery."""
 

@@ -320,6 +320,14 @@ class JudgeForkServer:
             self._process.wait()
             self._process = None
 
+    def _forget_in_forked_child(self) -> None:
+        """A process forked from ours (a prefork service worker) starts its own server, never shares ours."""
+        self._lock = threading.Lock()
+        if self._control is not None:
+            self._control.close()  # our copy only: the parent's end stays open
+        self._control = None
+        self._process = None
+
 
 def server_environment() -> dict[str, str]:
     """What the server needs in its environment before it imports torch (the OpenMP runtime reads it then)."""
@@ -333,6 +341,7 @@ def server_environment() -> dict[str, str]:
 
 _SHARED = JudgeForkServer()
 atexit.register(_SHARED.close)
+os.register_at_fork(after_in_child=_SHARED._forget_in_forked_child)
 
 
 def shared_fork_server() -> JudgeForkServer:

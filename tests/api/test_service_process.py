@@ -23,6 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import judges_of
+
 pytestmark = pytest.mark.slow
 CVGRADE = Path(sys.executable).parent / "cvgrade"
 GOOD = "def add(a, b):\n    return a + b\n"
@@ -33,20 +35,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def judges_of(pid: int) -> list[int]:
-    """The judge processes that ``pid`` started (children running grader.judge.runner)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            status = (entry / "status").read_text()
-            parent = next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:"))
-            if int(parent) == pid and b"grader.judge.runner" in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-    return found
 
 
 class Service:

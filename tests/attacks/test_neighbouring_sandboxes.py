@@ -34,6 +34,7 @@ from grader.challenge import Challenge, load_challenge
 from grader.grading import GradeOptions, grade_submission
 from grader.results import GradeResult
 from harness.containers import LABEL, docker_client
+from tests.conftest import judges_of
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -144,14 +145,8 @@ def wait_for(what: str, condition: Callable[[], object], timeout_s: float) -> ob
 
 
 def judge_of(cli: subprocess.Popen[str]) -> int | None:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and live(int(entry.name)):
-            with contextlib.suppress(OSError):
-                status = (entry / "status").read_text()
-                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-                if "grader.judge.runner" in cmdline and re.search(rf"^PPid:\s*{cli.pid}$", status, re.MULTILINE):
-                    return int(entry.name)
-    return None
+    found = judges_of(cli.pid)
+    return found[0] if found else None
 
 
 def test_a_grader_killed_with_sigkill_takes_its_judge_along_and_the_janitor_removes_its_folders(

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from grader.challenge import list_challenge_ids, load_challenge
+from tests.conftest import judges_of
 
 runner = CliRunner()
 CHECKS = "def test_adds(candidate):\n    assert candidate.add(1, 2) == 3, 'wrong sum'\n"
@@ -307,18 +308,7 @@ def test_sigterm_stops_validate_and_its_judge(challenge_factory) -> None:
                                 "--backend", "local"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def judges() -> list[int]:
-        found = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    status = (entry / "status").read_text()
-                    command = (entry / "cmdline").read_bytes()
-                except OSError:
-                    continue
-                parent = next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:"))
-                if int(parent) == process.pid and b"grader.judge.runner" in command:
-                    found.append(int(entry.name))
-        return found
+        return judges_of(process.pid)
 
     deadline = time.monotonic() + 300
     while not (started := judges()):
