@@ -175,7 +175,7 @@ def grade(
     """
     if judge not in ("warm", "cold"):
         raise typer.BadParameter("--judge must be warm or cold")
-    options = dataclasses.replace(_options(backend, isolation), judge=judge)
+    options = dataclasses.replace(_options(backend, isolation), judge="cold" if judge == "cold" else "warm")
     warm_up_judges(options)
     try:
         loaded = _load(challenge, challenges_dir)
