@@ -7,9 +7,10 @@ first check), and then ends the grading the hard way:
 
 - Ctrl-C (SIGINT) to ``cvgrade``: it stops its judge and exits non-zero; no container and
   no judge remain once it has returned.
-- SIGKILL to the judge (found by its command line ``grader.judge.runner``, a child of that
-  ``cvgrade``): the grader sees its judge die, removes the dead judge's containers itself,
-  and reports an error; no container remains once it has returned.
+- SIGKILL to the judge (a process forked by that ``cvgrade``'s warm judge server, or a child
+  running ``grader.judge.runner`` under ``--judge cold``): the grader sees its judge die,
+  removes the dead judge's containers itself, and reports an error; no container remains
+  once it has returned.
 - SIGKILL to ``cvgrade`` and to its judge, the judge stopped (SIGSTOP) first so that it cannot
   notice its grader's end and clean up: nobody is left to clean up, so the containers stay
   (labelled with their owner, a judge no longer running) until ``cvgrade janitor``, or the
@@ -38,6 +39,7 @@ from pathlib import Path
 import pytest
 
 from harness.containers import LABEL, docker_client
+from tests.conftest import judges_of
 
 pytestmark = pytest.mark.usefixtures("docker")
 
@@ -82,14 +84,15 @@ def process(pid: int) -> tuple[int, str, str] | None:
 
 
 def judges(*, parent: int | None = None, naming: Path | None = None) -> list[int]:
-    """Live judge processes: children of ``parent``, or with ``naming`` (their spec's folder) in their command line."""
-    found = []
+    """Live judge processes: those ``parent`` started (cold, or forked by its warm judge server), or
+    cold ones with ``naming`` (their spec's folder) in their command line."""
+    found = set(judges_of(parent)) if parent is not None else set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and (seen := process(int(entry.name))):
-            ppid, _, cmdline = seen
-            if "grader.judge.runner" in cmdline and (ppid == parent or (naming and str(naming) in cmdline)):
-                found.append(int(entry.name))
-    return found
+            _, _, cmdline = seen
+            if naming and "grader.judge.runner" in cmdline and str(naming) in cmdline:
+                found.add(int(entry.name))
+    return sorted(found)
 
 
 def processes_naming(folder: Path) -> list[str]:
@@ -190,6 +193,7 @@ def test_a_judge_killed_mid_check_has_its_containers_removed_by_the_grader(gradi
     code = grading.finish()
     assert code == 3, (code, grading.stdout[-2000:], grading.stderr[-2000:])  # the grader's own error
     assert "the judge failed with exit code -9" in grading.stdout
+    assert process(judge) is None
     assert described(containers_of(grading.tmp)) == []
     assert processes_naming(grading.tmp) == []
 
