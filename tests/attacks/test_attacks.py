@@ -11,7 +11,7 @@ After each grading the suite looks for anything the run left behind: a process w
 line carries a submission's marker (``sleep 987.6543``), a process whose command line or
 mount table names the private temporary folder the gradings of this module run in (every
 sandboxed process, whatever its user, has the workspace of its run in its mount table), a
-child of this test process, and (Docker) a container labelled ``org.cvgrade.sandbox`` with a
+child of this test process or of its warm judge server, and (Docker) a container labelled ``org.cvgrade.sandbox`` with a
 folder of that private temporary folder mounted: the workspace of every worker container of
 this module's gradings lives there, so other sessions' containers on the same machine are
 never mistaken for ours. (A plain scan for uid 65534 is not used:
@@ -45,6 +45,7 @@ import pytest
 from grader.challenge import Challenge, load_challenge
 from grader.errors import BadSubmission
 from grader.grading import GradeOptions, grade_submission, run_public_checks
+from grader.judge.forkserver import shared_fork_server
 from grader.results import GradeResult
 from grader.results import TestResult as CheckResult  # not Test*: pytest would try to collect it
 from harness.containers import LABEL, OWNER_LABEL, control_root, docker_client
@@ -103,11 +104,15 @@ def processes_of_the_run(private_tmp: Path, earlier: frozenset[int] = frozenset(
     """Live processes that belong to this module's gradings (see the module docstring).
 
     ``earlier`` are processes that were already running before this module graded
-    anything (a database server another test module started for the session, say).
+    anything (a database server another test module started for the session, say). This
+    process's warm judge server (``grader/judge/forkserver.py``) lives as long as this process
+    by design; the judges it forked are its children, and count as this process's own.
     """
+    server = shared_fork_server().pid
+    ours_by_parent = {os.getpid()} | ({server} if server is not None else set())
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid() or int(entry.name) in earlier:
+        if not entry.name.isdigit() or int(entry.name) in (os.getpid(), server) or int(entry.name) in earlier:
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -121,7 +126,7 @@ def processes_of_the_run(private_tmp: Path, earlier: frozenset[int] = frozenset(
         parent = re.search(r"^PPid:\s*(\d+)", status, re.MULTILINE)
         user = re.search(r"^Uid:\s*(\d+)", status, re.MULTILINE)
         ours = str(private_tmp) in cmdline or str(private_tmp) in mounts
-        if MARKER in cmdline or ours or (parent and int(parent.group(1)) == os.getpid()):
+        if MARKER in cmdline or ours or (parent and int(parent.group(1)) in ours_by_parent):
             found.append(f"pid {entry.name} uid {user.group(1) if user else '?'}: {cmdline[:160]}")
     return found
 
