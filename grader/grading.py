@@ -331,6 +331,8 @@ def _run_judge(
                     judge.stdin.close()
                 if containers:
                     _remove_containers_of(judge.pid)
+                else:  # what a judge killed mid-check (a frozen worker included) could not remove
+                    cgroups.remove_worker_groups_of(judge.pid)
     finally:
         if group is not None:
             run.out_of_memory = group.oom_killed()

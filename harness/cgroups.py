@@ -294,3 +294,58 @@ class Cgroup:
 
 def _cpu_list(cpus: Sequence[int]) -> str:
     return ",".join(str(core) for core in sorted(cpus))
+
+
+def worker_group_prefix(judge_pid: int) -> str:
+    """The name prefix of the worker groups a judge makes: ``run-<its pid>``, so its grader can find them."""
+    return f"run-{judge_pid}"
+
+
+def remove_worker_groups_of(judge_pid: int, timeout_s: float = 5.0) -> int:
+    """Kill what is left in the worker groups of a judge that has ended, thawing frozen ones; remove them.
+
+    A judge removes its workers' groups itself. One that was killed (its memory limit, SIGKILL) while it
+    had a worker frozen (a timed check) cannot, and a frozen process never acts on the signal its
+    sandbox sends when its parent dies: it would stay, frozen, for good. Returns how many groups.
+    """
+    found: dict[str, list[Path]] = {}
+    for root in (V2_ROOT, V1_MEMORY, V1_PIDS, V1_CPU, V1_FREEZER, V1_CPUSET):
+        with suppress(OSError):
+            for directory in (root / PARENT_NAME).glob(f"{worker_group_prefix(judge_pid)}-*"):
+                if directory.is_dir():
+                    found.setdefault(directory.name, []).append(directory)
+    for directories in found.values():
+        deadline = time.monotonic() + timeout_s
+        while True:
+            pids = _pids_in(directories)
+            for pid in pids:  # v1 delivers these once the group is thawed, below
+                with suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            for directory in directories:
+                with suppress(OSError):
+                    (directory / "cgroup.kill").write_text("1")
+                with suppress(OSError):
+                    (directory / "cgroup.freeze").write_text("0")
+                with suppress(OSError):
+                    (directory / "freezer.state").write_text("THAWED")
+            if not pids or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        for directory in directories:
+            for _ in range(50):
+                try:
+                    directory.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+    return len(found)
+
+
+def _pids_in(directories: Sequence[Path]) -> set[int]:
+    pids: set[int] = set()
+    for directory in directories:
+        with suppress(OSError, ValueError):
+            pids.update(int(line) for line in (directory / "cgroup.procs").read_text().split())
+    return pids

@@ -438,7 +438,8 @@ class LocalSandbox(TimedCores):
             return None
         try:
             return cgroups.Cgroup(spec.limits.memory_mb, spec.limits.max_processes, self._cgroup_version,
-                                  cpu_threads=spec.limits.cpu_threads, cpus=cores)
+                                  cpu_threads=spec.limits.cpu_threads, cpus=cores,
+                                  prefix=cgroups.worker_group_prefix(os.getpid()))  # this judge's
         except OSError:
             return None
 

@@ -42,6 +42,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import IO, Any
@@ -158,6 +159,7 @@ def _become_judge(
         os.chdir(cwd)
         os.environ.clear()
         os.environ.update(env)
+        tempfile.tempdir = None  # the grading's TMPDIR, not the one the server saw when it started
         _fresh_random_state()
         from grader.judge.runner import judge_main
 

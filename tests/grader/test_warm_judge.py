@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ LEAKY_CHECKS = textwrap.dedent(
     import os
     import subprocess
     import sys
+    import tempfile
     from pathlib import Path
 
     import numpy
@@ -47,6 +49,7 @@ LEAKY_CHECKS = textwrap.dedent(
             "pid": os.getpid(),
             "parent": os.getppid(),
             "numpy_draw": float(numpy.random.random()),
+            "tempdir": tempfile.gettempdir(),
         }}
         torch._cvgrade_leak = "set by an earlier grading"
         os.environ["CVGRADE_LEAK"] = "set by an earlier grading"
@@ -95,11 +98,17 @@ def _leaky_challenge(challenge_factory, report: Path) -> Path:
 
 
 @pytest.mark.usefixtures("bwrap")
-def test_nothing_of_one_grading_reaches_the_next(challenge_factory, tmp_path: Path) -> None:
+def test_nothing_of_one_grading_reaches_the_next(
+    challenge_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     report = tmp_path / "seen.jsonl"
     challenge = _leaky_challenge(challenge_factory, report)
-    assert _grade_reference(challenge, "warm") == ["passed"]
-    assert _grade_reference(challenge, "warm") == ["passed"]
+    temporary = [tmp_path / "tmp-first", tmp_path / "tmp-second"]
+    for folder in temporary:  # each grading's own TMPDIR, as a service's gradings may have
+        folder.mkdir()
+        monkeypatch.setenv("TMPDIR", str(folder))
+        monkeypatch.setattr(tempfile, "tempdir", None)
+        assert _grade_reference(challenge, "warm") == ["passed"]
     first, second = (json.loads(line) for line in report.read_text().splitlines())
     server = shared_fork_server().pid
     assert server is not None and first["parent"] == second["parent"] == server  # both forked by one warm server
@@ -109,6 +118,7 @@ def test_nothing_of_one_grading_reaches_the_next(challenge_factory, tmp_path: Pa
         assert seen["environment"] is None
         assert seen["module"] is False
         assert "left-behind.txt" not in seen["files"]
+    assert [first["tempdir"], second["tempdir"]] == [str(folder) for folder in temporary]
     assert first["numpy_draw"] != second["numpy_draw"]  # a fresh global generator, as a fresh process has
     if cgroups.detect() is not None:  # the judge's cgroup takes whatever the judge started with it
         assert not _alive(first["child"]) and not _alive(second["child"])

@@ -9,12 +9,16 @@ moves them a great deal.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from harness import cgroups
 from harness.local import LocalSandbox
 from harness.sandbox import Limits, WorkerSpec
 from harness.session import WorkerSession
@@ -151,3 +155,34 @@ def test_a_worker_too_slow_to_load_its_runtime_is_our_failure_not_a_slow_import(
             session.call("counts", [], {}, 10)
     finally:
         session.close()
+
+
+def test_the_worker_groups_of_a_judge_killed_while_one_was_frozen_are_emptied_and_removed() -> None:
+    """A judge killed mid-check cannot thaw its frozen worker, and a frozen process never acts on its
+    sandbox's death signal: the grader empties and removes that judge's groups (``run-<judge pid>-...``)."""
+    if cgroups.detect() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("cgroups are required under CI=true")
+        pytest.skip("no writable cgroup hierarchy here")
+    judge_pid = 4_000_000 + os.getpid()  # a name only: no live judge's groups are touched
+    group = cgroups.Cgroup(256, 16, prefix=cgroups.worker_group_prefix(judge_pid))
+    joins = " && ".join(f"echo $$ > {path}" for path in group.procs_files)
+    worker = subprocess.Popen(["/bin/sh", "-c", f"{joins} && exec sleep 600"])
+    try:
+        deadline = time.monotonic() + 10
+        while worker.pid not in group.pids():
+            assert time.monotonic() < deadline, "the stand-in worker never joined its group"
+            time.sleep(0.01)
+        if group.freezer is None:
+            pytest.skip("no cgroup freezer here")
+        group.freeze()
+        os.kill(worker.pid, signal.SIGKILL)  # what its sandbox does when the judge dies: not acted on
+        with pytest.raises(subprocess.TimeoutExpired):
+            worker.wait(timeout=0.5)
+        assert cgroups.remove_worker_groups_of(judge_pid) == 1
+        assert worker.wait(timeout=10) == -signal.SIGKILL
+        assert not any(directory.exists() for directory in group.dirs)
+    finally:
+        if worker.poll() is None:
+            group.remove()
+            worker.wait()
