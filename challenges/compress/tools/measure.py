@@ -1,7 +1,7 @@
 """Measure solutions as the judge does, without the sandbox: size, accuracy drop, speed at batch size 1.
 
     .venv/bin/python challenges/compress/tools/measure.py reference/solution.py known_good/*.py
-    .venv/bin/python challenges/compress/tools/measure.py known_bad/qnnpack_engine.py --speed-runs 5
+    .venv/bin/python challenges/compress/tools/measure.py known_bad/dense_a_trous.py --speed-runs 5
 
 Paths are relative to the challenge folder (or absolute). Each solution's ``compress`` runs in
 this process on one thread with the adapter's calibration images; its artifact is packed,
