@@ -182,9 +182,18 @@ def test_a_gpu_job_with_only_cpu_workers_waits_with_a_reason_then_fails_uncharge
 KILL_THE_WORKER = textwrap.dedent("""
     import os, signal
 
+    def _parent_of(pid):
+        with open(f"/proc/{pid}/status") as status:
+            return int(next(line.split()[1] for line in status if line.startswith("PPid:")))
+
     def test_adds(candidate):
-        # Trusted code gone wrong (or a host that runs out of memory): the grading kills its worker.
-        os.kill(os.getppid(), signal.SIGKILL)
+        # Trusted code gone wrong (or a host that runs out of memory): the grading kills its worker,
+        # the process that graded: this judge's parent, or its warm judge server's parent.
+        parent = os.getppid()
+        with open(f"/proc/{parent}/cmdline", "rb") as command:
+            if b"grader.judge.forkserver" in command.read():
+                parent = _parent_of(parent)
+        os.kill(parent, signal.SIGKILL)
 """)
 
 
