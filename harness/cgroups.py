@@ -281,15 +281,7 @@ class Cgroup:
 
     def remove(self) -> None:
         self.kill_all()
-        for directory in self.dirs:
-            for _ in range(50):
-                try:
-                    directory.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
+        _remove_folders(self.dirs)
 
 
 def _cpu_list(cpus: Sequence[int]) -> str:
@@ -331,16 +323,21 @@ def remove_worker_groups_of(judge_pid: int, timeout_s: float = 5.0) -> int:
             if not pids or time.monotonic() > deadline:
                 break
             time.sleep(0.02)
-        for directory in directories:
-            for _ in range(50):
-                try:
-                    directory.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
+        _remove_folders(directories)
     return len(found)
+
+
+def _remove_folders(directories: Sequence[Path], tries: int = 50) -> None:
+    """Remove emptied group folders; the kernel refuses (EBUSY) until the last killed process is gone."""
+    for directory in directories:
+        for _ in range(tries):
+            try:
+                directory.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.02)
 
 
 def _pids_in(directories: Sequence[Path]) -> set[int]:

@@ -388,7 +388,14 @@ class WorkerSession:
 
     def _fail(self, outcome: Outcome, message: str) -> CallFailure:
         output = self._output()
-        self._discard()
+        exit_info = self._discard()
+        if outcome is Outcome.TIMED_OUT and exit_info is not None and exit_info.out_of_memory:
+            # A process of the worker hit the memory cap and was killed by the kernel while the call
+            # waited (a child, say, or on a loaded machine before the worker itself went): that, not
+            # the time, is what went wrong.
+            outcome = Outcome.OUT_OF_MEMORY
+            message = (f"{message}; meanwhile its processes used more than {self._spec.limits.memory_mb} MB "
+                       "of memory and the kernel stopped one of them")
         self.stats.failures[outcome] = self.stats.failures.get(outcome, 0) + 1
         return CallFailure(outcome, message, output=output)
 

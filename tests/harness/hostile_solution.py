@@ -38,6 +38,13 @@ def hog():
         blocks.append(bytearray(50_000_000))
 
 
+def hog_in_a_child_and_wait():
+    if os.fork() == 0:
+        hog()
+    while True:
+        time.sleep(1)
+
+
 def fork_storm():
     count = 0
     children = []

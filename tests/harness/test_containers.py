@@ -100,6 +100,15 @@ def test_limit_breaches_are_distinct_outcomes(session: WorkerSession) -> None:
     assert call(session, "add", 1, 2) == 3  # a fresh container after each breach
 
 
+def test_a_call_that_waits_on_a_child_killed_for_memory_is_out_of_memory_not_timed_out(
+    session: WorkerSession,
+) -> None:
+    failure = failure_of(session, "hog_in_a_child_and_wait", timeout_s=20)
+    assert failure.outcome is Outcome.OUT_OF_MEMORY
+    assert "did not finish within 20 s" in failure.message
+    assert call(session, "add", 1, 2) == 3
+
+
 def test_a_worker_that_ignores_sigterm_is_killed_at_the_deadline(session: WorkerSession) -> None:
     failure = failure_of(session, "ignore_sigterm_and_spin", timeout_s=2)
     assert failure.outcome is Outcome.TIMED_OUT

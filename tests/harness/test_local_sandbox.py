@@ -110,6 +110,15 @@ def test_a_memory_hog_hits_the_memory_limit(session: WorkerSession) -> None:
     assert failure.outcome is Outcome.OUT_OF_MEMORY
 
 
+def test_a_call_that_waits_on_a_child_killed_for_memory_is_out_of_memory_not_timed_out(
+    session: WorkerSession,
+) -> None:
+    failure = failure_of(session, "hog_in_a_child_and_wait", timeout_s=15)
+    assert failure.outcome is Outcome.OUT_OF_MEMORY
+    assert "did not finish within 15 s" in failure.message and "more than 1024 MB" in failure.message
+    assert session.call("add", [1, 2], {}, 20).value == 3  # and the next call gets a fresh worker
+
+
 def test_rlimits_stop_a_memory_hog_without_cgroups(workspace: Path) -> None:
     spec = WorkerSpec(workspace=workspace, entry="solution.py", cells=None, functions=[],
                       limits=Limits(memory_mb=1024))
