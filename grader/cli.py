@@ -176,7 +176,7 @@ def grade(
     if judge not in ("warm", "cold"):
         raise typer.BadParameter("--judge must be warm or cold")
     options = dataclasses.replace(_options(backend, isolation), judge="cold" if judge == "cold" else "warm")
-    warm_up_judges(options)
+    warm_up_judges(options, gradings=len(submissions))
     try:
         loaded = _load(challenge, challenges_dir)
     except CvgradeError as err:
@@ -296,7 +296,7 @@ def test(
     challenges_dir: ChallengesDirOption = None,
 ) -> None:
     """Run the public checks on your solution, through the same judge and sandbox as grading."""
-    warm_up_judges()
+    warm_up_judges(gradings=1)
     try:
         challenge_id = challenge or practice_challenge_id(folder)
         if challenge_id is None:

@@ -100,10 +100,15 @@ class GradeOptions:
                              judge_only=JUDGE_ONLY_DISTRIBUTIONS, cpu_threads=cpu_threads)
 
 
-def warm_up_judges(options: GradeOptions | None = None) -> None:
-    """Start this process's warm judge now, so that its imports overlap with what the caller does next."""
+def warm_up_judges(options: GradeOptions | None = None, *, gradings: int | None = None) -> None:
+    """Start this process's judge server now, so that its start overlaps with what the caller does next.
+
+    ``gradings``: how many this process will grade, where known. For a single one the server stays
+    light: its one judge imports torch while its workers start, rather than the workers waiting for
+    the server to import it (``grader.judge.forkserver.main``). Otherwise, and once started, it is warm.
+    """
     if (options or GradeOptions()).judge == "warm":
-        shared_fork_server().start()
+        shared_fork_server().start(warm=gradings != 1)
 
 
 def grade_submission(

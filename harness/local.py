@@ -499,11 +499,15 @@ class LocalSandbox(TimedCores):
             "--ro-bind", "/usr", "/usr",
             "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
             "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
+            # The dynamic linker's cache of /usr's libraries (no secret: a list of what /usr shows).
+            # Without it ctypes.util.find_library, which torch's CUDA path finder calls at import,
+            # falls back to running gcc and ld in every worker.
+            "--perms", "0755", "--dir", "/etc", "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
             "--proc", "/proc", "--dev", "/dev",
             "--perms", "1777", "--size", str(spec.limits.scratch_mb * 1024 * 1024), "--tmpfs", "/tmp",
             "--perms", "1777", "--size", str(16 * 1024 * 1024), "--tmpfs", "/dev/shm",
         ]
-        made: set[str] = {"/", "/usr", "/tmp", "/proc", "/dev"}
+        made: set[str] = {"/", "/usr", "/etc", "/tmp", "/proc", "/dev"}
         for root in _python_roots():
             cmd += _parent_dirs(root, made)
             cmd += ["--ro-bind", root, root]

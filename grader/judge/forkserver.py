@@ -1,9 +1,10 @@
-"""The warm judge: a trusted process that has imported torch, torchvision, numpy and pytest once,
-and forks a fresh judge from itself for every grading.
+"""The warm judge: a trusted process that has imported torch, numpy and pytest once, and forks a
+fresh judge from itself for every grading.
 
 A cold judge (``python -I -m grader.judge.runner SPEC``) spends most of its start importing
-torch and torchvision (torchvision's ops pull in ``torch._dynamo``): seconds of CPU per grading,
-paid again by every grading. The fork server pays them once per grader process (a CLI run, a
+torch and pytest: seconds of CPU per grading, paid again by every grading. (torchvision is not
+imported: no shipped hidden check needs it, and its ops pull in ``torch._dynamo``, another 1.8 CPU
+seconds; a check that imports it pays that in its own judge.) The fork server pays them once per grader process (a CLI run, a
 validation, ``cvgrade serve``, a fleet worker) and forks a judge per grading:
 
     grader --request (spec, fds)--> fork server --fork--> judge (runner.run_judge_main)
@@ -50,10 +51,13 @@ from typing import IO, Any
 from grader.errors import InfrastructureError
 
 MAX_REQUEST_BYTES = 1 << 20
-# Imported once by the server, before any judge is forked: what the judge and the hidden checks
+# Imported by every server before it forks a judge: what a judge runs before it starts its
+# workers, and the backends it starts them with. None of them imports torch or numpy.
+JUDGE_START_MODULES = ("grader.judge.runner", "harness.backends", "harness.local", "harness.containers")
+# Imported once by a warm server, before it forks a judge: what the judge and the hidden checks
 # use (a module that is not installed here is skipped).
 WARM_MODULES = (
-    "numpy", "torch", "torchvision", "torchvision.ops", "torch.nn.functional", "PIL.Image",
+    "numpy", "torch", "torch.nn.functional", "PIL.Image",
     "pytest", "_pytest.python", "_pytest.runner", "_pytest.assertion.rewrite",
     "grader.judge.runner", "grader.judge.plugin", "grader.judge.timing", "grader.judge.paired",
     "grader.judgekit", "harness.session", "harness.local", "harness.containers",
@@ -64,10 +68,10 @@ EXIT_JUDGE_FAILED = 3
 
 # --- the server (runs in the warm process) ------------------------------------------------------
 
-def _warm_up() -> None:
+def _import(modules: tuple[str, ...]) -> None:
     import importlib
 
-    for name in WARM_MODULES:
+    for name in modules:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
 
@@ -190,9 +194,18 @@ def _fresh_random_state() -> None:
 
 
 def main() -> None:
+    """``python -I -m grader.judge.forkserver FD [warm|light]``: serve the grader on the socket ``FD``.
+
+    ``warm`` (the default) imports torch, numpy and pytest before it serves. ``light`` serves at once
+    and never imports them: for a grader with a single grading, whose judge imports them itself
+    while its workers start (as a cold judge does, without a fresh interpreter's start), instead of
+    its workers waiting for the server's imports.
+    """
     control = socket.socket(fileno=int(sys.argv[1]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle: it stops the judges
-    _warm_up()
+    _import(JUDGE_START_MODULES)
+    if (sys.argv[2] if len(sys.argv) > 2 else "warm") == "warm":
+        _import(WARM_MODULES)
     if threading.active_count() != 1:
         print("cvgrade fork server: threads started while warming up; forking is not safe", file=sys.stderr)
         sys.exit(EXIT_JUDGE_FAILED)
@@ -245,11 +258,16 @@ class JudgeForkServer:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
+        self._warm = True
 
-    def start(self) -> None:
-        """Start the server now (its imports overlap with whatever the caller does next)."""
+    def start(self, *, warm: bool = True) -> None:
+        """Start the server now (its imports overlap with whatever the caller does next); a no-op when running.
+
+        ``warm``: it imports torch, numpy and pytest once, for all the judges it forks. Else it stays
+        light (``main``): the best start for a grader with a single grading.
+        """
         with self._lock:
-            self._ensure_started()
+            self._ensure_started(warm=warm)
 
     def fork(self, spec: Path, cwd: Path, env: dict[str, str], cgroup_procs: list[Path], log: IO[bytes]) -> ForkedJudge:
         """A fresh judge for ``spec``; raises ``InfrastructureError`` when none could be forked."""
@@ -294,7 +312,12 @@ class JudgeForkServer:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
-    def _ensure_started(self) -> socket.socket:
+    @property
+    def warm(self) -> bool | None:
+        """Whether the running server imports torch for its judges (None: no server is running)."""
+        return self._warm if self._process is not None else None
+
+    def _ensure_started(self, *, warm: bool = True) -> socket.socket:
         if self._process is not None and self._process.poll() is None and self._control is not None:
             return self._control
         self._forget()
@@ -302,12 +325,13 @@ class JudgeForkServer:
         env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
         env.update(server_environment())
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-I", "-m", "grader.judge.forkserver", str(theirs.fileno())],
+            [sys.executable, "-I", "-m", "grader.judge.forkserver", str(theirs.fileno()), "warm" if warm else "light"],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, env=env, start_new_session=True,
         )
         theirs.close()
         self._control = ours
+        self._warm = warm
         return ours
 
     def _forget(self) -> None:

@@ -177,3 +177,45 @@ def test_the_warm_server_and_its_judge_end_with_a_grader_that_is_killed(challeng
         time.sleep(0.2)
     assert not _alive(server), "the warm judge server outlived its grader"
     assert not _alive(judge), "a forked judge outlived its grader"
+
+
+GRADER_OF_ONE_OR_MORE = textwrap.dedent(
+    """
+    import json
+    import sys
+    from pathlib import Path
+
+    from grader.challenge import load_challenge
+    from grader.grading import GradeOptions, grade_submission, warm_up_judges
+    from grader.judge.forkserver import shared_fork_server
+
+    options = GradeOptions(backend="local")
+    warm_up_judges(options, gradings=int(sys.argv[2]))
+    challenge = load_challenge(Path(sys.argv[1]))
+    result = grade_submission(challenge.reference_dir / "solution.py", challenge, options)
+    server = shared_fork_server()
+    maps = Path(f"/proc/{server.pid}/maps").read_text()
+    print(json.dumps({"statuses": [test.status for test in result.tests], "server": server.pid,
+                      "warm": server.warm, "server_loaded_torch": "libtorch" in maps}))
+    """
+)
+
+
+@pytest.mark.usefixtures("bwrap")
+@pytest.mark.parametrize("gradings", [1, 2])
+def test_a_grader_with_one_grading_keeps_its_server_light_and_its_judge_imports_torch_itself(
+    challenge_factory, tmp_path: Path, gradings: int
+) -> None:
+    report = tmp_path / "seen.jsonl"
+    challenge = _leaky_challenge(challenge_factory, report)
+    script = tmp_path / "grader_script.py"
+    script.write_text(GRADER_OF_ONE_OR_MORE)
+    finished = subprocess.run([sys.executable, str(script), str(challenge), str(gradings)],
+                              capture_output=True, text=True, timeout=300, check=True)
+    said = json.loads(finished.stdout.splitlines()[-1])
+    seen = json.loads(report.read_text())
+    assert said["statuses"] == ["passed"]
+    assert seen["parent"] == said["server"]  # forked by the server either way, never a fresh interpreter
+    assert said["warm"] is (gradings != 1)
+    # A light server never loads torch: its one judge does, while the workers start beside it.
+    assert said["server_loaded_torch"] is (gradings != 1)

@@ -160,8 +160,9 @@ class TestBubblewrapView:
         assert session.call("read", ["/etc/passwd"], {}, 20).value.startswith("error")
         top_level = set(session.call("listdir", ["/"], {}, 20).value)
         runtime_roots = {Path(p).parts[1] for p in (sys.prefix, sys.base_prefix)}
-        assert top_level <= {"bin", "cvgrade", "dev", "lib", "lib64", "proc", "sbin", "tmp", "usr",
+        assert top_level <= {"bin", "cvgrade", "dev", "etc", "lib", "lib64", "proc", "sbin", "tmp", "usr",
                              "workspace"} | runtime_roots
+        assert session.call("listdir", ["/etc"], {}, 20).value == ["ld.so.cache"]  # the linker's cache only
 
     def test_only_the_sandbox_processes_are_visible(self, session: WorkerSession) -> None:
         pids = [name for name in session.call("listdir", ["/proc"], {}, 20).value if name.isdigit()]

@@ -1,9 +1,15 @@
-"""Hidden checks for nms: agreement with torchvision, strict threshold, score order, empty input."""
+"""Hidden checks for nms: agreement with torchvision, strict threshold, score order, empty input.
+
+Agreement with ``torchvision.ops.nms`` is checked against ``nms_oracle``, greedy NMS in
+float64: on the random detections below (distinct scores, no IoU within THRESHOLD_MARGIN of
+the threshold) the two keep the same boxes in the same order, which
+tests/challenges/test_iou_nms_oracle.py proves against torchvision itself. The judge leaves
+torchvision unimported: its ops pull in ``torch._dynamo``, about 1.8 CPU seconds per grading.
+"""
 
 from __future__ import annotations
 
 import torch
-import torchvision
 
 from grader.judgekit import expect_tensor
 
@@ -21,6 +27,20 @@ def iou_oracle(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
     area_b = (b[:, 2:] - b[:, :2]).prod(dim=-1)
     union = area_a[:, None] + area_b[None, :] - inter
     return torch.where(union > 0, inter / union.clamp(min=1e-300), torch.zeros_like(inter))
+
+
+def nms_oracle(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Greedy NMS in float64: from the highest score down, keep a box unless its IoU with a kept box
+    is above ``threshold``; the kept indices (int64) in decreasing score order. Scores must be distinct."""
+    iou = iou_oracle(boxes, boxes)
+    order = torch.argsort(scores.detach().to("cpu", torch.float64), descending=True)
+    suppressed = torch.zeros(len(boxes), dtype=torch.bool)
+    keep: list[int] = []
+    for index in order.tolist():
+        if not suppressed[index]:
+            keep.append(index)
+            suppressed |= iou[index] > threshold
+    return torch.tensor(keep, dtype=torch.int64)
 
 
 def random_detections(
@@ -78,7 +98,7 @@ def test_matches_torchvision(candidate):
                 if dtype == torch.float64 and k not in (10, 600):
                     continue
                 boxes, scores = random_detections(gen, k, threshold, dtype)
-                expected = torchvision.ops.nms(boxes, scores, threshold)
+                expected = nms_oracle(boxes, scores, threshold)
                 value = candidate.nms(boxes, scores, threshold)
                 expect_same_keep(value, expected, f"nms of {k} random {dtype} boxes")
 
