@@ -12,18 +12,36 @@ challenge, 3 not gradable because something of ours failed (a missing ``service`
 
 from __future__ import annotations
 
+import itertools
 import signal
 import sys
 from types import FrameType
 
-import typer
+from grader.judge.forkserver import shared_fork_server
 
-from api.cli import add_service_commands
-from api.fleet_cli import add_fleet_commands
-from cli.machine import add_machine_commands
-from cli.service_extra import SERVICE_COMMANDS, require_service_extra
-from grader.cli import Terminated, add_grading_commands, errors, fail
-from grader.errors import CvgradeError
+
+def _grades(argv: list[str]) -> bool:
+    """Whether this run grades (``grade``, ``test``) with forked judges (not ``--judge cold``)."""
+    if argv[1:2] not in (["grade"], ["test"]):
+        return False
+    return "--judge=cold" not in argv and not any(
+        first == "--judge" and second == "cold" for first, second in itertools.pairwise(argv))
+
+
+# A grading's judge server starts before the rest of the CLI is imported (0.4 s), so that its own
+# start overlaps with ours. It starts light; `grade` of several submissions makes it warm once the
+# arguments are read (grader.grading.warm_up_judges).
+if _grades(sys.argv):
+    shared_fork_server().start(warm=False)
+
+import typer  # noqa: E402
+
+from api.cli import add_service_commands  # noqa: E402
+from api.fleet_cli import add_fleet_commands  # noqa: E402
+from cli.machine import add_machine_commands  # noqa: E402
+from cli.service_extra import SERVICE_COMMANDS, require_service_extra  # noqa: E402
+from grader.cli import Terminated, add_grading_commands, errors, fail  # noqa: E402
+from grader.errors import CvgradeError  # noqa: E402
 
 app = typer.Typer(
     name="cvgrade",

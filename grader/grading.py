@@ -53,7 +53,7 @@ from grader.judge.contracts import (
     WorkerEntry,
     write_judge_spec,
 )
-from grader.judge.forkserver import ForkedJudge, shared_fork_server
+from grader.judge.forkserver import JUDGE_CPUS, ForkedJudge, shared_fork_server
 from grader.judge.records import JudgeRecords, read_records
 from grader.progress import Progress, ProgressCallback, ProgressTail
 from grader.results import GradeResult, build_result
@@ -70,7 +70,6 @@ JUDGE_ONLY_DISTRIBUTIONS = ("pycocotools",)
 JUDGE_GRACE_S = 60.0  # on top of the challenge's run limit: judge start-up and clean-up
 JUDGE_LOG_TAIL_CHARS = 3000
 PROGRESS_POLL_S = 0.25
-JUDGE_CPUS = 2  # the judge's CPU quota, and its own threads: checks do little computing
 JUDGE_MAX_PROCESSES = 1024  # threads included: pytest, output readers, the workers' launchers
 _ACTIVE_JUDGES: set[subprocess.Popen[bytes] | ForkedJudge] = set()
 _ACTIVE_LOCK = threading.Lock()
@@ -103,12 +102,20 @@ class GradeOptions:
 def warm_up_judges(options: GradeOptions | None = None, *, gradings: int | None = None) -> None:
     """Start this process's judge server now, so that its start overlaps with what the caller does next.
 
-    ``gradings``: how many this process will grade, where known. For a single one the server stays
+    ``gradings``: how many this process will grade, where known. For a single one the server starts
     light: its one judge imports torch while its workers start, rather than the workers waiting for
-    the server to import it (``grader.judge.forkserver.main``). Otherwise, and once started, it is warm.
+    the server to import it (``grader.judge.forkserver.main``). For more, it is made warm (a light one
+    started early, by ``cli.main``, too). Unknown: a server starts warm, one running stays as it is.
     """
-    if (options or GradeOptions()).judge == "warm":
-        shared_fork_server().start(warm=gradings != 1)
+    if (options or GradeOptions()).judge != "warm":
+        return
+    server = shared_fork_server()
+    if gradings is None:
+        server.start()
+    elif gradings == 1:
+        server.start(warm=False)
+    else:
+        server.warm_up()
 
 
 def grade_submission(

@@ -4,8 +4,9 @@ fresh judge from itself for every grading.
 A cold judge (``python -I -m grader.judge.runner SPEC``) spends most of its start importing
 torch and pytest: seconds of CPU per grading, paid again by every grading. (torchvision is not
 imported: no shipped hidden check needs it, and its ops pull in ``torch._dynamo``, another 1.8 CPU
-seconds; a check that imports it pays that in its own judge.) The fork server pays them once per grader process (a CLI run, a
-validation, ``cvgrade serve``, a fleet worker) and forks a judge per grading:
+seconds; a check that imports it pays that in its own judge.) The fork server pays them once
+per grader process (a CLI run, a validation, ``cvgrade serve``, a fleet worker) and forks a
+judge per grading:
 
     grader --request (spec, fds)--> fork server --fork--> judge (runner.run_judge_main)
            <------- pid, exit code ----------------'
@@ -27,6 +28,8 @@ Protocol (``SOCK_SEQPACKET`` socket pair, one JSON message per packet):
 - grader -> server: ``{"spec", "cwd", "env", "cgroup_procs"}`` with three file descriptors:
   the reply socket of this judge, the read end of the grader's watch pipe (the judge's stdin)
   and the judge's log (its stdout and stderr);
+- grader -> server: ``{"warm_up": true}``, no descriptors: a light server (``main``) imports
+  torch, numpy and pytest now, for the judges it forks after;
 - server -> grader, on the reply socket: ``{"pid": N}``, then ``{"returncode": N}`` (negative:
   killed by that signal, as ``subprocess`` says it), or ``{"error": "..."}`` when no judge
   could be forked.
@@ -51,8 +54,10 @@ from typing import IO, Any
 from grader.errors import InfrastructureError
 
 MAX_REQUEST_BYTES = 1 << 20
+JUDGE_CPUS = 2  # a judge's CPU quota, and its own threads: checks do little computing (grader.grading)
 # Imported by every server before it forks a judge: what a judge runs before it starts its
 # workers, and the backends it starts them with. None of them imports torch or numpy.
+WARM_UP_REQUEST = b'{"warm_up": true}'
 JUDGE_START_MODULES = ("grader.judge.runner", "harness.backends", "harness.local", "harness.containers")
 # Imported once by a warm server, before it forks a judge: what the judge and the hidden checks
 # use (a module that is not installed here is skipped).
@@ -90,6 +95,9 @@ def serve(control: socket.socket) -> None:
                     message = b""
                 if not message:
                     return  # the grader is gone
+                if message == WARM_UP_REQUEST and not fds:
+                    _warm_up()  # a light server told that more gradings follow
+                    continue
                 forked = _fork_judge(message, fds, control, selector, running)
                 if forked is not None:
                     pidfd, pid, reply = forked
@@ -197,19 +205,24 @@ def main() -> None:
     """``python -I -m grader.judge.forkserver FD [warm|light]``: serve the grader on the socket ``FD``.
 
     ``warm`` (the default) imports torch, numpy and pytest before it serves. ``light`` serves at once
-    and never imports them: for a grader with a single grading, whose judge imports them itself
-    while its workers start (as a cold judge does, without a fresh interpreter's start), instead of
-    its workers waiting for the server's imports.
+    and imports them only when the grader says more gradings follow (``{"warm_up": true}``): for a
+    grader with a single grading, whose judge imports them itself while its workers start (as a
+    cold judge does, without a fresh interpreter's start), instead of its workers waiting for the
+    server's imports.
     """
     control = socket.socket(fileno=int(sys.argv[1]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the grader's to handle: it stops the judges
     _import(JUDGE_START_MODULES)
     if (sys.argv[2] if len(sys.argv) > 2 else "warm") == "warm":
-        _import(WARM_MODULES)
-    if threading.active_count() != 1:
+        _warm_up()
+    serve(control)
+
+
+def _warm_up() -> None:
+    _import(WARM_MODULES)
+    if threading.active_count() != 1:  # the grader's next fork finds the server gone and starts a new one
         print("cvgrade fork server: threads started while warming up; forking is not safe", file=sys.stderr)
         sys.exit(EXIT_JUDGE_FAILED)
-    serve(control)
 
 
 # --- the client (runs in the grader) ------------------------------------------------------------
@@ -264,10 +277,19 @@ class JudgeForkServer:
         """Start the server now (its imports overlap with whatever the caller does next); a no-op when running.
 
         ``warm``: it imports torch, numpy and pytest once, for all the judges it forks. Else it stays
-        light (``main``): the best start for a grader with a single grading.
+        light (``main``) until ``warm_up``: the best start for a grader with a single grading.
         """
         with self._lock:
             self._ensure_started(warm=warm)
+
+    def warm_up(self) -> None:
+        """Start the server warm, or make a light one import torch, numpy and pytest now: more gradings follow."""
+        with self._lock:
+            control = self._ensure_started(warm=True)
+            if not self._warm:
+                with contextlib.suppress(OSError):  # a server that died is started afresh, warm, by fork
+                    control.send(WARM_UP_REQUEST)
+                self._warm = True
 
     def fork(self, spec: Path, cwd: Path, env: dict[str, str], cgroup_procs: list[Path], log: IO[bytes]) -> ForkedJudge:
         """A fresh judge for ``spec``; raises ``InfrastructureError`` when none could be forked."""
@@ -357,8 +379,6 @@ class JudgeForkServer:
 
 def server_environment() -> dict[str, str]:
     """What the server needs in its environment before it imports torch (the OpenMP runtime reads it then)."""
-    from grader.grading import JUDGE_CPUS
-
     env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[name] = str(JUDGE_CPUS)

@@ -190,6 +190,7 @@ GRADER_OF_ONE_OR_MORE = textwrap.dedent(
     from grader.judge.forkserver import shared_fork_server
 
     options = GradeOptions(backend="local")
+    shared_fork_server().start(warm=False)  # as `cvgrade grade` starts it, before it has read its arguments
     warm_up_judges(options, gradings=int(sys.argv[2]))
     challenge = load_challenge(Path(sys.argv[1]))
     result = grade_submission(challenge.reference_dir / "solution.py", challenge, options)
@@ -217,5 +218,21 @@ def test_a_grader_with_one_grading_keeps_its_server_light_and_its_judge_imports_
     assert said["statuses"] == ["passed"]
     assert seen["parent"] == said["server"]  # forked by the server either way, never a fresh interpreter
     assert said["warm"] is (gradings != 1)
-    # A light server never loads torch: its one judge does, while the workers start beside it.
+    # A light server never loads torch: its one judge does, while the workers start beside it. Told that
+    # more gradings follow, it imports torch once, for them all.
     assert said["server_loaded_torch"] is (gradings != 1)
+
+
+@pytest.mark.parametrize(("argv", "starts_early"), [
+    (["cvgrade", "grade", "a.py", "-c", "iou"], True),
+    (["cvgrade", "test", "practice"], True),
+    (["cvgrade", "grade", "a.py", "-c", "iou", "--judge", "cold"], False),
+    (["cvgrade", "grade", "a.py", "--judge=cold", "-c", "iou"], False),
+    (["cvgrade", "validate", "iou"], False),  # starts its (warm) server when it grades
+    (["cvgrade", "serve"], False),
+    (["cvgrade"], False),
+])
+def test_the_cli_starts_a_judge_server_before_its_own_imports_only_to_grade(argv: list[str], starts_early: bool) -> None:
+    from cli.main import _grades
+
+    assert _grades(argv) is starts_early
