@@ -232,7 +232,9 @@ def test_a_grader_with_one_grading_keeps_its_server_light_and_its_judge_imports_
     (["cvgrade", "serve"], False),
     (["cvgrade"], False),
 ])
-def test_the_cli_starts_a_judge_server_before_its_own_imports_only_to_grade(argv: list[str], starts_early: bool) -> None:
+def test_the_cli_starts_a_judge_server_before_its_own_imports_only_to_grade(
+    argv: list[str], starts_early: bool,
+) -> None:
     from cli.main import _grades
 
     assert _grades(argv) is starts_early
