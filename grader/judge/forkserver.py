@@ -55,9 +55,9 @@ from grader.errors import InfrastructureError
 
 MAX_REQUEST_BYTES = 1 << 20
 JUDGE_CPUS = 2  # a judge's CPU quota, and its own threads: checks do little computing (grader.grading)
+WARM_UP_REQUEST = b'{"warm_up": true}'  # grader -> a light server: more gradings follow (see main)
 # Imported by every server before it forks a judge: what a judge runs before it starts its
 # workers, and the backends it starts them with. None of them imports torch or numpy.
-WARM_UP_REQUEST = b'{"warm_up": true}'
 JUDGE_START_MODULES = ("grader.judge.runner", "harness.backends", "harness.local", "harness.containers")
 # Imported once by a warm server, before it forks a judge: what the judge and the hidden checks
 # use (a module that is not installed here is skipped).
