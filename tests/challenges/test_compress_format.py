@@ -8,34 +8,24 @@ that make the loader work without bound, would break the verdict.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import struct
-import sys
 import warnings
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from tests.challenges.files import load_file
+
 CHALLENGE = Path(__file__).resolve().parents[2] / "challenges" / "compress"
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-compact = _load("compress_compact_under_test", CHALLENGE / "assets" / "compact.py")
-model_code = _load("compress_model_under_test", CHALLENGE / "assets" / "model.py")
-synthetic = _load("compress_synthetic_under_test", CHALLENGE / "assets" / "synthetic.py")
+compact = load_file("compress_compact_under_test", CHALLENGE / "assets" / "compact.py")
+model_code = load_file("compress_model_under_test", CHALLENGE / "assets" / "model.py")
+synthetic = load_file("compress_synthetic_under_test", CHALLENGE / "assets" / "synthetic.py")
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +79,7 @@ def test_size_is_the_length_of_the_packed_bytes_tensors_and_json_included(origin
 
 
 def test_a_quantized_artifact_runs_the_int8_kernels_it_names(original, images) -> None:
-    reference = _load("compress_reference_under_test", CHALLENGE / "reference" / "solution.py")
+    reference = load_file("compress_reference_under_test", CHALLENGE / "reference" / "solution.py")
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 

@@ -8,8 +8,6 @@ allowlisted layers and operations, without importing, evaluating or allocating w
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,16 +18,13 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 - the name PyTorch code uses
 
+from tests.challenges.files import load_file
+
 ASSETS = Path(__file__).resolve().parents[2] / "challenges" / "finetune" / "assets"
 
 
 def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"test_plain_{name}", ASSETS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_file(f"test_plain_{name}", ASSETS / f"{name}.py")
 
 
 pm = _load("plain_model")

@@ -14,8 +14,6 @@ known-good and known-bad solutions for real).
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -24,18 +22,15 @@ import pytest
 import torch
 from torch import Tensor
 
+from tests.challenges.files import load_file
+
 HIDDEN = Path(__file__).resolve().parents[2] / "challenges" / "iou" / "hidden"
 
 BoxIou = Callable[[Tensor, Tensor], Tensor]
 
 
 def _load_checks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("iou_hidden_box_iou_under_test", HIDDEN / "test_box_iou.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_file("iou_hidden_box_iou_under_test", HIDDEN / "test_box_iou.py")
 
 
 checks = _load_checks()

@@ -7,8 +7,6 @@ inputs are drawn exactly as the check draws them: the same seed, sizes, threshol
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -16,17 +14,14 @@ import pytest
 import torch
 import torchvision
 
+from tests.challenges.files import load_file
+
 HIDDEN = Path(__file__).resolve().parents[2] / "challenges" / "iou" / "hidden"
 
 
 @pytest.fixture(scope="module")
 def checks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("iou_hidden_nms_under_test", HIDDEN / "test_nms.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_file("iou_hidden_nms_under_test", HIDDEN / "test_nms.py")
 
 
 def test_the_oracle_agrees_with_torchvision_on_every_input_the_check_draws(checks: ModuleType) -> None:

@@ -8,11 +8,9 @@ statistics are checked exactly and quickly.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import itertools
 import math
 import random
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -21,17 +19,13 @@ import pytest
 import torch
 
 from grader.judge.paired import MedianInterval, decide, median_interval
+from tests.challenges.files import load_file
 
 TIMING_PATH = Path(__file__).resolve().parents[2] / "challenges" / "latency" / "hidden" / "latency_timing.py"
 
 
 def _load_timing() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("latency_timing_under_test", TIMING_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return load_file("latency_timing_under_test", TIMING_PATH)
 
 
 timing = _load_timing()
