@@ -56,6 +56,7 @@ from grader.judge.contracts import (
 from grader.judge.forkserver import JUDGE_CPUS, ForkedJudge, shared_fork_server
 from grader.judge.records import JudgeRecords, read_records
 from grader.progress import Progress, ProgressCallback, ProgressTail
+from grader.reference_use import checks_take_reference
 from grader.results import GradeResult, build_result
 from grader.scoring import score_checks
 from grader.workspace import Workspace, prepare_workspace
@@ -277,6 +278,7 @@ def _judge_spec(
         sandbox=sandbox_config,
         candidate=_worker_entry(workspace, challenge),
         reference=_worker_entry(reference, challenge) if reference is not None else None,
+        start_reference_early=reference is not None and checks_take_reference(challenge.hidden_dir),
         max_reply_bytes={check.test: challenge.max_reply_bytes(check) for check in checks},
         default_max_reply_bytes=challenge.max_reply_bytes(),
         held_back_tests=[check.test for check in checks if check.held_back_data] if hidden else [],
@@ -425,12 +427,15 @@ def _not_passed(nodeid: str, message: str) -> CheckRecord:
 def _judge_usage(judge: JudgeRun, records: JudgeRecords) -> dict[str, Any]:
     """What the judge used and was allowed: its own figures, or its cgroup's when it was killed."""
     own = records.judge_usage()
+    session = records.session()
     return {
         "peak_memory_mb": own.peak_memory_mb if own is not None else judge.peak_memory_mb,
         "cpu_s": own.cpu_s if own is not None else None,
         "memory_limit_mb": judge.memory_limit_mb,
         "cpus": JUDGE_CPUS,
         "limits_enforced_by": judge.limits_enforced_by,
+        # 0 when no check took the reference (its worker is then not started: grader.reference_use).
+        "reference_worker_starts": session.reference_worker_starts if session is not None else 0,
     }
 
 

@@ -110,6 +110,9 @@ class WorkerSpec:
 
 
 ASSETS_MOUNT = "/assets"
+# What a worker without a GPU says it computes on (``_device`` in harness/worker/candidate_worker.py,
+# which imports nothing of ours): a sandbox that leased no GPU knows it without asking a worker.
+CPU_DEVICE: dict[str, str | int] = {"type": "cpu", "name": "cpu", "memory_mb": 0, "count": 0}
 SANDBOX_HOSTNAME = "sandbox"  # every sandbox's host name: the host's is not shown, and no two workers differ
 
 

@@ -114,6 +114,9 @@ class JudgeSpec(_Contract):
     sandbox: SandboxConfig
     candidate: WorkerEntry
     reference: WorkerEntry | None
+    # Start the reference's worker with the candidate's, before the judge's imports; False when no check
+    # can take it (``grader.reference_use``): it then starts only if a check calls it after all.
+    start_reference_early: bool = True
     max_reply_bytes: dict[str, int]
     default_max_reply_bytes: int
     held_back_tests: list[str]
@@ -203,6 +206,7 @@ class SessionRecord(_Record):
     kind: Literal["session"] = "session"
     candidate_claims: dict[str, JsonValue]  # the candidate's worker about itself: a claim, never a fact
     worker_starts: int
+    reference_worker_starts: int = 0
     failures: dict[str, int]
     device: dict[str, str | int]  # as the reference's worker (ours) saw it
     calibration: CalibrationRecord | None

@@ -59,7 +59,7 @@ from grader.judge.timing import (
     other_judges_running,
     timing_lock_busy,
 )
-from harness.sandbox import SandboxUnavailable
+from harness.sandbox import CPU_DEVICE, SandboxUnavailable
 from harness.session import CallFailure, WorkerSession
 
 CHECK_KEY_PREFIX = "check_s."  # calibration keys of how long each check took on the reference
@@ -155,6 +155,7 @@ class JudgePlugin:
             # What the candidate's worker says about itself: its claim, never a fact of the result.
             candidate_claims=_plain_json({"versions": hello.versions, "device": hello.device} if hello else {}),
             worker_starts=self._candidate.stats.starts,
+            reference_worker_starts=self._reference.stats.starts if self._reference is not None else 0,
             failures=dict(self._candidate.stats.failures),
             device=self._device(),
             calibration=CalibrationRecord.model_validate(
@@ -193,9 +194,13 @@ class JudgePlugin:
             settings = self._calibration_settings
             if settings is None:
                 raise RuntimeError("calibration is only available to hidden checks")
-            # The reference's sandbox says what the machine offers: the candidate's could lie.
-            trusted = self._reference if self._reference is not None else self._candidate
-            device = dict(trusted.start().device)
+            # Without a GPU the sandbox's own plan says what the workers compute on. With one, the
+            # reference's worker says which GPU it is: the candidate's could lie.
+            if self._timing_resource == "cpu":
+                device = dict(CPU_DEVICE)
+            else:
+                trusted = self._reference if self._reference is not None else self._candidate
+                device = dict(trusted.start().device)
             machine = machine_description(device, settings.cpu_threads, settings.backend)
             cache = CalibrationCache(settings.root, settings.challenge_id, settings.version, machine)
             self._calibration = Calibration(cache, writable=settings.writable, isolate=self._isolated_candidate)
@@ -247,10 +252,10 @@ class JudgePlugin:
         self._write(ProgressRecord(check=self._clock.check, text=text[:200]))
 
     def _device(self) -> dict[str, str | int]:
-        """The device as the reference's worker (ours) saw it; nothing when only the candidate's ran."""
+        """The device as the reference's worker (ours) saw it, or the CPU where no GPU was leased; else nothing."""
         if self._reference is not None and self._reference.hello is not None:
             return dict(self._reference.hello.device)
-        return {}
+        return dict(CPU_DEVICE) if self._timing_resource == "cpu" else {}
 
     # ------------------------------------------------------------------ running checks
 

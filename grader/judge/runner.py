@@ -70,7 +70,7 @@ def run(spec: JudgeSpec) -> int:
     candidate_spec = worker_spec(spec.candidate, "candidate")
     reference_spec = worker_spec(spec.reference, "reference") if spec.reference is not None else None
     launched = [sandbox.start(candidate_spec)]
-    if reference_spec is not None:
+    if reference_spec is not None and spec.start_reference_early:
         launched.append(sandbox.start(reference_spec))
     cuda_device = _own_gpu_only(sandbox)  # before anything here can start CUDA
 
@@ -85,7 +85,8 @@ def run(spec: JudgeSpec) -> int:
     reference = None
     if reference_spec is not None:
         reference = WorkerSession(sandbox, reference_spec, cuda_device=cuda_device)
-        reference.adopt(launched[1])
+        if spec.start_reference_early:
+            reference.adopt(launched[1])
 
     def stop(signum: int, frame: FrameType | None) -> None:
         candidate.close()
@@ -96,8 +97,9 @@ def run(spec: JudgeSpec) -> int:
     signal.signal(signal.SIGTERM, stop)
     _stop_when_the_grader_is_gone([candidate, reference])
     # Take both greetings now, within their setup limits: a check may first call the reference
-    # minutes later, long after its greeting came. An import failure is kept for the checks.
-    for session in (candidate, reference):
+    # minutes later, long after its greeting came. An import failure is kept for the checks. A
+    # reference not started early starts, and greets, at its first call.
+    for session in (candidate, reference if spec.start_reference_early else None):
         if session is not None:
             with contextlib.suppress(CallFailure):
                 session.start()
