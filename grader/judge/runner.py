@@ -69,9 +69,9 @@ def run(spec: JudgeSpec) -> int:
     sandbox = make_sandbox(spec.sandbox)
     candidate_spec = worker_spec(spec.candidate, "candidate")
     reference_spec = worker_spec(spec.reference, "reference") if spec.reference is not None else None
-    launched = [sandbox.start(candidate_spec)]
-    if reference_spec is not None and spec.start_reference_early:
-        launched.append(sandbox.start(reference_spec))
+    launched_candidate = sandbox.start(candidate_spec)
+    launched_reference = (sandbox.start(reference_spec)
+                          if reference_spec is not None and spec.start_reference_early else None)
     cuda_device = _own_gpu_only(sandbox)  # before anything here can start CUDA
 
     import pytest
@@ -81,12 +81,12 @@ def run(spec: JudgeSpec) -> int:
     from harness.session import CallFailure, WorkerSession
 
     candidate = WorkerSession(sandbox, candidate_spec, cuda_device=cuda_device)
-    candidate.adopt(launched[0])
+    candidate.adopt(launched_candidate)
     reference = None
     if reference_spec is not None:
         reference = WorkerSession(sandbox, reference_spec, cuda_device=cuda_device)
-        if spec.start_reference_early:
-            reference.adopt(launched[1])
+        if launched_reference is not None:  # else it starts at its first call, if any
+            reference.adopt(launched_reference)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         candidate.close()
@@ -99,7 +99,7 @@ def run(spec: JudgeSpec) -> int:
     # Take both greetings now, within their setup limits: a check may first call the reference
     # minutes later, long after its greeting came. An import failure is kept for the checks. A
     # reference not started early starts, and greets, at its first call.
-    for session in (candidate, reference if spec.start_reference_early else None):
+    for session in (candidate, reference if launched_reference is not None else None):
         if session is not None:
             with contextlib.suppress(CallFailure):
                 session.start()

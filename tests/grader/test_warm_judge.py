@@ -190,7 +190,8 @@ GRADER_OF_ONE_OR_MORE = textwrap.dedent(
     from grader.judge.forkserver import shared_fork_server
 
     options = GradeOptions(backend="local")
-    shared_fork_server().start(warm=False)  # as `cvgrade grade` starts it, before it has read its arguments
+    if sys.argv[3] == "early":
+        shared_fork_server().start(warm=False)  # as `cvgrade grade` starts it, before it has read its arguments
     warm_up_judges(options, gradings=int(sys.argv[2]))
     challenge = load_challenge(Path(sys.argv[1]))
     result = grade_submission(challenge.reference_dir / "solution.py", challenge, options)
@@ -203,15 +204,16 @@ GRADER_OF_ONE_OR_MORE = textwrap.dedent(
 
 
 @pytest.mark.usefixtures("bwrap")
-@pytest.mark.parametrize("gradings", [1, 2])
+@pytest.mark.parametrize(("gradings", "server_started"), [(1, "early"), (2, "early"), (1, "by warm_up_judges")])
 def test_a_grader_with_one_grading_keeps_its_server_light_and_its_judge_imports_torch_itself(
-    challenge_factory, tmp_path: Path, gradings: int
+    challenge_factory, tmp_path: Path, gradings: int, server_started: str,
 ) -> None:
+    """``early``: as ``cli.main`` does, light, before anything is known; else ``warm_up_judges`` starts it."""
     report = tmp_path / "seen.jsonl"
     challenge = _leaky_challenge(challenge_factory, report)
     script = tmp_path / "grader_script.py"
     script.write_text(GRADER_OF_ONE_OR_MORE)
-    finished = subprocess.run([sys.executable, str(script), str(challenge), str(gradings)],
+    finished = subprocess.run([sys.executable, str(script), str(challenge), str(gradings), server_started],
                               capture_output=True, text=True, timeout=300, check=True)
     said = json.loads(finished.stdout.splitlines()[-1])
     seen = json.loads(report.read_text())
