@@ -121,7 +121,8 @@ def test_json_prints_one_refusal_per_submission_for_an_unknown_challenge(tmp_pat
 def test_progress_shows_on_a_terminal_and_never_in_json_or_a_pipe(tiny: Path, submission_dir: Path) -> None:
     import pty
 
-    good = write(submission_dir, "good.py", "def add(a, b):\n    return a + b\n")
+    # The check lasts 2 s, whatever else a grading needs: the display refreshes 4 times a second.
+    good = write(submission_dir, "good.py", "import time\n\ndef add(a, b):\n    time.sleep(2)\n    return a + b\n")
     command = [str(Path(sys.executable).parent / "cvgrade"), "grade", str(good), "-c", str(tiny), "--backend", "local"]
     on_terminal = _run_on_a_terminal(pty, command)
     assert "check 1 of 1: adds" in on_terminal, on_terminal
