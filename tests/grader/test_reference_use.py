@@ -78,19 +78,18 @@ def test_every_shipped_challenge_starts_its_reference_early(challenge_id: str) -
     assert checks_take_reference(load_challenge(challenge_id, default_challenges_dir()).hidden_dir)
 
 
-def grade(challenge_dir: Path, folder: Path) -> GradeResult:
+def grade(challenge_dir: Path, folder: Path, backend: str = "local") -> GradeResult:
     path = folder / "solution.py"
     path.write_text(ADD)
-    return grade_submission(path, load_challenge(challenge_dir), GradeOptions(backend="local"))
+    return grade_submission(path, load_challenge(challenge_dir), GradeOptions(backend=backend))
 
 
-@pytest.mark.usefixtures("bwrap")
 def test_a_grading_whose_checks_never_take_the_reference_starts_no_reference_worker(
-    challenge_factory, submission_dir: Path,
+    challenge_factory, submission_dir: Path, backend: str,
 ) -> None:
     challenge = challenge_factory({"test_add.py": CANDIDATE_ONLY},
                                   [{"name": "adds", "test": "test_add.py::test_adds", "points": 1}])
-    result = grade(challenge, submission_dir)
+    result = grade(challenge, submission_dir, backend)
     assert result.passed
     assert result.environment["judge"]["reference_worker_starts"] == 0
     assert result.metrics["worker_starts"] == 1
