@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import ast
 import functools
+import threading
 from pathlib import Path
 
 # The judge's fixtures that start the reference's worker: the reference itself, and the calibration,
 # which asks the reference's worker (ours) what the machine offers.
 FIXTURES_NEEDING_THE_REFERENCE = frozenset({"reference", "calibration"})
 _MAX_PARSED_BYTES = 4 << 20
+# CPython 3.11's ast.parse is not safe in two threads at once (gradings run in threads: --jobs, the
+# service): a SystemError "AST constructor recursion depth mismatch" seen in CI. One parse at a time.
+_PARSING = threading.Lock()
 
 
 def checks_take_reference(tests_dir: Path) -> bool:
@@ -53,7 +57,9 @@ def _file_takes_reference(path: Path) -> bool:
     try:
         if path.stat().st_size > _MAX_PARSED_BYTES:
             return True
-        tree = ast.parse(path.read_bytes(), filename=str(path))
+        source = path.read_bytes()
+        with _PARSING:
+            tree = ast.parse(source, filename=str(path))
     except (OSError, SyntaxError, ValueError):
         return True
     for node in ast.walk(tree):
