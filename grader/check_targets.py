@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.challenge import Challenge
+from grader.python_ast import parse_python
 
 _MAX_PARSED_CHARS = 1024 * 1024
 _FIRST_WORD = re.compile(r"[A-Za-z_]\w*")
@@ -49,8 +50,11 @@ def check_functions(challenge: Challenge) -> dict[str, list[str]]:
 @functools.lru_cache(maxsize=64)
 def _mentioned(path: str, test_name: str, declared: tuple[str, ...]) -> frozenset[str]:
     try:
-        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, ValueError):
+        source = Path(path).read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return frozenset()
+    tree = parse_python(source, filename=path)
+    if tree is None:
         return frozenset()
     functions = {node.name: node for node in ast.walk(tree)
                  if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
@@ -84,9 +88,8 @@ def definitions(units: list[tuple[str, str]], names: list[str]) -> dict[str, Def
     for index, (label, code) in enumerate(units):
         if len(code) > _MAX_PARSED_CHARS:
             continue
-        try:
-            tree = ast.parse(code)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
+        tree = parse_python(code)
+        if tree is None:
             continue
         for node in tree.body:
             for name in _defined_names(node):

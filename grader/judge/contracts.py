@@ -208,7 +208,9 @@ class SessionRecord(_Record):
     worker_starts: int
     reference_worker_starts: int = 0
     failures: dict[str, int]
-    device: dict[str, str | int]  # as the reference's worker (ours) saw it
+    # as the reference's worker (ours) saw it; harness.sandbox.CPU_DEVICE when no GPU was leased and that
+    # worker never started
+    device: dict[str, str | int]
     calibration: CalibrationRecord | None
 
 
