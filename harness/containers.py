@@ -397,8 +397,10 @@ def janitor(client: Any | None = None, *, owner: str | None = None, everything: 
     client = client or docker_client()
     removed = []
     host = socket.gethostname()
-    for container in client.containers.list(all=True, filters={"label": LABEL}):
-        container_owner = container.labels.get(OWNER_LABEL, "")
+    # Sparse: the listing's own fields, no inspection per container. Another grading may remove its containers
+    # between the listing and an inspection, which would raise NotFound and fail this grading (seen in CI).
+    for container in client.containers.list(all=True, sparse=True, filters={"label": LABEL}):
+        container_owner = str((container.attrs.get("Labels") or {}).get(OWNER_LABEL, ""))
         owner_host, _, owner_pid = container_owner.partition(":")
         if everything or container_owner == owner or (
             owner is None and owner_host == host and owner_pid.isdigit() and not process_running(int(owner_pid))

@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import torch
 
 from harness.containers import (
     LABEL,
+    OWNER_LABEL,
     DockerSandbox,
     control_root,
     docker_client,
@@ -126,6 +128,26 @@ def test_the_janitor_removes_containers_of_a_grader_that_died(workspace: Path) -
     )
     assert leftover.short_id in janitor()
     assert leftover.short_id not in [c.short_id for c in client.containers.list(all=True)]
+
+
+def test_a_janitor_is_not_thrown_by_another_gradings_containers_going_away_meanwhile(workspace: Path) -> None:
+    # Two gradings at once (`--jobs 2`): each one's janitor lists every worker container, while the other grading
+    # removes its own. A container listed and then gone is none of this janitor's business, never its error.
+    client = docker_client()
+    theirs = [
+        client.containers.create(DockerSandbox().image, command=["sleep", "600"],
+                                 labels={LABEL: "1", OWNER_LABEL: owner_id()})
+        for _ in range(12)
+    ]
+    removing = threading.Thread(target=lambda: [container.remove(force=True) for container in theirs])
+    removing.start()
+    sweeps = []
+    try:
+        while removing.is_alive():
+            sweeps.append(janitor(owner="a grading that left nothing behind"))
+    finally:
+        removing.join()
+    assert sweeps and all(removed == [] for removed in sweeps)
 
 
 def process_state(pid: int) -> str:
