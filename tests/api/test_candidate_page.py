@@ -95,7 +95,8 @@ def test_an_upload_from_the_page_is_answered_as_json_and_followed_in_the_live_pa
     uploaded = page_upload(api, "pass:adds", **{"Idempotency-Key": "page-1"})
     assert uploaded.status_code == 202, uploaded.text
     view = uploaded.json()
-    assert (view["filename"], view["state"], view["attempts_left"]) == ("solution.py", "queued", 1)
+    assert (view["filename"], view["attempts_left"]) == ("solution.py", 1)
+    assert view["state"] in ("queued", "running")  # an idle worker may take it before the answer is read
     assert page_upload(api, "pass:adds", **{"Idempotency-Key": "page-1"}).status_code == 200  # a retry: the same
     api.wait_for_jobs()
     live = api.client.get("/candidate/live")
