@@ -12,7 +12,7 @@ import zipfile
 import pytest
 
 from grader.challenge import load_challenge
-from grader.check_targets import check_functions, definitions
+from grader.check_targets import MAX_PARSED_CHARS, check_functions, definitions
 from grader.sources import MAX_SHOWN_FILE_BYTES, notebook_cells, read_sources
 from tests.conftest import CHALLENGES
 
@@ -101,6 +101,17 @@ def test_each_check_links_to_the_functions_it_calls_and_the_candidate_defines() 
              ("helpers.py", "def box_iou(a, b):\n    return a\n"), ("broken.py", "def (:")]
     found = definitions(units, ["box_iou", "nms"])
     assert (found["nms"].unit, found["nms"].line) == (1, 3) and found["box_iou"].label == "helpers.py"
+
+
+def test_the_candidates_code_is_parsed_up_to_a_budget_in_all_however_many_files_it_spreads_over() -> None:
+    # Each file is under the budget; together they are over it. What is past the budget is not parsed
+    # (its definitions get no link), so a page view costs a bounded parse, not one per file of a 16 MiB zip.
+    padding = "x = 1\n" * (MAX_PARSED_CHARS // 6 // 4)
+    units = [(f"part{n}.py", f"def f{n}():\n    pass\n" + padding) for n in range(6)]
+    found = definitions(units, [f"f{n}" for n in range(6)])
+    assert sorted(found) == ["f0", "f1", "f2"]
+    small_after = [*units, ("last.py", "def g():\n    pass\n")]
+    assert "g" in definitions(small_after, ["g"])  # a unit that still fits is read after one that did not
 
 
 @pytest.mark.parametrize("challenge", sorted(path.name for path in CHALLENGES.iterdir() if path.is_dir()))
