@@ -200,6 +200,49 @@ class WorkerSession:
         )
         return self.hello
 
+    def replace_lost_worker(self) -> bool:
+        """Start the replacement of a worker this session lost (a time-out, a crash) now, not at the next call.
+
+        Its start-up (the sandbox, Python, torch, the submission's import) then overlaps with
+        the judge's own work until that call; its greeting waits in the channel and is read
+        there, as for a worker started early. It is the same start as any other: the same
+        spec, sandbox, limits and mounts, for the same submission, and never another's. A
+        session that never started a worker, holds a live or still-starting one, is frozen,
+        shut, or whose submission failed to import starts nothing. Returns whether it started
+        one; ``close`` kills it, used or not.
+        """
+        with self._lifecycle:
+            if self._shut or self._frozen or self._import_failure is not None or self.stats.starts == 0:
+                return False
+            if self._worker is not None and (self.hello is None or self._worker.alive()):
+                return False
+            self._discard()
+            self._attach(self._sandbox.start(self._spec))
+            return True
+
+    def restart(self) -> None:
+        """Kill the worker and start a new one now (a check that asks for a fresh worker)."""
+        with self._lifecycle:
+            self._discard()
+            if self._shut or self._import_failure is not None:
+                return
+            self._attach(self._sandbox.start(self._spec))
+
+    @property
+    def starting(self) -> bool:
+        """Whether a worker was started and has not greeted yet (its start-up may still be running)."""
+        return self._worker is not None and self.hello is None and self._import_failure is None
+
+    def settle(self) -> None:
+        """Wait for a starting worker's greeting, so that nothing of its start-up runs beside a timed call.
+
+        An import failure is remembered for the next call, as ``start`` does; nothing
+        happens when no worker is starting, or while it is frozen (it runs nothing then).
+        """
+        if self.starting and not self._frozen:
+            with contextlib.suppress(CallFailure):
+                self.start()
+
     def _runtime_greeting(self) -> dict[str, Any]:
         """The worker's first word: its runtime is loaded (``phase: runtime``), and the solution's import starts.
 

@@ -133,6 +133,8 @@ class JudgePlugin:
         self._default_max_reply_bytes = default_max_reply_bytes
         self._held_back_tests = held_back_tests
         self._saw_held_back_data = False
+        self._next_item: pytest.Item | None = None
+        self._fresh_worker_for: str | None = None  # the check whose fresh worker was started after the last one
 
     # Workers are started by the runner before pytest is even imported, from the
     # main thread: bubblewrap's --die-with-parent is tied to the thread that
@@ -269,13 +271,16 @@ class JudgePlugin:
             ))
             return True
         self._clock.deadline = None  # set when the check's body starts; see pytest_runtest_call
+        self._next_item = nextitem
         self._clock.check = self._check_names.get(_short_id(item), item.name)
         self._recorder.metrics = {}
         self._recorder.charts = []
         self._phases[item.nodeid] = {"started": time.monotonic()}
         if item.get_closest_marker(FRESH_WORKER_MARKER) is not None:
             self._candidate_calls.forget_hangs()
-            self._candidate.close()  # the next call starts a new worker
+            if self._fresh_worker_for != item.nodeid:
+                self._candidate.close()  # the next call starts a new worker
+        self._fresh_worker_for = None
         self._started_checks += 1
         self._write(ProgressRecord(check=self._clock.check, index=self._started_checks, total=self._total,
                                    estimate_s=self._estimate_left_s(item)))
@@ -324,6 +329,10 @@ class JudgePlugin:
     def _take_timing_lock(self) -> None:
         if self._timing_lock is not None:
             return
+        # A worker started between checks may still be loading: that ends before anything is timed.
+        for session in (self._candidate, self._reference):
+            if session is not None:
+                session.settle()
         waiting_since = time.monotonic()
         if timing_lock_busy(self._timing_resource):
             self._progress("waiting for another grading's timed check to end (timed checks never overlap)")
@@ -453,6 +462,31 @@ class JudgePlugin:
             charts=_plain_json(list(self._recorder.charts)),
             saw_held_back_data=self._saw_held_back_data,
         ))
+        self._start_what_the_next_check_needs()
+
+    def _start_what_the_next_check_needs(self) -> None:
+        """Between two checks, start the next check's worker now if it will need a new one.
+
+        A worker lost in this check (a time-out, a crash, a breach) is replaced, and a check
+        that asks for a fresh worker gets it, here rather than at the next check's first
+        call: the start-up (the sandbox, Python, torch, the submission's import) overlaps
+        with the next check's own work. It is the same start, for the same submission; the
+        last check starts nothing, and whatever was started and not used is killed when the
+        grading ends. Timed checks wait for such a start to finish before timing anything
+        (``_take_timing_lock``). A start that fails here is tried again at the next call,
+        which reports it.
+        """
+        nextitem, self._next_item = self._next_item, None
+        if nextitem is None or time.monotonic() > self._run_deadline:
+            return
+        with contextlib.suppress(SandboxUnavailable):
+            if nextitem.get_closest_marker(FRESH_WORKER_MARKER) is not None:
+                self._candidate.restart()
+                self._fresh_worker_for = nextitem.nodeid
+            else:
+                self._candidate.replace_lost_worker()
+            if self._reference is not None:
+                self._reference.replace_lost_worker()
 
     def _write(self, record: JudgeRecord) -> None:
         self._records.write(record_line(record))

@@ -240,3 +240,12 @@ def test_a_required_gpu_on_an_engine_without_one_is_a_clear_error() -> None:
         pytest.skip("this engine has a GPU runtime")
     with pytest.raises(SandboxUnavailable, match="requires a GPU, but the Docker engine has no NVIDIA runtime"):
         DockerSandbox(gpu="required")
+
+
+def test_a_replacement_started_for_a_lost_worker_and_never_used_is_removed(session: WorkerSession) -> None:
+    assert failure_of(session, "exit_quietly").outcome is Outcome.CRASHED
+    assert our_containers() == [], "the lost worker's container was left behind"
+    assert session.replace_lost_worker()
+    assert len(our_containers()) == 1, "the replacement was not started before the next call"
+    session.settle()
+    assert session.hello is not None  # the session fixture then closes it unused: it must be gone

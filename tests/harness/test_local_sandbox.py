@@ -251,3 +251,38 @@ def test_an_import_failure_reported_before_the_worker_exits_is_read_not_retried(
         assert session.stats.starts == 1
     finally:
         session.close()
+
+
+def test_a_lost_worker_is_replaced_before_the_next_call_and_only_then(session: WorkerSession) -> None:
+    """The judge replaces a lost worker between checks (``replace_lost_worker``), not at the next call."""
+    assert not session.replace_lost_worker(), "a session that never started a worker starts none"
+    assert session.call("add", [1, 2], {}, 20).value == 3
+    assert not session.replace_lost_worker(), "a live worker is not replaced"
+    assert failure_of(session, "exit_quietly").outcome is Outcome.CRASHED
+    assert session.replace_lost_worker(), "the lost worker was not replaced"
+    assert session.running and session.starting and session.stats.starts == 2
+    assert not session.replace_lost_worker(), "a second replacement was started beside the first"
+    session.settle()  # what a timed check does first: the start-up ends before anything is timed
+    assert not session.starting and session.hello is not None
+    assert session.call("add", [2, 3], {}, 20).value == 5
+    assert session.stats.starts == 2, "the call started yet another worker"
+
+
+def test_no_replacement_starts_for_a_submission_that_cannot_be_imported_or_a_session_shut_down(
+    workspace: Path, isolation: str
+) -> None:
+    (workspace / "solution.py").write_text("y = 1 / 0\n")
+    broken = make_session(workspace, isolation)
+    try:
+        with pytest.raises(CallFailure, match="could not be imported"):
+            broken.start()
+        assert not broken.replace_lost_worker()
+        broken.restart()
+        assert not broken.running and broken.stats.starts == 1
+    finally:
+        broken.close()
+    (workspace / "solution.py").write_text("def add(a, b):\n    return a + b\n")
+    shut = make_session(workspace, isolation)
+    shut.start()
+    shut.shut_down()
+    assert not shut.replace_lost_worker() and not shut.running
