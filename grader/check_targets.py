@@ -8,24 +8,62 @@ directly or through a helper function of the same file. A challenge that declare
 every check to it.
 
 The candidate side parses the candidate's code with ``ast`` (never runs it) and finds the top-level
-definitions of those names; code that does not parse simply has no links.
+definitions of those names; code that does not parse simply has no links. The candidate's code is
+hostile, and parsing it can take seconds and hundreds of MB (a 1 MiB file: 1.5 to 6.4 s, up to 495 MiB
+here), so it is parsed in a child Python under a memory and CPU limit, never in ours: the service's
+process, which views pages and grades beside it, neither waits behind it (``grader.python_ast``'s lock)
+nor grows by it.
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import json
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from grader.challenge import Challenge
 from grader.python_ast import parse_python
 
-# The candidate's code is parsed in our process (the service's, for the team's code view), under the one
-# parse lock: at most this much of it in all, whatever the number of files and cells (a 1 MiB file took
-# 1.5 to 6.4 s and up to 495 MiB to parse here).
+# The candidate's code is parsed in a limited child (the team's code view asks on every page view): at most
+# this much of it in all, whatever the number of files and cells (a 1 MiB file took 1.5 to 6.4 s and up to
+# 495 MiB to parse here).
 MAX_PARSED_CHARS = 1024 * 1024
+_CHILD_MEMORY_BYTES = 1024 * 2**20
+_CHILD_CPU_S = 20
+_CHILD_TIMEOUT_S = 30
+# Reads {"units": [[index, code], ...], "names": [...]} on stdin; prints [[index, name, line], ...] in the
+# order of the code, so the last definition of a name is the last found. Nothing of the code is run.
+_CHILD = r"""
+import ast, json, resource, sys
+memory, cpu = int(sys.argv[1]), int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_AS, (memory, memory))  # set here: a preexec_fn is unsafe in a threaded service
+resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+job = json.load(sys.stdin)
+wanted = set(job["names"])
+found = []
+for index, code in job["units"]:
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        continue
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names = [node.name]
+        elif isinstance(node, ast.Assign):
+            names = [target.id for target in node.targets if isinstance(target, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names = [node.target.id]
+        else:
+            names = []
+        found += [[index, name, node.lineno] for name in names if name in wanted]
+    del tree
+print(json.dumps(found))
+"""
 _FIRST_WORD = re.compile(r"[A-Za-z_]\w*")
 
 
@@ -86,29 +124,30 @@ def _mentioned(path: str, test_name: str, declared: tuple[str, ...]) -> frozense
 def definitions(units: list[tuple[str, str]], names: list[str]) -> dict[str, Definition]:
     """Where each of ``names`` is defined at the top level of the candidate's code (the last definition
     wins, as when the module runs). Units are read in order while they fit in ``MAX_PARSED_CHARS`` in all;
-    one that does not fit is passed over."""
-    found: dict[str, Definition] = {}
+    one that does not fit is passed over. Parsed in a limited child: when it cannot finish (its memory or
+    CPU limit, ``_CHILD_TIMEOUT_S``), nothing is linked."""
     wanted = set(names)
+    job: list[tuple[int, str]] = []
     left = MAX_PARSED_CHARS
-    for index, (label, code) in enumerate(units):
-        if len(code) > left:
+    for index, (_, code) in enumerate(units):
+        if len(code) <= left:
+            left -= len(code)
+            job.append((index, code))
+    if not job or not wanted:
+        return {}
+    try:
+        done = subprocess.run(  # noqa: S603  # our own interpreter and script; the candidate's code is data
+            [sys.executable, "-I", "-S", "-c", _CHILD, str(_CHILD_MEMORY_BYTES), str(_CHILD_CPU_S)],
+            input=json.dumps({"units": job, "names": sorted(wanted)}), capture_output=True, text=True,
+            timeout=_CHILD_TIMEOUT_S, check=False,
+        )
+        rows = json.loads(done.stdout) if done.returncode == 0 else None
+    except (subprocess.TimeoutExpired, ValueError, OSError):
+        return {}
+    found: dict[str, Definition] = {}
+    for row in rows if isinstance(rows, list) else []:
+        if not (isinstance(row, list) and len(row) == 3 and isinstance(row[0], int) and 0 <= row[0] < len(units)
+                and row[1] in wanted and isinstance(row[2], int) and row[2] > 0):
             continue
-        left -= len(code)
-        tree = parse_python(code)
-        if tree is None:
-            continue
-        for node in tree.body:
-            for name in _defined_names(node):
-                if name in wanted:
-                    found[name] = Definition(index, label, node.lineno)
+        found[row[1]] = Definition(row[0], units[row[0]][0], row[2])
     return found
-
-
-def _defined_names(node: ast.stmt) -> list[str]:
-    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-        return [node.name]
-    if isinstance(node, ast.Assign):
-        return [target.id for target in node.targets if isinstance(target, ast.Name)]
-    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-        return [node.target.id]
-    return []

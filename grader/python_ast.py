@@ -1,4 +1,5 @@
-"""Python source to an ``ast`` tree, safely from any thread: the one place the grader calls ``ast.parse``.
+"""Python source to an ``ast`` tree, safely from any thread: the one place the grader calls ``ast.parse``
+in its own process (the candidate's code is parsed in a limited child: ``grader.check_targets``).
 
 CPython 3.11 keeps the AST constructor's recursion depth in interpreter-wide state. When a garbage
 collection in the middle of one parse runs a finalizer that lets another thread in, and that thread

@@ -4,6 +4,7 @@ extracting; and the link from a check to the candidate's function it calls."""
 
 from __future__ import annotations
 
+import ast
 import base64
 import io
 import json
@@ -11,6 +12,7 @@ import zipfile
 
 import pytest
 
+from grader import check_targets, python_ast
 from grader.challenge import load_challenge
 from grader.check_targets import MAX_PARSED_CHARS, check_functions, definitions
 from grader.sources import MAX_SHOWN_FILE_BYTES, notebook_cells, read_sources
@@ -112,6 +114,32 @@ def test_the_candidates_code_is_parsed_up_to_a_budget_in_all_however_many_files_
     assert sorted(found) == ["f0", "f1", "f2"]
     small_after = [*units, ("last.py", "def g():\n    pass\n")]
     assert "g" in definitions(small_after, ["g"])  # a unit that still fits is read after one that did not
+
+
+
+def test_the_candidates_code_is_parsed_in_a_limited_child_never_in_our_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the candidate's code was parsed in the service's process")
+
+    monkeypatch.setattr(ast, "parse", refuse)
+    monkeypatch.setattr(python_ast, "parse_python", refuse)
+    units = [("solution.py", "def box_iou(a, b):\n    return a\n\nbox_iou = None\n"),
+             ("deep.py", "(" * 200_000 + ")" * 200_000), ("later.py", "\n\nasync def nms(b, s, t):\n    pass\n")]
+    found = definitions(units, ["box_iou", "nms"])
+    # The last definition wins, as when the module runs; a unit the child cannot parse is passed over.
+    assert {name: (where.label, where.line) for name, where in found.items()} == {
+        "box_iou": ("solution.py", 4), "nms": ("later.py", 3)}
+
+
+def test_a_file_too_costly_to_parse_within_the_childs_limits_is_passed_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(check_targets, "_CHILD_MEMORY_BYTES", 160 * 2**20)
+    costly = "def big():\n    pass\n\nx = [" + "1, " * (MAX_PARSED_CHARS // 4) + "]\n"  # hundreds of MB as a tree
+    found = definitions([("big.py", costly), ("small.py", "def small():\n    pass\n")], ["big", "small"])
+    assert sorted(found) == ["small"]
 
 
 @pytest.mark.parametrize("challenge", sorted(path.name for path in CHALLENGES.iterdir() if path.is_dir()))
