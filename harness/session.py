@@ -115,6 +115,7 @@ class WorkerSession:
         self._runtime_ready = False
         self._frozen = False
         self._shut = False  # shut down for good: no worker starts again
+        self._lost = False  # the last worker was lost to a failure (not closed on purpose) and not replaced yet
         # Held while a worker is started or killed: shut_down waits for either, in another thread.
         self._lifecycle = threading.RLock()
 
@@ -127,6 +128,7 @@ class WorkerSession:
 
     def _attach(self, worker: WorkerProcess) -> None:
         self._worker = worker
+        self._lost = False
         self.hello = None
         self.stats.starts += 1
         self._runtime_deadline = time.monotonic() + RUNTIME_START_S
@@ -201,22 +203,22 @@ class WorkerSession:
         return self.hello
 
     def replace_lost_worker(self) -> bool:
-        """Start the replacement of a worker this session lost (a time-out, a crash) now, not at the next call.
+        """Start the replacement of a worker this session lost to a failure (a time-out, a crash, a breach) now,
+        not at the next call.
 
         Its start-up (the sandbox, Python, torch, the submission's import) then overlaps with
         the judge's own work until that call; its greeting waits in the channel and is read
         there, as for a worker started early. It is the same start as any other: the same
-        spec, sandbox, limits and mounts, for the same submission, and never another's. A
-        session that never started a worker, holds a live or still-starting one, is frozen,
-        shut, or whose submission failed to import starts nothing. Returns whether it started
-        one; ``close`` kills it, used or not.
+        spec, sandbox, limits and mounts, for the same submission, and never another's. Only
+        a loss counts: a worker closed on purpose (a check that stopped it so that nothing of
+        it runs while something else is measured, a calibration that could not freeze it)
+        stays stopped until a call needs it, and a session that is frozen, shut, or whose
+        submission failed to import starts nothing. Returns whether it started one; ``close``
+        kills it, used or not.
         """
         with self._lifecycle:
-            if self._shut or self._frozen or self._import_failure is not None or self.stats.starts == 0:
+            if not self._lost or self._shut or self._frozen or self._import_failure is not None:
                 return False
-            if self._worker is not None and (self.hello is None or self._worker.alive()):
-                return False
-            self._discard()
             self._attach(self._sandbox.start(self._spec))
             return True
 
@@ -269,8 +271,9 @@ class WorkerSession:
         return reply
 
     def close(self) -> None:
-        """Kill the worker and everything it started."""
+        """Kill the worker and everything it started; on purpose, so nothing replaces it before a call needs one."""
         self._discard()
+        self._lost = False
 
     def shut_down(self, wait_s: float = 30.0) -> None:
         """Kill the worker for good, from any thread: no worker starts after this.
@@ -314,6 +317,7 @@ class WorkerSession:
         except FreezeUnavailable as err:
             if stop_if_unfreezable:
                 self._discard()
+                self._lost = False  # stopped on purpose: nothing of it may run while the other side is measured
                 yield f"stopped (it could not be frozen: {err})"
             else:
                 yield f"not frozen: {err}"
@@ -432,6 +436,7 @@ class WorkerSession:
     def _fail(self, outcome: Outcome, message: str) -> CallFailure:
         output = self._output()
         exit_info = self._discard()
+        self._lost = exit_info is not None
         if outcome is Outcome.TIMED_OUT and exit_info is not None and exit_info.out_of_memory:
             # A process of the worker hit the memory cap and was killed by the kernel while the call
             # waited (a child, say, or on a loaded machine before the worker itself went): that, not
@@ -446,6 +451,7 @@ class WorkerSession:
         """The worker went away during ``what``: find out why, from outside."""
         output = self._output()
         exit_info = self._discard(grace_s=1.0)
+        self._lost = exit_info is not None
         if exit_info is None:
             return CallFailure(Outcome.CRASHED, f"the worker was gone during {what}")
         if exit_info.output_limit:

@@ -76,6 +76,19 @@ def _parent_and_command(pid: int) -> tuple[int, bytes] | None:
     return int(parent), command
 
 
+def processes_with(marker: str) -> list[int]:
+    """The pids of every process on this host whose command line contains ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
 def judges_of(grader_pid: int) -> list[int]:
     """The live judges a grader process started: cold ones (its children running ``grader.judge.runner``)
     and warm ones (forked by its fork server, a child running ``grader.judge.forkserver``)."""

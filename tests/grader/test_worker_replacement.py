@@ -23,6 +23,7 @@ from pathlib import Path
 from grader.challenge import load_challenge
 from grader.grading import GradeOptions, grade_submission
 from grader.results import GradeResult
+from tests.conftest import processes_with
 
 SOLUTION = textwrap.dedent(
     """
@@ -72,8 +73,8 @@ HELPERS = textwrap.dedent(
         return found
 
 
-    def wait_for_a_new_worker():
-        deadline = time.monotonic() + 120
+    def wait_for_a_new_worker(within_s=120):
+        deadline = time.monotonic() + within_s
         while time.monotonic() < deadline:
             new = tokens() - SEEN
             if new:
@@ -128,23 +129,32 @@ UNUSED_REPLACEMENT = textwrap.dedent(
     """
 )
 
+STOPPED_ON_PURPOSE = textwrap.dedent(
+    """
+    from replacement_helpers import SEEN, wait_for_a_new_worker
+
+
+    def test_stop_the_worker(candidate):
+        assert candidate.bump() == 1
+        SEEN.add(candidate.token())
+        candidate.stop()  # so that nothing of it runs while something else is measured
+
+
+    def test_measure_something_else(candidate):
+        # A worker started now would show its token within about a second here; none may.
+        assert not wait_for_a_new_worker(within_s=10), "a worker stopped on purpose was started again"
+
+
+    def test_call_it_again(candidate):
+        assert candidate.bump() == 1, "the worker started for this call is not a new one"
+    """
+)
+
 FUNCTIONS = (("bump", []), ("token", []), ("leave", []))
 
 
 def checks(file: str, *names: str) -> list[dict[str, object]]:
     return [{"name": name, "test": f"{file}::test_{name}", "points": 1} for name in names]
-
-
-def processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
 
 
 def grade(challenge_factory, checks_file: str, source: str, names: tuple[str, ...], backend: str,
@@ -184,3 +194,14 @@ def test_a_replacement_that_no_check_used_is_gone_with_the_grading(
     assert outcomes == {"lose_the_worker": "crashed", "last_without_the_candidate": "ok"}
     assert result.metrics["worker_starts"] == 2  # the replacement was started, and never called
     assert processes_with(marker) == [], "the unused replacement outlived the grading"
+
+
+def test_a_worker_a_check_stopped_on_purpose_stays_stopped_until_a_call_needs_it(
+    challenge_factory, submission_dir: Path, backend: str
+) -> None:
+    marker = f"cvgrade-replacement-{uuid.uuid4().hex[:12]}"
+    result = grade(challenge_factory, "test_stopped.py", STOPPED_ON_PURPOSE,
+                   ("stop_the_worker", "measure_something_else", "call_it_again"), backend, submission_dir, marker)
+    assert {test.name: test.outcome for test in result.tests} == {
+        "stop_the_worker": "ok", "measure_something_else": "ok", "call_it_again": "ok"}
+    assert result.metrics["worker_starts"] == 2  # the first, and the one the last check's call started

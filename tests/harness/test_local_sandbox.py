@@ -13,6 +13,7 @@ import torch
 from harness.local import LocalSandbox
 from harness.sandbox import Limits, Outcome, WorkerSpec
 from harness.session import CallFailure, WorkerSession
+from tests.conftest import processes_with
 
 
 def make_session(workspace: Path, isolation: str, **limits: object) -> WorkerSession:
@@ -29,18 +30,6 @@ def session(workspace: Path, isolation: str) -> Iterator[WorkerSession]:
     started = make_session(workspace, isolation)
     yield started
     started.close()
-
-
-def processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
 
 
 def failure_of(session: WorkerSession, function: str, *args: object, timeout_s: float = 20) -> CallFailure:
@@ -266,6 +255,8 @@ def test_a_lost_worker_is_replaced_before_the_next_call_and_only_then(session: W
     assert not session.starting and session.hello is not None
     assert session.call("add", [2, 3], {}, 20).value == 5
     assert session.stats.starts == 2, "the call started yet another worker"
+    session.close()  # on purpose: a check that stops the worker wants nothing of it running
+    assert not session.replace_lost_worker() and not session.running
 
 
 def test_no_replacement_starts_for_a_submission_that_cannot_be_imported_or_a_session_shut_down(
