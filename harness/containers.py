@@ -119,13 +119,19 @@ class ContainerWorker:
 
         runc gives up ("unable to freeze") when a busy group does not settle at once, as
         seen under cgroup v1 with a process forking and writing files: asked again, it
-        freezes. So it is asked up to ``PAUSE_ATTEMPTS`` times.
+        freezes. So it is asked up to ``PAUSE_ATTEMPTS`` times. An error does not prove the
+        pause failed (the engine can time out after pausing, and is then answered "already
+        paused"), so after each one the container's own state decides. Where it cannot be
+        paused, it is left running, never paused with nobody to thaw it.
         """
         for attempt in range(1, PAUSE_ATTEMPTS + 1):
             try:
                 self._container.pause()
             except Exception as err:  # the SDK raises APIError and connection errors alike
+                if self._state().get("Paused") is True:
+                    break  # paused despite the error: thaw() must undo it
                 if attempt == PAUSE_ATTEMPTS:
+                    self._unpause()  # a pause that takes hold late is undone, not left behind
                     raise FreezeUnavailable(f"the Docker engine did not pause the container: {err}") from None
                 time.sleep(0.05 * attempt)
             else:
@@ -136,9 +142,19 @@ class ContainerWorker:
     def thaw(self) -> None:
         if not self._paused:
             return
-        with contextlib.suppress(Exception):  # a container killed meanwhile has nothing to unpause
-            self._container.unpause()
+        self._unpause()
         self._paused = False
+
+    def _unpause(self) -> None:
+        """Unpause, asking again while the engine still reports the container paused."""
+        for attempt in range(1, PAUSE_ATTEMPTS + 1):
+            try:
+                self._container.unpause()
+                return
+            except Exception:  # not paused, killed meanwhile, or the engine's error
+                if self._state().get("Paused") is not True:
+                    return
+                time.sleep(0.05 * attempt)
 
     @property
     def shared_cores(self) -> tuple[int, ...]:

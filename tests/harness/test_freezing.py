@@ -123,6 +123,29 @@ def test_a_frozen_worker_cannot_be_called_and_dies_cleanly(spinner: WorkerSessio
     assert not spinner.running
 
 
+@pytest.mark.parametrize("backend", ["docker"])
+def test_a_pause_that_took_hold_despite_the_engines_error_is_still_undone(spinner: WorkerSession) -> None:
+    """The engine can answer ``docker pause`` with an error after the container was paused
+    (a time-out); asked again it answers "already paused". The freeze must go by the
+    container's state: report it frozen and unpause it when the block ends, never leave a
+    paused container for the next call to wait on. Here the container is paused from
+    outside first, so every pause the freeze asks for gets that answer."""
+    spinner.call("start", [], {}, 30)
+    worker = spinner._worker
+    assert worker is not None
+    container = worker._container  # type: ignore[attr-defined]
+    container.pause()  # as an earlier attempt whose answer was lost would have
+    with spinner.frozen() as how:
+        container.reload()
+        assert container.attrs["State"]["Paused"] is True
+    assert how == "frozen (docker pause)", how
+    container.reload()
+    assert container.attrs["State"]["Paused"] is False, "the freeze left the container paused"
+    before = counts(spinner)
+    time.sleep(0.5)
+    assert all(n > 0 for n in progress(before, counts(spinner)).values()), "the thawed worker does not run"
+
+
 def test_an_idle_session_has_nothing_to_freeze(tmp_path: Path, backend: str) -> None:
     session = spinner_session(tmp_path, backend)
     try:
