@@ -17,22 +17,12 @@ the upload is accepted and the grader decides, in its sandbox.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
+from grader.limited_python import run_limited
 from grader.workspace import Workspace
 
-_MEMORY_BYTES = 1024 * 2**20
-_CPU_S = 20
-_TIMEOUT_S = 30
 _MAX_FILES = 500
+# Reads [{"where", "source" or "path"}, ...]; prints the first error found, or null.
 _CHILD = r"""
-import json, resource, sys
-memory, cpu = int(sys.argv[1]), int(sys.argv[2])
-resource.setrlimit(resource.RLIMIT_AS, (memory, memory))  # set here: a preexec_fn is unsafe in a threaded service
-resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-job = json.load(sys.stdin)
 for item in job:
     where, source = item["where"], item.get("source")
     if source is None:
@@ -60,14 +50,7 @@ def parse_error(workspace: Workspace, shown_name: str) -> str | None:
     job = _job(workspace, shown_name)
     if not job:
         return None
-    try:
-        done = subprocess.run(  # noqa: S603  # our own interpreter and script; the candidate's code is data
-            [sys.executable, "-I", "-S", "-c", _CHILD, str(_MEMORY_BYTES), str(_CPU_S)], input=json.dumps(job),
-            capture_output=True, text=True, timeout=_TIMEOUT_S, check=False,
-        )
-        found = json.loads(done.stdout) if done.returncode == 0 else None
-    except (subprocess.TimeoutExpired, ValueError, OSError):
-        return None
+    found = run_limited(_CHILD, job)
     if not isinstance(found, dict):
         return None
     where = str(found["where"]) + (f", line {found['line']}" if found.get("line") else "")

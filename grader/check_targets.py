@@ -19,31 +19,22 @@ from __future__ import annotations
 
 import ast
 import functools
-import json
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from grader.challenge import Challenge
+from grader.limited_python import run_limited
 from grader.python_ast import parse_python
 
 # The candidate's code is parsed in a limited child (the team's code view asks on every page view): at most
 # this much of it in all, whatever the number of files and cells (a 1 MiB file took 1.5 to 6.4 s and up to
 # 495 MiB to parse here).
 MAX_PARSED_CHARS = 1024 * 1024
-_CHILD_MEMORY_BYTES = 1024 * 2**20
-_CHILD_CPU_S = 20
-_CHILD_TIMEOUT_S = 30
 # Reads {"units": [[index, code], ...], "names": [...]} on stdin; prints [[index, name, line], ...] in the
 # order of the code, so the last definition of a name is the last found. Nothing of the code is run.
 _CHILD = r"""
-import ast, json, resource, sys
-memory, cpu = int(sys.argv[1]), int(sys.argv[2])
-resource.setrlimit(resource.RLIMIT_AS, (memory, memory))  # set here: a preexec_fn is unsafe in a threaded service
-resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-job = json.load(sys.stdin)
+import ast
 wanted = set(job["names"])
 found = []
 for index, code in job["units"]:
@@ -125,7 +116,7 @@ def definitions(units: list[tuple[str, str]], names: list[str]) -> dict[str, Def
     """Where each of ``names`` is defined at the top level of the candidate's code (the last definition
     wins, as when the module runs). Units are read in order while they fit in ``MAX_PARSED_CHARS`` in all;
     one that does not fit is passed over. Parsed in a limited child: when it cannot finish (its memory or
-    CPU limit, ``_CHILD_TIMEOUT_S``), nothing is linked."""
+    CPU limit, its time-out), nothing is linked."""
     wanted = set(names)
     job: list[tuple[int, str]] = []
     left = MAX_PARSED_CHARS
@@ -135,15 +126,7 @@ def definitions(units: list[tuple[str, str]], names: list[str]) -> dict[str, Def
             job.append((index, code))
     if not job or not wanted:
         return {}
-    try:
-        done = subprocess.run(  # noqa: S603  # our own interpreter and script; the candidate's code is data
-            [sys.executable, "-I", "-S", "-c", _CHILD, str(_CHILD_MEMORY_BYTES), str(_CHILD_CPU_S)],
-            input=json.dumps({"units": job, "names": sorted(wanted)}), capture_output=True, text=True,
-            timeout=_CHILD_TIMEOUT_S, check=False,
-        )
-        rows = json.loads(done.stdout) if done.returncode == 0 else None
-    except (subprocess.TimeoutExpired, ValueError, OSError):
-        return {}
+    rows = run_limited(_CHILD, {"units": job, "names": sorted(wanted)})
     found: dict[str, Definition] = {}
     for row in rows if isinstance(rows, list) else []:
         if not (isinstance(row, list) and len(row) == 3 and isinstance(row[0], int) and 0 <= row[0] < len(units)

@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from grader import check_targets, python_ast
+from grader import limited_python, python_ast
 from grader.challenge import load_challenge
 from grader.check_targets import MAX_PARSED_CHARS, check_functions, definitions
 from grader.sources import MAX_SHOWN_FILE_BYTES, notebook_cells, read_sources
@@ -136,7 +136,7 @@ def test_the_candidates_code_is_parsed_in_a_limited_child_never_in_our_process(
 def test_a_file_too_costly_to_parse_within_the_childs_limits_is_passed_over(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(check_targets, "_CHILD_MEMORY_BYTES", 160 * 2**20)
+    monkeypatch.setattr(limited_python, "MEMORY_BYTES", 160 * 2**20)
     costly = "def big():\n    pass\n\nx = [" + "1, " * (MAX_PARSED_CHARS // 4) + "]\n"  # hundreds of MB as a tree
     found = definitions([("big.py", costly), ("small.py", "def small():\n    pass\n")], ["big", "small"])
     assert sorted(found) == ["small"]
