@@ -13,10 +13,12 @@ import`` it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -162,12 +164,38 @@ def build_runtime(
             except OSError:  # another file system: copy instead
                 shutil.copyfile(wheel, context / "wheels" / wheel.name)
         log(f"building {tag} from {base} (the first build takes several minutes)")
-        client.images.build(
-            path=str(context), tag=tag, rm=True, forcerm=True,
-            buildargs={"BASE": base, "EXTRA_PACKAGES": " ".join(extra_packages)},
+        build_leaving_nothing_behind(
+            client, context, tag, buildargs={"BASE": base, "EXTRA_PACKAGES": " ".join(extra_packages)},
             labels={FINGERPRINT_LABEL: fingerprint, WORKER_FINGERPRINT_LABEL: worker_fingerprint()},
         )
     return tag
+
+
+_STEP_RESULT = re.compile(r"^ ---> ([0-9a-f]{12,64})\s*$")
+
+
+def build_leaving_nothing_behind(client: Any, context: Path, tag: str, **options: Any) -> str:
+    """Build ``context`` as ``tag`` and return the image's id; then remove what the build left untagged.
+
+    A multi-stage build (the runtime's ``install`` stage: about 9 GB) leaves each earlier
+    stage's image behind without a name, and a rebuild leaves the image that had ``tag``
+    before. Both are removed once nothing uses them: only images this build made (their ids
+    are in its log) or that held ``tag`` before it, never anyone else's. An image a
+    container still uses (a grading under way on the old runtime) is left to the engine.
+    """
+    import docker
+
+    previous = client.images.get(tag).id if image_exists(client, tag) else None
+    image, log = client.images.build(path=str(context), tag=tag, rm=True, forcerm=True, **options)
+    made = {match[1] for entry in log if isinstance(entry, dict)
+            for line in str(entry.get("stream", "")).splitlines() if (match := _STEP_RESULT.match(line))}
+    untagged = {found.id for found in client.images.list(filters={"dangling": True})}
+    leftovers = {found for found in untagged
+                 if found == previous or any(found.removeprefix("sha256:").startswith(short) for short in made)}
+    for leftover in leftovers - {image.id}:
+        with contextlib.suppress(docker.errors.APIError):  # in use by a container, or removed meanwhile
+            client.images.remove(leftover)
+    return str(image.id)
 
 
 _VERSIONS_BY_IMAGE: dict[str, dict[str, str]] = {}
