@@ -5,8 +5,10 @@ looks a challenge's validation up by a key: the SHA-256 of
 
 - every file of the challenge's folder (hidden checks, ``hidden/thresholds.toml``, held-back
   data, solutions, ``challenge.toml``); bytecode (``__pycache__``, ``*.pyc``) is left out;
-- every file that ships in the ``grader`` and ``harness`` packages (``harness/worker`` and
-  the templates included): the judge, the sandboxes and the worker;
+- every file that ships in the ``harness`` package (``harness/worker`` included): the sandboxes
+  and the worker; and every file of the ``grader`` package but the modules no grading of the
+  challenge can import (its reports, pages and review tools; ``grader.grading_modules`` reads
+  which from the code): the judge, the scoring, the calibration;
 - every installed distribution and its version (torch, torchvision, numpy, pytest, pycocotools
   and the rest: the judge and the local sandbox's worker import them), and the Python version;
 - the sandbox as it resolves here: backend, isolation, seccomp, how limits are enforced, the
@@ -49,6 +51,7 @@ from grader.challenge import Challenge
 from grader.environment import detect_gpus
 from grader.errors import InfrastructureError
 from grader.grading import GradeOptions
+from grader.grading_modules import module_files, modules_a_grading_can_run
 from grader.progress import ProgressCallback
 from grader.validate import Follow, ValidationReport, validate_challenge
 from harness.backends import make_sandbox
@@ -80,19 +83,29 @@ def validations_dir() -> Path:
     return cache_dir() / "validations"
 
 
-def _tree_digest(root: Path) -> str:
-    """SHA-256 over every file under ``root``: its path relative to ``root`` and its content."""
+def _tree_digest(root: Path, leave_out: frozenset[Path] = frozenset()) -> str:
+    """SHA-256 over every file under ``root`` but ``leave_out``: its path relative to ``root`` and its content."""
     digest = hashlib.sha256()
     if not root.is_dir():
         return digest.hexdigest()
     files = []
     for folder, subfolders, names in os.walk(root):
         subfolders[:] = sorted(name for name in subfolders if name not in _DERIVED_FOLDERS)
-        files += [Path(folder) / name for name in names if not name.endswith((".pyc", ".pyo"))]
+        files += [Path(folder) / name for name in names
+                  if not name.endswith((".pyc", ".pyo")) and Path(folder) / name not in leave_out]
     for path in sorted(files, key=lambda path: path.relative_to(root).as_posix()):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
+
+
+def _grader_digest(challenge: Challenge) -> str:
+    """The digest of ``grader/`` without the modules no grading of ``challenge`` can run (its reports,
+    pages and review tools: ``grader.grading_modules``); every other file of it counts, templates included."""
+    root = Path(grader.__file__).resolve().parent
+    modules = module_files(root)
+    can_run = modules_a_grading_can_run(modules, challenge.root)
+    return _tree_digest(root, frozenset(path for name, path in modules.items() if name not in can_run))
 
 
 def _distributions() -> list[str]:
@@ -115,7 +128,7 @@ def validation_inputs(challenge: Challenge, options: GradeOptions) -> dict[str, 
     return {
         "format": RECORD_FORMAT,
         "challenge": {"id": challenge.id, "version": challenge.version, "files": _tree_digest(challenge.root)},
-        "grader": _tree_digest(Path(grader.__file__).resolve().parent),
+        "grader": _grader_digest(challenge),
         "harness": _tree_digest(Path(harness.__file__).resolve().parent),
         "python": f"{platform.python_implementation()} {sys.version}",
         "torch": _version("torch"),
