@@ -174,27 +174,41 @@ def build_runtime(
 _STEP_RESULT = re.compile(r"^ ---> ([0-9a-f]{12,64})\s*$")
 
 
-def build_leaving_nothing_behind(client: Any, context: Path, tag: str, **options: Any) -> str:
-    """Build ``context`` as ``tag`` and return the image's id; then remove what the build left untagged.
+def build_leaving_nothing_behind(client: Any, context: Path, tag: str, records: Path | None = None,
+                                 **options: Any) -> str:
+    """Build ``context`` as ``tag`` and return the image's id; then remove what earlier builds left untagged.
 
-    A multi-stage build (the runtime's ``install`` stage: about 9 GB) leaves each earlier
-    stage's image behind without a name, and a rebuild leaves the image that had ``tag``
-    before. Both are removed once nothing uses them: only images this build made (their ids
-    are in its log) or that held ``tag`` before it, never anyone else's. An image a
-    container still uses (a grading under way on the old runtime) is left to the engine.
+    A multi-stage build leaves each earlier stage's image without a name (the runtime's
+    ``install`` stage: about 9 GB). The latest build's are kept: they are the cache that
+    makes the next build after a change to the worker take seconds, not minutes. Once a
+    build no longer uses them (the wheels changed), they are removed, with the image that
+    held ``tag`` before. So only images an earlier build of ``tag`` made are removed (their
+    ids, read from that build's log, are kept in ``records``: ``$CVGRADE_CACHE/image-builds``),
+    never anyone else's, and none a container still uses (a grading under way on the old
+    runtime).
     """
     import docker
 
+    record = (records or cache_dir() / "image-builds") / (hashlib.sha256(tag.encode()).hexdigest()[:16] + ".json")
+    try:
+        earlier = {str(short) for short in json.loads(record.read_text(encoding="utf-8"))["made"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        earlier = set()
     previous = client.images.get(tag).id if image_exists(client, tag) else None
     image, log = client.images.build(path=str(context), tag=tag, rm=True, forcerm=True, **options)
     made = {match[1] for entry in log if isinstance(entry, dict)
             for line in str(entry.get("stream", "")).splitlines() if (match := _STEP_RESULT.match(line))}
-    untagged = {found.id for found in client.images.list(filters={"dangling": True})}
-    leftovers = {found for found in untagged
-                 if found == previous or any(found.removeprefix("sha256:").startswith(short) for short in made)}
-    for leftover in leftovers - {image.id}:
-        with contextlib.suppress(docker.errors.APIError):  # in use by a container, or removed meanwhile
-            client.images.remove(leftover)
+    stale = earlier - made
+
+    def _is_stale(found: str) -> bool:
+        return found == previous or any(found.removeprefix("sha256:").startswith(short) for short in stale)
+
+    for leftover in {found.id for found in client.images.list(filters={"dangling": True})} - {image.id}:
+        if _is_stale(leftover):
+            with contextlib.suppress(docker.errors.APIError):  # in use by a container, or removed meanwhile
+                client.images.remove(leftover)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"tag": tag, "made": sorted(made)}), encoding="utf-8")
     return str(image.id)
 
 

@@ -36,13 +36,14 @@ def test_the_image_records_its_versions_and_holds_no_challenge_files() -> None:
     assert not any("hidden" in name or "challenge" in name or "reference" in name for name in listing)
 
 
-def _context(tmp_path: Path, token: str) -> Path:
-    """A two-stage build from the base, as the runtime's is, that no earlier build can have cached."""
-    context = tmp_path / token
+def _context(tmp_path: Path, stage: str, final: str | None = None) -> Path:
+    """A two-stage build from the base, as the runtime's is: its first stage writes ``stage``, its last is
+    labelled ``final``. Tokens no earlier build used make stages no cache holds."""
+    context = tmp_path / uuid.uuid4().hex
     context.mkdir()
     (context / "Dockerfile").write_text(
-        f"FROM {BASE_TAG} AS first\nRUN echo {token} > /made\n"
-        f"FROM {BASE_TAG}\nCOPY --from=first /made /made\nLABEL org.cvgrade.test={token}\n"
+        f"FROM {BASE_TAG} AS first\nRUN echo {stage} > /made\n"
+        f"FROM {BASE_TAG}\nCOPY --from=first /made /made\nLABEL org.cvgrade.test={final or stage}\n"
     )
     return context
 
@@ -51,28 +52,41 @@ def _untagged() -> set[str]:
     return {image.id for image in docker_client().images.list(filters={"dangling": True})}
 
 
-def test_a_build_removes_the_stages_and_the_old_image_it_left_untagged_but_no_one_elses(tmp_path: Path) -> None:
+def _all() -> set[str]:
+    return {image.id for image in docker_client().images.list(all=True)}
+
+
+def test_a_build_keeps_its_stages_as_cache_and_removes_what_earlier_builds_left_but_no_one_elses(
+    tmp_path: Path,
+) -> None:
     client = docker_client()
     there_already = _untagged()
+    records = tmp_path / "records"
     tag = f"cvgrade-test/leftovers:{uuid.uuid4().hex[:8]}"
     # Someone else's untagged image: built, then its tag taken by another build of theirs.
     others = f"cvgrade-test/others:{uuid.uuid4().hex[:8]}"
     theirs, _ = client.images.build(path=str(_context(tmp_path, f"theirs-{uuid.uuid4().hex}")), tag=others, rm=True)
     client.images.build(path=str(_context(tmp_path, f"theirs-{uuid.uuid4().hex}")), tag=others, rm=True)
     try:
-        assert theirs.id in _untagged()
+        stage_a, stage_b = f"a-{uuid.uuid4().hex}", f"b-{uuid.uuid4().hex}"
         before = _untagged()
-        first = build_leaving_nothing_behind(client, _context(tmp_path, f"one-{uuid.uuid4().hex}"), tag)
-        assert _untagged() <= before, "the first stage of the build was left behind"
-        second = build_leaving_nothing_behind(client, _context(tmp_path, f"two-{uuid.uuid4().hex}"), tag)
+        first = build_leaving_nothing_behind(client, _context(tmp_path, stage_a, "one"), tag, records)
+        kept = _untagged() - before
+        assert len(kept) == 1, "the build's first stage is the next build's cache: it must be kept"
+        # A change to the last stage only (the worker): the first stage comes from the cache and stays.
+        second = build_leaving_nothing_behind(client, _context(tmp_path, stage_a, "two"), tag, records)
         assert second != first and client.images.get(tag).id == second
-        assert first not in {image.id for image in client.images.list(all=True)}, "the replaced image was left"
-        assert _untagged() <= before
-        assert theirs.id in _untagged(), "an untagged image this build did not make was removed"
+        assert first not in _all(), "the image the rebuild replaced was left"
+        assert kept <= _untagged(), "a stage the latest build used was removed"
+        # A change to the first stage (the wheels): the old stage is removed, the new one kept.
+        third = build_leaving_nothing_behind(client, _context(tmp_path, stage_b, "three"), tag, records)
+        assert second not in _all() and not kept & _all(), "what the earlier builds left was not removed"
+        assert len(_untagged() - before) == 1 and client.images.get(tag).id == third
+        assert theirs.id in _untagged(), "an untagged image no build of ours made was removed"
     finally:
         for name in (tag, others):
             with contextlib.suppress(Exception):
                 client.images.remove(name)
-        for image in _untagged() - there_already:  # the test's own "someone else" builds
+        for image in _untagged() - there_already:  # the test's own builds' stages and "someone else's"
             with contextlib.suppress(Exception):
                 client.images.remove(image)
