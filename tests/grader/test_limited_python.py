@@ -33,7 +33,9 @@ def test_a_script_that_outgrows_the_memory_limit_gives_none(monkeypatch: pytest.
 
 
 def test_a_script_that_outlasts_the_cpu_limit_gives_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child runs under the CPU limit (it reads its own), and a busy loop ends as None."""
     monkeypatch.setattr(limited_python, "CPU_S", 1)
+    assert run_limited("import resource; print(json.dumps(resource.getrlimit(resource.RLIMIT_CPU)))", None) == [1, 1]
     assert run_limited("while True: pass", None) is None
 
 
