@@ -25,20 +25,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import platform
-import shlex
 import shutil
-import signal
-import subprocess
-import sys
-import threading
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
+from grader import standby
 from grader.calibration import calibration_dir
 from grader.challenge import Challenge, CheckSpec
 from grader.environment import PACKAGES, describe_environment
@@ -47,20 +43,27 @@ from grader.judge.contracts import (
     ChallengeEntry,
     CheckRecord,
     FunctionEntry,
-    JudgeRlimits,
     JudgeSpec,
     NotebookCell,
     WorkerEntry,
+    grading_spec_path,
+    same_workers,
     write_judge_spec,
 )
-from grader.judge.forkserver import JUDGE_CPUS, ForkedJudge, shared_fork_server
+from grader.judge.forkserver import JUDGE_CPUS, shared_fork_server
 from grader.judge.records import JudgeRecords, read_records
+from grader.judge_process import (
+    JUDGE_GRACE_S,
+    JudgeRun,
+    finish_judge,
+    launch_judge,
+    run_judge,
+)
 from grader.progress import Progress, ProgressCallback, ProgressTail
 from grader.reference_use import checks_take_reference
 from grader.results import GradeResult, build_result
 from grader.scoring import score_checks
 from grader.workspace import Workspace, prepare_workspace
-from harness import cgroups
 from harness.backends import make_sandbox
 from harness.leftovers import owned_folder
 from harness.sandbox import GpuPolicy, Limits, SandboxConfig, SandboxDescription, SandboxUnavailable
@@ -68,20 +71,6 @@ from harness.sandbox import GpuPolicy, Limits, SandboxConfig, SandboxDescription
 # Packages the hidden checks use as oracles (pycocotools for detection_map): installed for the judge,
 # never in the runtime image, and hidden from the local sandbox's view, so no submission imports them.
 JUDGE_ONLY_DISTRIBUTIONS = ("pycocotools",)
-JUDGE_GRACE_S = 60.0  # on top of the challenge's run limit: judge start-up and clean-up
-JUDGE_LOG_TAIL_CHARS = 3000
-PROGRESS_POLL_S = 0.25
-JUDGE_MAX_PROCESSES = 1024  # threads included: pytest, output readers, the workers' launchers
-_ACTIVE_JUDGES: set[subprocess.Popen[bytes] | ForkedJudge] = set()
-_ACTIVE_LOCK = threading.Lock()
-
-
-def stop_all_judges() -> None:
-    """Stop every judge this process started (Ctrl-C while several gradings run at once)."""
-    with _ACTIVE_LOCK:
-        judges = list(_ACTIVE_JUDGES)
-    for judge in judges:
-        _stop(judge)
 
 
 @dataclass(frozen=True)
@@ -148,28 +137,40 @@ def _grade(
     sandbox_config = options.sandbox_config(challenge.spec.limits.gpu, challenge.spec.limits.cpu_threads)
     sandbox_info = _describe_sandbox(sandbox_config)
     workspace = prepare_workspace(submission)
-    reference: Workspace | None = None
-    judge_dir = owned_folder("judge")  # 0700, in this user's private root; the janitor's if we are killed
+    waiting = standby.take(_standby_key(challenge, options, hidden=hidden)) if options.judge == "warm" else None
+    reference: Workspace | None = waiting.reference if waiting is not None else None
+    judge_dir = waiting.judge_dir if waiting is not None else owned_folder("judge")  # 0700, private; see janitor
+    prestarted = False
     try:
-        if hidden:
+        if hidden and reference is None:
             reference = prepare_workspace(challenge.reference_dir / "solution.py")
         records_path = judge_dir / "records.jsonl"
         # Pin the backend the grader saw, so the judge cannot quietly pick another one.
         sandbox_config = dataclasses.replace(sandbox_config, backend=sandbox_info["backend"])
-        spec = _judge_spec(challenge, workspace, reference, records_path, sandbox_config, hidden=hidden)
         tail = ProgressTail(records_path, Progress(submission.name), progress) if progress is not None else None
-        judge = _run_judge(spec, judge_dir, challenge.spec.limits.run_timeout_s,
-                           containers=sandbox_info["backend"] == "docker",
-                           memory_mb=challenge.spec.limits.judge_memory_mb, tail=tail, warm=options.judge == "warm")
+        containers = sandbox_info["backend"] == "docker"
+        limits = challenge.spec.limits
+        spec = _judge_spec(challenge, workspace, reference, records_path, sandbox_config, hidden=hidden)
+        if waiting is not None:
+            judge, prestarted = _use_standby(waiting, spec, workspace, tail)
+            if judge is None:  # it could not take this grading: ours from the start, in its folder
+                judge = run_judge(spec, judge_dir, limits.run_timeout_s, containers=containers,
+                                  memory_mb=limits.judge_memory_mb, tail=tail, warm=True)
+        else:
+            judge = run_judge(spec, judge_dir, limits.run_timeout_s, containers=containers,
+                              memory_mb=limits.judge_memory_mb, tail=tail, warm=options.judge == "warm")
         records = read_records(records_path)
         judge_error = _charge_limit_breach(judge, records, spec.selection or [])
         if records.problem is not None:  # the judge wrote what we cannot read: our failure, never a verdict
             judge_error = "; ".join(filter(None, (judge_error, records.problem)))
     finally:
         workspace.cleanup()
-        if reference is not None:
-            reference.cleanup()
-        shutil.rmtree(judge_dir, ignore_errors=True)
+        if waiting is not None:
+            waiting.remove_folders()  # its folder, its slot and the reference's workspace
+        else:
+            if reference is not None:
+                reference.cleanup()
+            shutil.rmtree(judge_dir, ignore_errors=True)
 
     by_node = records.checks()
     session = records.session()
@@ -183,7 +184,7 @@ def _grade(
     environment = describe_environment()
     environment["sandbox"] = sandbox_info
     environment["runtime"] = _runtime_versions(sandbox_info)
-    environment["judge"] = _judge_usage(judge, records)
+    environment["judge"] = {**_judge_usage(judge, records), "workers_started_before_submission": prestarted}
     if session is not None and session.device:
         environment["device"] = session.device
     if session is not None and session.candidate_claims:
@@ -206,6 +207,89 @@ def _grade(
         charts=[{**chart, "check": check.name} for check in checks if check.test in by_node
                 for chart in by_node[check.test].charts],
     )
+
+
+def keep_standby(
+    challenge: Challenge, options: GradeOptions | None = None, *, hidden: bool = True,
+) -> standby.Standby | None:
+    """Start a judge, with its workers, for the next grading of ``challenge`` with ``options``, before its
+    submission is known (``grader.standby``); the one waiting for it now, or None where none can.
+
+    For a grader that expects another such grading (the service between jobs, a batch), after a
+    grading has ended: never beside a running one's timed checks. Only warm judges whose
+    sandbox computes on the CPU stand by (a standby's GPU lease would hold a GPU for nobody).
+    It waits until a grading of the same challenge, version, checks and options takes it, and
+    is discarded when this process grades something else or ends.
+    """
+    options = options or GradeOptions()
+    key = _standby_key(challenge, options, hidden=hidden)
+    if options.judge != "warm":
+        return None
+    already = standby.waiting(key)
+    if already is not None:
+        return already
+    try:
+        sandbox_config = options.sandbox_config(challenge.spec.limits.gpu, challenge.spec.limits.cpu_threads)
+        sandbox_info = _describe_sandbox(sandbox_config)
+    except InfrastructureError:
+        return None  # the grading itself will say so
+    if sandbox_info.get("device") == "gpu":
+        return None  # it would lease a GPU for nobody while it waits
+    backend = sandbox_info["backend"]
+    sandbox_config = dataclasses.replace(sandbox_config, backend=backend)
+    slot = owned_folder("ws", mode=0o755)  # as prepare_workspace makes one: read by the sandbox's user
+    judge_dir = owned_folder("judge")
+    reference: Workspace | None = None
+    try:
+        reference = prepare_workspace(challenge.reference_dir / "solution.py") if hidden else None
+        empty = Workspace(slot, None, None, "py")
+        spec = _judge_spec(challenge, empty, reference, judge_dir / "records.jsonl", sandbox_config, hidden=hidden)
+        limits = challenge.spec.limits
+        judge = launch_judge(spec.model_copy(update={"standby": True}), judge_dir, limits.run_timeout_s,
+                             containers=backend == "docker", memory_mb=limits.judge_memory_mb, warm=True)
+    except BaseException:
+        shutil.rmtree(slot, ignore_errors=True)
+        shutil.rmtree(judge_dir, ignore_errors=True)
+        if reference is not None:
+            reference.cleanup()
+        raise
+    kept = standby.Standby(key, judge, judge_dir, slot, reference)
+    standby.keep(kept)
+    return kept
+
+
+def _standby_key(challenge: Challenge, options: GradeOptions, *, hidden: bool) -> Hashable:
+    return (str(challenge.root.resolve()), challenge.id, challenge.version, hidden, options)
+
+
+def _use_standby(
+    waiting: standby.Standby, spec: JudgeSpec, workspace: Workspace, tail: ProgressTail | None,
+) -> tuple[JudgeRun | None, bool]:
+    """Judge ``spec`` with the standby's judge and workers; (None, False) when it cannot be used (then discarded).
+
+    The submission is copied into the standby's empty workspace folder, which its candidate
+    worker has mounted read-only since it started; the spec names that folder, and carries the
+    judge's own limits as the standby's were written.
+    """
+    limits_of_standby = waiting.judge.spec.judge_rlimits
+    spec = spec.model_copy(update={
+        "candidate": spec.candidate.model_copy(update={"workspace": waiting.slot}),
+        "judge_rlimits": limits_of_standby,
+    })
+    standby_spec = waiting.judge.spec.model_copy(update={"standby": False})
+    if not same_workers(standby_spec, spec):
+        waiting.discard()
+        return None, False
+    try:
+        shutil.copytree(workspace.path, waiting.slot, symlinks=True, dirs_exist_ok=True)
+        write_judge_spec(spec, grading_spec_path(waiting.judge.spec_path))
+    except OSError:
+        waiting.discard()
+        return None, False
+    if not waiting.go():
+        waiting.discard()
+        return None, False
+    return finish_judge(waiting.judge, spec.run_timeout_s + JUDGE_GRACE_S, tail), True
 
 
 def _describe_sandbox(config: SandboxConfig) -> SandboxDescription:
@@ -285,117 +369,6 @@ def _judge_spec(
     )
 
 
-@dataclass
-class JudgeRun:
-    """How the judge process ended, and what its limits saw."""
-
-    error: str | None  # None: it worked (or its run limit was reached, which is the candidate's)
-    returncode: int | None
-    memory_limit_mb: int
-    limits_enforced_by: str  # "cgroup v1", "cgroup v2" or "rlimits"
-    out_of_memory: bool = False
-    out_of_cpu: bool = False
-    peak_memory_mb: float | None = None  # the cgroup's figure, where there is one
-
-
-def _run_judge(
-    spec: JudgeSpec, judge_dir: Path, run_timeout_s: float, *, containers: bool, memory_mb: int,
-    tail: ProgressTail | None = None, warm: bool = True,
-) -> JudgeRun:
-    """Run the judge process under its own limits; say how it ended.
-
-    Whatever happens, nothing the judge started outlives it: its containers are
-    removed here even when the judge itself had to be killed. Nor does the judge
-    outlive us: its stdin is a pipe only we hold open, and when it reads the end
-    of it (we exited, however: SIGKILL included) it stops itself and its workers
-    (``grader.judge.runner``). ``warm``: the judge is forked from this process's
-    fork server (``grader.judge.forkserver``), else a fresh interpreter.
-    """
-    group = _judge_cgroup(memory_mb)
-    if group is None:
-        spec = spec.model_copy(update={"judge_rlimits": JudgeRlimits(
-            RLIMIT_DATA=memory_mb * 1024 * 1024,
-            RLIMIT_CPU=int((run_timeout_s + JUDGE_GRACE_S) * JUDGE_CPUS),
-        )})
-    run = JudgeRun(None, None, memory_mb, f"cgroup {group.version}" if group is not None else "rlimits")
-    spec_path = judge_dir / "judge-spec.json"
-    write_judge_spec(spec, spec_path)
-    log_path = judge_dir / "judge.log"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
-    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[name] = str(JUDGE_CPUS)  # no more threads than its CPU quota: bursts would be throttled
-    try:
-        with log_path.open("wb") as log:
-            judge = _start_judge(spec_path, judge_dir, env, group, log, warm=warm)
-            with _ACTIVE_LOCK:
-                _ACTIVE_JUDGES.add(judge)
-            try:
-                code = _wait(judge, run_timeout_s + JUDGE_GRACE_S, tail)
-            except subprocess.TimeoutExpired:
-                _stop(judge)
-                return run  # checks without a record fail; the run limit is the candidate's
-            except BaseException:
-                _stop(judge)  # Ctrl-C: take the judge and its workers down with us
-                raise
-            finally:
-                with _ACTIVE_LOCK:
-                    _ACTIVE_JUDGES.discard(judge)
-                if judge.stdin is not None:
-                    judge.stdin.close()
-                if containers:
-                    _remove_containers_of(judge.pid)
-                else:  # what a judge killed mid-check (a frozen worker included) could not remove
-                    cgroups.remove_worker_groups_of(judge.pid)
-    finally:
-        if group is not None:
-            run.out_of_memory = group.oom_killed()
-            peak = group.peak_memory_bytes()
-            run.peak_memory_mb = round(peak / 2**20, 1) if peak is not None else None
-            group.remove()
-    run.returncode = code
-    run.out_of_cpu = code == -signal.SIGXCPU  # RLIMIT_CPU; a cgroup's quota slows, never kills
-    if code != 0:
-        run.error = f"the judge failed with exit code {code}: {_log_tail(log_path)}"
-    return run
-
-
-def _start_judge(
-    spec_path: Path, judge_dir: Path, env: dict[str, str], group: cgroups.Cgroup | None, log: IO[bytes],
-    *, warm: bool,
-) -> subprocess.Popen[bytes] | ForkedJudge:
-    """The judge, in its own session and cgroup, stdin a pipe only we hold, output to ``log``."""
-    procs_files = list(group.procs_files) if group is not None else []
-    if warm:
-        return shared_fork_server().fork(spec_path, judge_dir, env, procs_files, log)
-    command = [sys.executable, "-I", "-m", "grader.judge.runner", str(spec_path)]
-    if procs_files:  # joins its cgroup before Python starts, then becomes the judge (same pid)
-        joins = " && ".join(f"echo $$ > {shlex.quote(str(path))}" for path in procs_files)
-        command = ["/bin/sh", "-c", f'{joins} && exec "$@"', "sh", *command]
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
-        cwd=judge_dir, env=env, start_new_session=True,
-    )
-
-
-def _judge_cgroup(memory_mb: int) -> cgroups.Cgroup | None:
-    """A cgroup for the judge, where this machine lets us make one."""
-    version = cgroups.detect()
-    if version is None:
-        return None
-    try:
-        return cgroups.Cgroup(memory_mb, JUDGE_MAX_PROCESSES, version, cpu_threads=JUDGE_CPUS, prefix="judge")
-    except OSError:
-        return None
-
-
-def _log_tail(log_path: Path) -> str:
-    try:
-        return log_path.read_text(encoding="utf-8", errors="replace")[-JUDGE_LOG_TAIL_CHARS:].strip()
-    except OSError:
-        return ""
-
-
 def _charge_limit_breach(judge: JudgeRun, records: JudgeRecords, selection: list[str]) -> str | None:
     """When the judge broke its own limit during a check, charge that check; return what is left of the error.
 
@@ -459,41 +432,3 @@ def _runtime_versions(sandbox_info: SandboxDescription) -> dict[str, str]:
             with contextlib.suppress(metadata.PackageNotFoundError):
                 versions[package] = metadata.version(package)
     return versions
-
-
-def _wait(judge: subprocess.Popen[bytes] | ForkedJudge, timeout_s: float, tail: ProgressTail | None) -> int:
-    """``judge.wait(timeout_s)``, reading its progress lines meanwhile when someone follows them."""
-    if tail is None:
-        return judge.wait(timeout=timeout_s)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            code = judge.wait(timeout=min(PROGRESS_POLL_S, max(deadline - time.monotonic(), 0.0)))
-        except subprocess.TimeoutExpired:
-            if time.monotonic() >= deadline:
-                raise
-            tail.poll()
-            continue
-        tail.poll()
-        return code
-
-
-def _remove_containers_of(judge_pid: int) -> None:
-    from harness.containers import janitor, owner_id
-
-    with contextlib.suppress(SandboxUnavailable):
-        janitor(owner=owner_id(judge_pid))
-
-
-def _stop(judge: subprocess.Popen[bytes] | ForkedJudge) -> None:
-    """SIGTERM lets the judge kill its workers; SIGKILL if it does not go. Idempotent."""
-    if judge.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(judge.pid, signal.SIGTERM)
-    try:
-        judge.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(judge.pid, signal.SIGKILL)
-        judge.wait()

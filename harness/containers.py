@@ -283,6 +283,7 @@ class DockerSandbox(TimedCores):
         control_dir = owned_folder("container", control_root(), mode=0o755)  # read by the worker's user
         (control_dir / "spec.json").write_text(json.dumps({
             "workspace": WORKSPACE_MOUNT, "entry": spec.entry, "cells": spec.cells,
+            "awaits_submission": spec.awaits_submission,
             "functions": spec.functions, "threads": spec.limits.cpu_threads, "rlimits": {},
             "seccomp": seccomp.build_worker_filter().hex() if seccomp.supported() else None,
             "assets": ASSETS_MOUNT if spec.assets is not None else None, "adapter": spec.adapter,

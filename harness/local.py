@@ -361,6 +361,7 @@ class LocalSandbox(TimedCores):
             "workspace": workspace_seen,
             "entry": spec.entry,
             "cells": spec.cells,
+            "awaits_submission": spec.awaits_submission,
             "functions": spec.functions,
             "assets": assets_seen,
             "adapter": spec.adapter,

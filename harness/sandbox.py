@@ -107,6 +107,10 @@ class WorkerSpec:
     env: dict[str, str] = field(default_factory=dict)
     assets: Path | None = None  # a folder of non-secret files, mounted read-only at ASSETS_MOUNT
     adapter: str | None = None  # a .py file in ``assets`` the worker loads after the submission
+    # Started before its submission is known (a standby, ``grader.standby``): the worker loads its
+    # runtime, then waits for ``{"op": "submission", "entry", "cells"}`` (``WorkerSession.adopt``) before
+    # it imports anything from ``workspace``, which is empty until then.
+    awaits_submission: bool = False
 
 
 ASSETS_MOUNT = "/assets"

@@ -121,10 +121,25 @@ class WorkerSession:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def adopt(self, worker: WorkerProcess) -> None:
-        """Take over a worker that was started already (to overlap its start-up with ours)."""
+    def adopt(self, worker: WorkerProcess, *, hand_submission: bool = False) -> None:
+        """Take over a worker that was started already (to overlap its start-up with ours).
+
+        ``hand_submission``: the worker was started before its submission was known
+        (``WorkerSpec.awaits_submission``, from a spec like this session's but without its
+        entry and cells), so send them now. Its runtime and setup limits count from here, as
+        for a worker started now. A worker that cannot take them (it died waiting) is
+        discarded, and the first call starts a fresh one, as for any other.
+        """
         self._discard()
         self._attach(worker)
+        if not hand_submission:
+            return
+        handed = {"op": "submission", "entry": self._spec.entry, "cells": self._spec.cells}
+        try:
+            wire.write_message(worker.request_fd, handed, self._runtime_deadline)
+        except (wire.ChannelTimeout, wire.ChannelClosed, OSError):
+            self._discard()
+            self.stats.starts -= 1  # it never ran the submission: not a start of this grading's
 
     def _attach(self, worker: WorkerProcess) -> None:
         self._worker = worker

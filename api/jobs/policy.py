@@ -31,7 +31,7 @@ from api.jobs.queue import JobOutcome
 from api.jobs.state import JobState
 from grader.challenge import Challenge
 from grader.errors import BadSubmission, CvgradeError, InfrastructureError
-from grader.grading import GradeOptions
+from grader.grading import GradeOptions, grade_submission, keep_standby
 from grader.results import GradeResult
 
 log = logging.getLogger("cvgrade.api.jobs.policy")
@@ -74,9 +74,23 @@ def grade_job(
     except Exception as err:
         log.exception("grading job %s failed%s", job_id, where)
         return _not_gradable(f"the service failed{where}: {type(err).__name__}: {err}")
+    _stand_by_for_the_next(loaded, grade, options, where)
     if result.status == "error":
         return JobOutcome(JobState.NOT_GRADABLE, result, result.error, charged=False)
     return JobOutcome(JobState.DONE, result, None, charged=True)
+
+
+def _stand_by_for_the_next(challenge: Challenge, grade: GradeFunction, options: GradeOptions, where: str) -> None:
+    """Start the workers of the next job of this challenge now, while this host waits for it (``grader.standby``).
+
+    Jobs of a hiring round come in runs of one challenge; a job of another challenge discards it.
+    """
+    if grade is not grade_submission:
+        return  # a grade function of a test's: nothing of the grader's to start
+    try:
+        keep_standby(challenge, options)
+    except Exception:  # the next job starts its own workers, as it would without one
+        log.exception("a standby for the next job of %s could not be started%s", challenge.id, where)
 
 
 def _not_gradable(error: str) -> JobOutcome:

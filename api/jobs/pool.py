@@ -34,7 +34,9 @@ from api.jobs.queue import ClaimedJob, JobOutcome
 from api.jobs.state import JobState
 from api.logs import grading_event
 from api.service import Service
-from grader.grading import GradeOptions, grade_submission, stop_all_judges
+from grader import standby
+from grader.grading import GradeOptions, grade_submission
+from grader.judge_process import stop_all_judges
 
 log = logging.getLogger("cvgrade.api.jobs.pool")
 
@@ -90,6 +92,7 @@ class GradingPool:
         for job in self.running():  # a thread that did not stop in time: its job goes back anyway
             queue.release(self.service.db, job, self.service.clock())
         self._threads.clear()
+        standby.discard_all()  # the workers started for a next job that will not come here
 
     def _work(self, name: str) -> None:
         while not self._stopping.is_set():

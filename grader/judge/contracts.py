@@ -121,6 +121,30 @@ class JudgeSpec(_Contract):
     default_max_reply_bytes: int
     held_back_tests: list[str]
     judge_rlimits: JudgeRlimits | None = None
+    # A standby (``grader.standby``): start the workers, the candidate's without its entry and cells,
+    # then wait for the grader's word on stdin and read the grading's own spec (``grading_spec_path``).
+    standby: bool = False
+
+
+GO = b"g"  # the grader to a standby judge, on its stdin: the grading's own spec is in place
+
+
+def grading_spec_path(standby_spec_path: Path) -> Path:
+    """Where the grader puts the spec of the grading that takes a standby, beside the standby's own.
+
+    A file of its own: the standby's judge may still be reading its spec when the grading comes.
+    """
+    return standby_spec_path.with_name("grading-spec.json")
+
+
+def same_workers(standby: JudgeSpec, spec: JudgeSpec) -> bool:
+    """Whether the grading ``spec`` needs exactly the workers the standby started (its candidate's entry aside)."""
+    unknown = {"entry": None, "cells": None}
+    return (spec.sandbox == standby.sandbox
+            and spec.candidate.model_copy(update=unknown) == standby.candidate
+            and spec.reference == standby.reference
+            and spec.start_reference_early == standby.start_reference_early
+            and spec.judge_rlimits == standby.judge_rlimits)
 
 
 def write_judge_spec(spec: JudgeSpec, path: Path) -> None:

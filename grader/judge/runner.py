@@ -24,6 +24,7 @@ import stat
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -31,16 +32,19 @@ from typing import TYPE_CHECKING, Any
 # Only light modules here: the workers are launched before torch and pytest are
 # imported, so that their start-up overlaps with ours.
 from grader.judge.contracts import (
+    GO,
     ContractError,
     JudgeRlimits,
     JudgeSpec,
     JudgeUsageRecord,
     WorkerEntry,
+    grading_spec_path,
     read_judge_spec,
     record_line,
+    same_workers,
 )
 from harness.backends import make_sandbox
-from harness.sandbox import Sandbox, WorkerCell, WorkerFunction, WorkerSpec
+from harness.sandbox import Sandbox, WorkerCell, WorkerFunction, WorkerProcess, WorkerSpec
 
 if TYPE_CHECKING:
     from grader.judge.plugin import CalibrationSettings
@@ -49,7 +53,7 @@ EXIT_OK = 0
 EXIT_JUDGE_FAILED = 3
 
 
-def worker_spec(entry: WorkerEntry, label: str) -> WorkerSpec:
+def worker_spec(entry: WorkerEntry, label: str, *, awaits_submission: bool = False) -> WorkerSpec:
     return WorkerSpec(
         workspace=entry.workspace,
         entry=entry.entry,
@@ -61,17 +65,49 @@ def worker_spec(entry: WorkerEntry, label: str) -> WorkerSpec:
         label=label,
         assets=entry.assets,
         adapter=entry.adapter,
+        awaits_submission=awaits_submission,
     )
 
 
-def run(spec: JudgeSpec) -> int:
-    started = time.monotonic()
+@dataclass
+class StartedWorkers:
+    """The workers a judge started, and the sandbox that started them."""
+
+    sandbox: Sandbox
+    candidate: WorkerProcess
+    reference: WorkerProcess | None
+    before_submission: bool = False  # a standby's: the candidate's waits for its entry and cells
+
+    def kill(self) -> None:
+        for worker in (self.candidate, self.reference):
+            if worker is not None:
+                with contextlib.suppress(Exception):
+                    worker.kill()
+
+
+def start_workers(spec: JudgeSpec) -> StartedWorkers:
+    """The candidate's worker, and the reference's when checks take it, started now (before our imports)."""
     sandbox = make_sandbox(spec.sandbox)
+    candidate_spec = worker_spec(spec.candidate, "candidate", awaits_submission=spec.standby)
+    launched_candidate = sandbox.start(candidate_spec)
+    launched_reference = None
+    if spec.reference is not None and spec.start_reference_early:
+        try:
+            launched_reference = sandbox.start(worker_spec(spec.reference, "reference"))
+        except BaseException:
+            launched_candidate.kill()
+            raise
+    return StartedWorkers(sandbox, launched_candidate, launched_reference, before_submission=spec.standby)
+
+
+def run(spec: JudgeSpec, started_workers: StartedWorkers | None = None) -> int:
+    """Judge the grading ``spec`` describes; ``started_workers``: a standby's, started for a spec like this one."""
+    started = time.monotonic()
+    workers = started_workers or start_workers(spec)
+    sandbox = workers.sandbox
     candidate_spec = worker_spec(spec.candidate, "candidate")
     reference_spec = worker_spec(spec.reference, "reference") if spec.reference is not None else None
-    launched_candidate = sandbox.start(candidate_spec)
-    launched_reference = (sandbox.start(reference_spec)
-                          if reference_spec is not None and spec.start_reference_early else None)
+    launched_candidate, launched_reference = workers.candidate, workers.reference
     cuda_device = _own_gpu_only(sandbox)  # before anything here can start CUDA
 
     import pytest
@@ -81,7 +117,7 @@ def run(spec: JudgeSpec) -> int:
     from harness.session import CallFailure, WorkerSession
 
     candidate = WorkerSession(sandbox, candidate_spec, cuda_device=cuda_device)
-    candidate.adopt(launched_candidate)
+    candidate.adopt(launched_candidate, hand_submission=workers.before_submission)
     reference = None
     if reference_spec is not None:
         reference = WorkerSession(sandbox, reference_spec, cuda_device=cuda_device)
@@ -243,7 +279,50 @@ def judge_main(spec_path: Path) -> int:
         print(f"cvgrade judge: {err}", file=sys.stderr, flush=True)
         return EXIT_JUDGE_FAILED
     _apply_own_limits(spec.judge_rlimits)
+    if spec.standby:
+        return stand_by(spec_path, spec)
     return run(spec)
+
+
+def stand_by(spec_path: Path, standby: JudgeSpec) -> int:
+    """A judge started before its submission was known (``grader.standby``).
+
+    Starts the workers ``standby`` describes (the candidate's loads its runtime, then waits for
+    its entry and cells; its workspace is still empty), then waits for the grader: ``GO`` on
+    stdin means the grading's own spec is in place (``grading_spec_path``); the end of stdin (or SIGTERM)
+    means this standby will not be used, and its workers are killed. The grading is judged
+    with these workers only if it needs exactly them (same sandbox, limits, functions, assets,
+    reference); else they are killed and the grading starts its own, as any judge does.
+    """
+    workers = start_workers(standby)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        workers.kill()
+        raise SystemExit(EXIT_OK)
+
+    signal.signal(signal.SIGTERM, stop)
+    _own_gpu_only(workers.sandbox)
+    import pytest  # noqa: F401 - imported while the workers load theirs, as a judge does
+
+    import grader.judge.plugin  # noqa: F401
+    try:
+        word = os.read(0, 1)
+    except OSError:
+        word = b""
+    if word != GO:
+        workers.kill()
+        return EXIT_OK
+    try:
+        spec = read_judge_spec(grading_spec_path(spec_path))
+    except ContractError as err:
+        workers.kill()
+        print(f"cvgrade judge: {err}", file=sys.stderr, flush=True)
+        return EXIT_JUDGE_FAILED
+    if spec.standby or not same_workers(standby, spec):
+        workers.kill()
+        _apply_own_limits(spec.judge_rlimits)
+        return run(spec)
+    return run(spec, workers)
 
 
 def main() -> None:

@@ -220,6 +220,16 @@ def serve(spec: dict[str, Any], request_fd: int, reply_fd: int) -> None:
     _apply_rlimits(spec.get("rlimits", {}))
     _install_seccomp(spec.get("seccomp"))
     reader = wire.blocking_reader(request_fd)
+    if spec.get("awaits_submission"):
+        # Started before the submission was known: its entry (or notebook cells) comes now, and
+        # only then is there anything in the workspace to import.
+        try:
+            handed = reader.read()
+        except wire.ChannelClosed:
+            return  # a standby that was never used
+        if type(handed) is not dict or handed.get("op") != "submission":
+            return
+        spec["entry"], spec["cells"] = handed.get("entry"), handed.get("cells")
     prefix = spec["workspace"]
     if spec.get("assets"):
         os.environ["CVGRADE_ASSETS"] = spec["assets"]
