@@ -164,7 +164,7 @@ def build_runtime(
             except OSError:  # another file system: copy instead
                 shutil.copyfile(wheel, context / "wheels" / wheel.name)
         log(f"building {tag} from {base} (the first build takes several minutes)")
-        build_leaving_nothing_behind(
+        build_removing_stale_images(
             client, context, tag, buildargs={"BASE": base, "EXTRA_PACKAGES": " ".join(extra_packages)},
             labels={FINGERPRINT_LABEL: fingerprint, WORKER_FINGERPRINT_LABEL: worker_fingerprint()},
         )
@@ -174,7 +174,7 @@ def build_runtime(
 _STEP_RESULT = re.compile(r"^ ---> ([0-9a-f]{12,64})\s*$")
 
 
-def build_leaving_nothing_behind(client: Any, context: Path, tag: str, records: Path | None = None,
+def build_removing_stale_images(client: Any, context: Path, tag: str, records: Path | None = None,
                                  **options: Any) -> str:
     """Build ``context`` as ``tag`` and return the image's id; then remove what earlier builds left untagged.
 

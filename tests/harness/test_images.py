@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.containers import docker_client
-from harness.images import BASE_TAG, PINNED, build_leaving_nothing_behind, build_runtime, runtime_tag
+from harness.images import BASE_TAG, PINNED, build_removing_stale_images, build_runtime, runtime_tag
 
 pytestmark = pytest.mark.usefixtures("docker")
 
@@ -70,16 +70,16 @@ def test_a_build_keeps_its_stages_as_cache_and_removes_what_earlier_builds_left_
     try:
         stage_a, stage_b = f"a-{uuid.uuid4().hex}", f"b-{uuid.uuid4().hex}"
         before = _untagged()
-        first = build_leaving_nothing_behind(client, _context(tmp_path, stage_a, "one"), tag, records)
+        first = build_removing_stale_images(client, _context(tmp_path, stage_a, "one"), tag, records)
         kept = _untagged() - before
         assert len(kept) == 1, "the build's first stage is the next build's cache: it must be kept"
         # A change to the last stage only (the worker): the first stage comes from the cache and stays.
-        second = build_leaving_nothing_behind(client, _context(tmp_path, stage_a, "two"), tag, records)
+        second = build_removing_stale_images(client, _context(tmp_path, stage_a, "two"), tag, records)
         assert second != first and client.images.get(tag).id == second
         assert first not in _all(), "the image the rebuild replaced was left"
         assert kept <= _untagged(), "a stage the latest build used was removed"
         # A change to the first stage (the wheels): the old stage is removed, the new one kept.
-        third = build_leaving_nothing_behind(client, _context(tmp_path, stage_b, "three"), tag, records)
+        third = build_removing_stale_images(client, _context(tmp_path, stage_b, "three"), tag, records)
         assert second not in _all() and not kept & _all(), "what the earlier builds left was not removed"
         assert len(_untagged() - before) == 1 and client.images.get(tag).id == third
         assert theirs.id in _untagged(), "an untagged image no build of ours made was removed"
