@@ -76,6 +76,15 @@ def _parent_and_command(pid: int) -> tuple[int, bytes] | None:
     return int(parent), command
 
 
+def running(pid: int) -> bool:
+    """Whether ``pid`` is running (a zombie waiting for its reaper has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def processes_with(marker: str) -> list[int]:
     """The pids of every process on this host whose command line contains ``marker``."""
     found = []

@@ -24,7 +24,7 @@ from grader.challenge import Challenge, load_challenge
 from grader.grading import GradeOptions, grade_submission, keep_standby
 from grader.results import GradeResult
 from harness import cgroups
-from tests.conftest import processes_with
+from tests.conftest import processes_with, running
 
 PROBE = textwrap.dedent(
     """
@@ -89,14 +89,6 @@ def _folder_submission(root: Path, who: str, *, import_s: float = 0.0) -> Path:
 
 def _prestarted(result: GradeResult) -> bool:
     return bool(result.environment["judge"]["workers_started_before_submission"])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def _wait_until(condition, timeout_s: float, what: str) -> None:
@@ -198,8 +190,8 @@ def test_a_standby_that_is_not_used_is_gone_with_its_workers_and_folders(
     started_workers = its_workers()
     replacing = keep_standby(other, options)  # another challenge's gradings from now on: the first one goes
     assert replacing is not None and standby.waiting(kept.key) is None
-    _wait_until(lambda: not _alive(judge), 60, "the unused standby's judge did not end")
-    assert not any(_alive(pid) for pid in started_workers), "an unused standby's worker outlived it"
+    _wait_until(lambda: not running(judge), 60, "the unused standby's judge did not end")
+    assert not any(running(pid) for pid in started_workers), "an unused standby's worker outlived it"
     assert not kept.slot.exists() and not kept.judge_dir.exists()
     assert kept.reference is not None and not kept.reference.path.exists()
     if backend == "docker":
@@ -207,7 +199,7 @@ def test_a_standby_that_is_not_used_is_gone_with_its_workers_and_folders(
     elif cgroups.detect() is not None:
         assert cgroups.remove_worker_groups_of(judge) == 0  # none was left to remove
     standby.discard_all()
-    assert not _alive(replacing.judge.process.pid)
+    assert not running(replacing.judge.process.pid)
 
 
 def test_a_grading_with_other_options_does_not_take_the_standby(challenge_factory, tmp_path: Path) -> None:
@@ -217,7 +209,7 @@ def test_a_grading_with_other_options_does_not_take_the_standby(challenge_factor
     result = grade_submission(challenge.reference_dir / "solution.py", challenge,
                               GradeOptions(backend="local", isolation="process"))
     assert result.passed and not _prestarted(result)
-    assert standby.waiting(kept.key) is kept and _alive(kept.judge.process.pid)  # still there for its own kind
+    assert standby.waiting(kept.key) is kept and running(kept.judge.process.pid)  # still there for its own kind
 
 
 GRADER_WITH_A_STANDBY = textwrap.dedent(
@@ -254,5 +246,5 @@ def test_a_standby_ends_with_its_grader_when_the_grader_is_killed(
     finally:
         os.kill(grader.pid, signal.SIGKILL)
         grader.wait()
-    _wait_until(lambda: not _alive(judge), 60, "the standby's judge outlived its grader")
-    _wait_until(lambda: not any(_alive(pid) for pid in workers), 30, "the standby's worker outlived its grader")
+    _wait_until(lambda: not running(judge), 60, "the standby's judge outlived its grader")
+    _wait_until(lambda: not any(running(pid) for pid in workers), 30, "the standby's worker outlived its grader")

@@ -24,6 +24,7 @@ from grader.challenge import load_challenge
 from grader.grading import GradeOptions, grade_submission
 from grader.judge.forkserver import shared_fork_server
 from harness import cgroups
+from tests.conftest import running
 
 LEAKY_CHECKS = textwrap.dedent(
     """
@@ -76,15 +77,6 @@ HANGING_CHECKS = textwrap.dedent(
 )
 
 
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for its reaper has ended)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 def _grade_reference(challenge_dir: Path, judge: str) -> list[str]:
     challenge = load_challenge(challenge_dir)
     result = grade_submission(challenge.reference_dir / "solution.py", challenge,
@@ -121,8 +113,8 @@ def test_nothing_of_one_grading_reaches_the_next(
     assert [first["tempdir"], second["tempdir"]] == [str(folder) for folder in temporary]
     assert first["numpy_draw"] != second["numpy_draw"]  # a fresh global generator, as a fresh process has
     if cgroups.detect() is not None:  # the judge's cgroup takes whatever the judge started with it
-        assert not _alive(first["child"]) and not _alive(second["child"])
-    assert _alive(server)
+        assert not running(first["child"]) and not running(second["child"])
+    assert running(server)
 
 
 @pytest.mark.usefixtures("bwrap")
@@ -168,15 +160,15 @@ def test_the_warm_server_and_its_judge_end_with_a_grader_that_is_killed(challeng
             assert time.monotonic() < deadline, "the hanging check never started"
             time.sleep(0.2)
         server, judge = int(server_pid_file.read_text()), int(judge_pid_file.read_text())
-        assert _alive(server) and _alive(judge)
+        assert running(server) and running(judge)
     finally:
         os.kill(grader.pid, signal.SIGKILL)
         grader.wait()
     deadline = time.monotonic() + 30
-    while (_alive(server) or _alive(judge)) and time.monotonic() < deadline:
+    while (running(server) or running(judge)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _alive(server), "the warm judge server outlived its grader"
-    assert not _alive(judge), "a forked judge outlived its grader"
+    assert not running(server), "the warm judge server outlived its grader"
+    assert not running(judge), "a forked judge outlived its grader"
 
 
 GRADER_OF_ONE_OR_MORE = textwrap.dedent(
