@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import signal
 import sys
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from rich.table import Table
 from grader.calibration import forget_calibration
 from grader.challenge import Challenge, default_challenges_dir, list_challenge_ids, load_challenge
 from grader.errors import BadSubmission, ChallengeError, CvgradeError, ExitCode
-from grader.grading import GradeOptions, grade_submission, keep_standby, run_public_checks, warm_up_judges
+from grader.grading import GradeOptions, grade_submission, run_public_checks, warm_up_judges
 from grader.html_report import write_report
 from grader.judge_process import stop_all_judges
 from grader.live_progress import LiveProgress
@@ -194,20 +193,14 @@ def grade(
 
     with LiveProgress(console, enabled=_show_progress(as_json)) as live:
 
-        begun = itertools.count(1)
-
         def attempt(submission: Path) -> GradeResult | CvgradeError:
             label = str(submission)
-            number = next(begun)
             try:
                 return grade_submission(submission, loaded, options, progress=live.follow(label))
             except CvgradeError as err:
                 return err
             finally:
                 live.done(label)
-                if number + jobs <= len(submissions):  # a submission waits for this thread: its workers start now
-                    with contextlib.suppress(Exception):  # without one, the next grading starts its own
-                        keep_standby(loaded, options)
 
         pool = ThreadPoolExecutor(max_workers=jobs)
         started: list[Future[GradeResult | CvgradeError]] = []

@@ -166,6 +166,8 @@ def _grade(
     finally:
         workspace.cleanup()
         if waiting is not None:
+            if not prestarted:  # not used (the grading failed before, or it could not be): its judge ends
+                waiting.end()
             waiting.remove_folders()  # its folder, its slot and the reference's workspace
         else:
             if reference is not None:
@@ -215,7 +217,7 @@ def keep_standby(
     """Start a judge, with its workers, for the next grading of ``challenge`` with ``options``, before its
     submission is known (``grader.standby``); the one waiting for it now, or None where none can.
 
-    For a grader that expects another such grading (the service between jobs, a batch), after a
+    For a grader that expects another such grading (the service and fleet workers between jobs), after a
     grading has ended: never beside a running one's timed checks. Only warm judges whose
     sandbox computes on the CPU stand by (a standby's GPU lease would hold a GPU for nobody).
     It waits until a grading of the same challenge, version, checks and options takes it, and
@@ -265,7 +267,10 @@ def _standby_key(challenge: Challenge, options: GradeOptions, *, hidden: bool) -
 def _use_standby(
     waiting: standby.Standby, spec: JudgeSpec, workspace: Workspace, tail: ProgressTail | None,
 ) -> tuple[JudgeRun | None, bool]:
-    """Judge ``spec`` with the standby's judge and workers; (None, False) when it cannot be used (then discarded).
+    """Judge ``spec`` with the standby's judge and workers; (None, False) when it cannot be used.
+
+    A standby that cannot be used is ended; its folders (the grading's judge folder now, and
+    the reference's workspace) stay for the grading, which starts a judge of its own in them.
 
     The submission is copied into the standby's empty workspace folder, which its candidate
     worker has mounted read-only since it started; the spec names that folder, and carries the
@@ -278,16 +283,16 @@ def _use_standby(
     })
     standby_spec = waiting.judge.spec.model_copy(update={"standby": False})
     if not same_workers(standby_spec, spec):
-        waiting.discard()
+        waiting.end()
         return None, False
     try:
         shutil.copytree(workspace.path, waiting.slot, symlinks=True, dirs_exist_ok=True)
         write_judge_spec(spec, grading_spec_path(waiting.judge.spec_path))
     except OSError:
-        waiting.discard()
+        waiting.end()
         return None, False
     if not waiting.go():
-        waiting.discard()
+        waiting.end()
         return None, False
     return finish_judge(waiting.judge, spec.run_timeout_s + JUDGE_GRACE_S, tail), True
 

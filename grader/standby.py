@@ -2,7 +2,7 @@
 
 Most of a grading's start is the workers' (the sandbox, Python, ``import torch``), and none of
 it depends on the submission. A grader that expects another grading of the same challenge (the
-service between jobs, a batch) keeps a standby: a judge forked with a spec like the next
+service and fleet workers between jobs) keeps a standby: a judge forked with a spec like the next
 grading's, whose candidate worker loads its runtime and then waits, its workspace an empty
 folder mounted read-only, and whose reference worker (when checks take it) is started in full.
 The next grading of that challenge with those options takes it (``take``): it copies its
@@ -64,14 +64,18 @@ class Standby:
             return False
         return True
 
-    def discard(self) -> None:
-        """End the judge and its workers, unused, and remove everything made for it."""
+    def end(self) -> None:
+        """End the judge and its workers, unused; its folders stay (``remove_folders``)."""
         stdin = self.judge.process.stdin
         if stdin is not None:
             with contextlib.suppress(OSError):
                 stdin.close()  # the judge reads the end of it: it kills its workers and exits
         with contextlib.suppress(Exception):
             finish_judge(self.judge, DISCARD_WAIT_S)
+
+    def discard(self) -> None:
+        """End the judge and its workers, unused, and remove everything made for it."""
+        self.end()
         self.remove_folders()
 
     def remove_folders(self) -> None:

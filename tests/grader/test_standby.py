@@ -212,6 +212,25 @@ def test_a_grading_with_other_options_does_not_take_the_standby(challenge_factor
     assert standby.waiting(kept.key) is kept and running(kept.judge.process.pid)  # still there for its own kind
 
 
+def test_a_standby_started_for_other_limits_is_ended_and_the_grading_runs_as_without_one(
+    challenge_factory, tmp_path: Path, bwrap: None,
+) -> None:
+    challenge = _probe_challenge(challenge_factory, tmp_path / "seen.jsonl", limits="memory_mb = 2048")
+    options = GradeOptions(backend="local")
+    kept = keep_standby(challenge, options)
+    assert kept is not None
+    # The challenge's author changes a limit and keeps its version: the next grading has the
+    # standby's key, but not its workers.
+    toml = challenge.root / "challenge.toml"
+    toml.write_text(toml.read_text().replace("memory_mb = 2048", "memory_mb = 3072"))
+    changed = load_challenge(challenge.root)
+    result = grade_submission(changed.reference_dir / "solution.py", changed, options)
+    assert result.passed and not _prestarted(result), result.error
+    assert result.limits["memory_mb"] == 3072
+    assert not running(kept.judge.process.pid)
+    assert not kept.slot.exists() and not kept.judge_dir.exists()
+
+
 GRADER_WITH_A_STANDBY = textwrap.dedent(
     """
     import sys
