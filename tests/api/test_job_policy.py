@@ -22,6 +22,7 @@ from api.jobs.messages import GradeJobPayload, GradeJobReply
 from api.jobs.policy import GradeFunction, grade_job
 from api.jobs.queue import JobOutcome
 from api.jobs.state import JobState
+from grader import standby
 from grader.challenge import Challenge, load_challenge
 from grader.grading import GradeOptions, grade_submission
 from grader.results import GradeResult
@@ -76,6 +77,30 @@ def test_a_graded_submission_is_done_and_charged_whatever_its_score(
     wrong = run(challenge, write(submission_dir, "solution.py", WRONG))
     assert (wrong.state, wrong.charged) == (JobState.DONE, True)  # the candidate's failure is a result
     assert wrong.result is not None and (wrong.result.score, wrong.result.passed) == (0, False)
+
+
+def _prestarted(outcome: JobOutcome) -> bool:
+    assert outcome.result is not None
+    return bool(outcome.result.environment["judge"]["workers_started_before_submission"])
+
+
+def test_after_each_job_the_next_one_of_its_challenge_finds_its_workers_started(
+    run: Runner, challenge: Path, submission_dir: Path
+) -> None:
+    try:
+        first = run(challenge, write(submission_dir, "solution.py", RIGHT))
+        second = run(challenge, write(submission_dir, "solution.py", WRONG))  # a standby kept after the first
+        assert [_prestarted(first), _prestarted(second)] == [False, True]
+        assert second.result is not None and (second.result.score, second.result.passed) == (0, False)
+        standby.discard_all()
+
+        def graded_by_a_test(path: Path, loaded: Challenge, options: GradeOptions) -> GradeResult:
+            return grade_submission(path, loaded, options)
+
+        run(challenge, write(submission_dir, "solution.py", RIGHT), grade=graded_by_a_test)  # keeps none
+        assert not _prestarted(run(challenge, write(submission_dir, "solution.py", RIGHT)))
+    finally:
+        standby.discard_all()
 
 
 def test_a_submission_the_grader_refuses_is_failed_and_charged(
