@@ -82,7 +82,9 @@ def _probe_challenge(challenge_factory, report: Path, *, limits: str = "", chall
 def _folder_submission(root: Path, who: str, *, import_s: float = 0.0) -> Path:
     folder = root / who
     folder.mkdir()
-    (folder / "solution.py").write_text(_probe(who, import_s))
+    # A module of its own beside the solution, imported by it, as engineers split their code.
+    (folder / "solution.py").write_text(f"from {who}_helper import WHO as HELPED\n" + _probe(who, import_s))
+    (folder / f"{who}_helper.py").write_text(f"WHO = {who!r}\n")
     (folder / f"{who}-only.txt").write_text(who)
     return folder
 
@@ -130,9 +132,9 @@ def test_the_next_grading_takes_the_standby_with_only_its_own_submission_in_view
     _, seen_first, seen_second = (json.loads(line) for line in report.read_text().splitlines())
     assert seen_second["who"] == "second"
     assert seen_second["age_at_import_s"] >= waited_s, "the worker was not started before the submission was known"
-    assert seen_second["files"] == ["second-only.txt", "solution.py"]  # its own folder: nothing of the first's
+    assert seen_second["files"] == ["second-only.txt", "second_helper.py", "solution.py"]  # nothing of the first's
     assert "left-by-first" not in seen_second["tmp"]
-    assert seen_first["files"] == ["first-only.txt", "solution.py"]
+    assert seen_first["files"] == ["first-only.txt", "first_helper.py", "solution.py"]
     assert "left-by-first" in seen_first["tmp"]  # the probe can write there: its absence above means something
 
 
